@@ -1,0 +1,42 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "ceti",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "ceti", targets: ["ceti"]),
+        .library(name: "CetiKit", targets: ["CetiKit"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+    ],
+    targets: [
+        // C libraries from Debian's -dev packages, each through a four-line module map.
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // Typed wrappers for libcurl's variadic curl_easy_setopt/getinfo, nothing more.
+        .target(name: "CCurlShim", dependencies: ["CCurl"]),
+        .target(
+            name: "CetiKit",
+            dependencies: [
+                "CCurl", "CCurlShim", "COpenSSL", "CSQLite",
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        .executableTarget(
+            name: "ceti",
+            dependencies: [
+                "CetiKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "CetiKitTests",
+            dependencies: ["CetiKit"],
+            resources: []
+        ),
+    ]
+)

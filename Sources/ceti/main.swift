@@ -1,0 +1,2 @@
+import CetiKit
+print(Ceti.version)
