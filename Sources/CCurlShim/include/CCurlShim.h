@@ -15,6 +15,8 @@ CURLcode ceti_curl_setopt_pointer(CURL *h, CURLoption opt, void *value);
 CURLcode ceti_curl_setopt_slist(CURL *h, CURLoption opt, struct curl_slist *value);
 CURLcode ceti_curl_setopt_data_cb(CURL *h, CURLoption opt, ceti_curl_data_cb cb);
 CURLcode ceti_curl_setopt_xferinfo_cb(CURL *h, ceti_curl_xferinfo_cb cb);
+typedef int (*ceti_curl_seek_cb)(void *userdata, curl_off_t offset, int origin);
+CURLcode ceti_curl_setopt_seek_cb(CURL *h, ceti_curl_seek_cb cb);
 
 CURLcode ceti_curl_getinfo_long(CURL *h, CURLINFO info, long *out);
 CURLcode ceti_curl_getinfo_off(CURL *h, CURLINFO info, curl_off_t *out);

@@ -1,0 +1,266 @@
+import Foundation
+
+/// The chain of custody in one SQLite file (WAL, mode 0600). Every write is a transaction; a
+/// destructive step elsewhere in ceti asks this for proof before it deletes anything.
+public final class Ledger: @unchecked Sendable {
+    public let path: String
+    private let db: SQLiteDatabase
+    private let lock = NSLock()
+    static let schemaVersion: Int64 = 1
+
+    /// The default location: `$CETI_LEDGER`, else `$XDG_DATA_HOME/ceti/ledger.sqlite`, else
+    /// `~/.local/share/ceti/ledger.sqlite`.
+    public static func defaultPath(environment: [String: String]) -> String {
+        if let p = environment["CETI_LEDGER"], !p.isEmpty { return p }
+        let data = environment["XDG_DATA_HOME"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? ((environment["HOME"] ?? NSHomeDirectory()) + "/.local/share")
+        return data + "/ceti/ledger.sqlite"
+    }
+
+    /// Opens (creating when needed) the ledger for writing.
+    public init(path: String) throws {
+        self.path = path
+        let dir = (path as NSString).deletingLastPathComponent
+        if !dir.isEmpty {
+            try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true,
+                                                     attributes: [.posixPermissions: 0o700])
+        }
+        // Create it 0600 ourselves: SQLite would use the umask, and the ledger names every file.
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            throw SQLiteError.open(path: path, message: String(cString: strerror(errno)))
+        }
+        close(fd)
+        db = try SQLiteDatabase(path: path, readOnly: false)
+        try db.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
+        try migrate()
+    }
+
+    /// Opens an existing ledger read-only, or an empty in-memory one when there is none: for
+    /// `--dry-run`, which must not write anything anywhere.
+    public init(readOnlyPath path: String) throws {
+        self.path = path
+        if FileManager.default.fileExists(atPath: path) {
+            let existing = try SQLiteDatabase(path: path, readOnly: true)
+            let version = try existing.query("PRAGMA user_version").first?.first?.int ?? 0
+            // An empty file has nothing recorded yet.
+            db = version == 0 ? try Self.memory() : existing
+        } else {
+            db = try Self.memory()
+        }
+    }
+
+    private static func memory() throws -> SQLiteDatabase {
+        let db = try SQLiteDatabase(path: ":memory:", readOnly: false)
+        try db.execute(schema)
+        return db
+    }
+
+    private func migrate() throws {
+        let version = try db.query("PRAGMA user_version").first?.first?.int ?? 0
+        if version > Self.schemaVersion {
+            throw SQLiteError.open(path: path, message: "it was written by a newer ceti (schema \(version)); upgrade ceti")
+        }
+        if version < 1 {
+            try transaction {
+                try db.execute(Self.schema)
+                try db.execute("PRAGMA user_version = \(Self.schemaVersion)")
+            }
+        }
+    }
+
+    static let schema = """
+        CREATE TABLE IF NOT EXISTS files (
+            path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, inode INTEGER NOT NULL,
+            sha256 TEXT, planned_date TEXT NOT NULL, hashed_at TEXT);
+        CREATE TABLE IF NOT EXISTS objects (
+            bucket TEXT NOT NULL, key TEXT NOT NULL, device TEXT NOT NULL, local_path TEXT NOT NULL,
+            size INTEGER NOT NULL, sha256 TEXT NOT NULL, etag TEXT NOT NULL, part_size INTEGER NOT NULL,
+            verified_at TEXT NOT NULL, PRIMARY KEY (bucket, key));
+        CREATE INDEX IF NOT EXISTS objects_sha256 ON objects(sha256);
+        CREATE TABLE IF NOT EXISTS uploads (
+            bucket TEXT NOT NULL, key TEXT NOT NULL, upload_id TEXT NOT NULL UNIQUE, device TEXT NOT NULL,
+            local_path TEXT NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, inode INTEGER NOT NULL,
+            sha256 TEXT NOT NULL, part_size INTEGER NOT NULL, started_at TEXT NOT NULL, PRIMARY KEY (bucket, key));
+        CREATE TABLE IF NOT EXISTS upload_parts (
+            upload_id TEXT NOT NULL REFERENCES uploads(upload_id) ON DELETE CASCADE, part_number INTEGER NOT NULL,
+            size INTEGER NOT NULL, md5 TEXT NOT NULL, etag TEXT NOT NULL, PRIMARY KEY (upload_id, part_number));
+        CREATE TABLE IF NOT EXISTS failures (
+            bucket TEXT NOT NULL, key TEXT NOT NULL, device TEXT NOT NULL, local_path TEXT NOT NULL,
+            message TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (bucket, key));
+        """
+
+    private func locked<T>(_ body: () throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
+    }
+
+    private func transaction(_ body: () throws -> Void) throws {
+        try db.execute("BEGIN IMMEDIATE")
+        do {
+            try body()
+            try db.execute("COMMIT")
+        } catch {
+            try? db.execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    // MARK: files
+
+    public func file(path: String) throws -> FileRecord? {
+        try locked {
+            try db.query("SELECT size, mtime_ns, inode, sha256, planned_date FROM files WHERE path = ?", [.text(path)])
+                .first.map { r in
+                    FileRecord(path: path,
+                               fingerprint: FileFingerprint(size: r[0].int!, mtimeNanoseconds: r[1].int!, inode: UInt64(bitPattern: r[2].int!)),
+                               sha256: r[3].text, plannedDate: r[4].text!)
+                }
+        }
+    }
+
+    public func saveFile(_ f: FileRecord) throws {
+        try locked {
+            try db.query("""
+                INSERT INTO files (path, size, mtime_ns, inode, sha256, planned_date, hashed_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns, inode = excluded.inode,
+                    sha256 = excluded.sha256, hashed_at = excluded.hashed_at
+                """, [.text(f.path), .int(f.fingerprint.size), .int(f.fingerprint.mtimeNanoseconds),
+                      .int(Int64(bitPattern: f.fingerprint.inode)), f.sha256.map(SQLValue.text) ?? .null,
+                      .text(f.plannedDate), f.sha256 == nil ? .null : .text(Timestamp.now())])
+        }
+    }
+
+    /// Remembers files seen for the first time (with the date they were planned), in one
+    /// transaction; files already known keep their record.
+    public func insertNewFiles(_ files: [FileRecord]) throws {
+        guard !files.isEmpty else { return }
+        try locked {
+            try transaction {
+                for f in files {
+                    try db.query("INSERT OR IGNORE INTO files (path, size, mtime_ns, inode, planned_date) VALUES (?, ?, ?, ?, ?)",
+                                 [.text(f.path), .int(f.fingerprint.size), .int(f.fingerprint.mtimeNanoseconds),
+                                  .int(Int64(bitPattern: f.fingerprint.inode)), .text(f.plannedDate)])
+                }
+            }
+        }
+    }
+
+    // MARK: objects
+
+    public func object(bucket: String, key: String) throws -> ObjectRecord? {
+        try locked {
+            try db.query("""
+                SELECT device, local_path, size, sha256, etag, part_size, verified_at FROM objects WHERE bucket = ? AND key = ?
+                """, [.text(bucket), .text(key)]).first.map { r in
+                ObjectRecord(bucket: bucket, key: key, device: r[0].text!, localPath: r[1].text!, size: r[2].int!,
+                             sha256: r[3].text!, etag: r[4].text!, partSize: r[5].int!, verifiedAt: r[6].text!)
+            }
+        }
+    }
+
+    /// Records a verified object, and in the same transaction closes the multipart upload that
+    /// produced it and clears any earlier failure for that key.
+    public func recordVerified(_ o: ObjectRecord, closingUpload uploadID: String? = nil) throws {
+        try locked {
+            try transaction {
+                try db.query("""
+                    INSERT OR REPLACE INTO objects (bucket, key, device, local_path, size, sha256, etag, part_size, verified_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, [.text(o.bucket), .text(o.key), .text(o.device), .text(o.localPath), .int(o.size),
+                          .text(o.sha256), .text(o.etag), .int(o.partSize), .text(o.verifiedAt)])
+                if let uploadID {
+                    try db.query("DELETE FROM uploads WHERE upload_id = ?", [.text(uploadID)])
+                }
+                try db.query("DELETE FROM failures WHERE bucket = ? AND key = ?", [.text(o.bucket), .text(o.key)])
+            }
+        }
+    }
+
+    // MARK: uploads in flight
+
+    public func upload(bucket: String, key: String) throws -> UploadRecord? {
+        try locked {
+            try db.query("""
+                SELECT upload_id, device, local_path, size, mtime_ns, inode, sha256, part_size, started_at
+                FROM uploads WHERE bucket = ? AND key = ?
+                """, [.text(bucket), .text(key)]).first.map { r in
+                UploadRecord(bucket: bucket, key: key, uploadID: r[0].text!, device: r[1].text!, localPath: r[2].text!,
+                             fingerprint: FileFingerprint(size: r[3].int!, mtimeNanoseconds: r[4].int!, inode: UInt64(bitPattern: r[5].int!)),
+                             sha256: r[6].text!, partSize: r[7].int!, startedAt: r[8].text!)
+            }
+        }
+    }
+
+    public func beginUpload(_ u: UploadRecord) throws {
+        try locked {
+            try transaction {
+                try db.query("DELETE FROM uploads WHERE bucket = ? AND key = ?", [.text(u.bucket), .text(u.key)])
+                try db.query("""
+                    INSERT INTO uploads (bucket, key, upload_id, device, local_path, size, mtime_ns, inode, sha256, part_size, started_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, [.text(u.bucket), .text(u.key), .text(u.uploadID), .text(u.device), .text(u.localPath),
+                          .int(u.fingerprint.size), .int(u.fingerprint.mtimeNanoseconds), .int(Int64(bitPattern: u.fingerprint.inode)),
+                          .text(u.sha256), .int(u.partSize), .text(u.startedAt)])
+            }
+        }
+    }
+
+    public func parts(uploadID: String) throws -> [PartRecord] {
+        try locked {
+            try db.query("SELECT part_number, size, md5, etag FROM upload_parts WHERE upload_id = ? ORDER BY part_number",
+                         [.text(uploadID)]).map { r in
+                PartRecord(number: Int(r[0].int!), size: r[1].int!, md5: r[2].text!, etag: r[3].text!)
+            }
+        }
+    }
+
+    public func recordPart(uploadID: String, _ p: PartRecord) throws {
+        try locked {
+            try db.query("INSERT OR REPLACE INTO upload_parts (upload_id, part_number, size, md5, etag) VALUES (?, ?, ?, ?, ?)",
+                         [.text(uploadID), .int(Int64(p.number)), .int(p.size), .text(p.md5), .text(p.etag)])
+        }
+    }
+
+    public func dropUpload(uploadID: String) throws {
+        try locked { _ = try db.query("DELETE FROM uploads WHERE upload_id = ?", [.text(uploadID)]) }
+    }
+
+    // MARK: failures and status
+
+    public func recordFailure(bucket: String, key: String, device: String, localPath: String, message: String) throws {
+        try locked {
+            try db.query("INSERT OR REPLACE INTO failures (bucket, key, device, local_path, message, at) VALUES (?, ?, ?, ?, ?, ?)",
+                         [.text(bucket), .text(key), .text(device), .text(localPath), .text(message), .text(Timestamp.now())])
+        }
+    }
+
+    /// Verified, in-flight and failed uploads per device, from the ledger alone.
+    public func status() throws -> [DeviceStatus] {
+        try locked {
+            var byDevice: [String: DeviceStatus] = [:]
+            func entry(_ d: String) -> DeviceStatus { byDevice[d] ?? DeviceStatus(device: d) }
+            for r in try db.query("SELECT device, COUNT(*), SUM(size), MAX(verified_at) FROM objects GROUP BY device") {
+                var s = entry(r[0].text!)
+                s.verifiedObjects = Int(r[1].int!)
+                s.verifiedBytes = r[2].int ?? 0
+                s.lastVerifiedAt = r[3].text
+                byDevice[s.device] = s
+            }
+            for r in try db.query("SELECT device, COUNT(*), SUM(size) FROM uploads GROUP BY device") {
+                var s = entry(r[0].text!)
+                s.inFlightUploads = Int(r[1].int!)
+                s.inFlightBytes = r[2].int ?? 0
+                byDevice[s.device] = s
+            }
+            for r in try db.query("SELECT device, local_path, message FROM failures ORDER BY at") {
+                var s = entry(r[0].text!)
+                s.failed += 1
+                s.failures.append("\(r[1].text!): \(r[2].text!)")
+                byDevice[s.device] = s
+            }
+            return byDevice.values.sorted { $0.device < $1.device }
+        }
+    }
+}

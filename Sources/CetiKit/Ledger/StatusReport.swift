@@ -1,0 +1,27 @@
+import Foundation
+
+/// `ceti status`: the ledger's view, per device.
+public struct StatusReport: Sendable, Codable {
+    public var ledger: String
+    public var devices: [DeviceStatus]
+
+    public static func load(ledgerPath: String) throws -> StatusReport {
+        let ledger = try Ledger(readOnlyPath: ledgerPath)
+        return StatusReport(ledger: ledgerPath, devices: try ledger.status())
+    }
+
+    public var text: String {
+        guard !devices.isEmpty else { return "ledger \(ledger): nothing recorded yet" }
+        var lines = ["ledger \(ledger)",
+                     "DEVICE".padding(toLength: 24, withPad: " ", startingAt: 0) + "VERIFIED IN S3          IN FLIGHT       FAILED"]
+        for d in devices {
+            let verified = "\(d.verifiedObjects) (\(ByteSize.format(d.verifiedBytes)))"
+            let inFlight = "\(d.inFlightUploads) (\(ByteSize.format(d.inFlightBytes)))"
+            lines.append(d.device.padding(toLength: 24, withPad: " ", startingAt: 0)
+                         + verified.padding(toLength: 24, withPad: " ", startingAt: 0)
+                         + inFlight.padding(toLength: 16, withPad: " ", startingAt: 0) + "\(d.failed)")
+            for f in d.failures { lines.append("    failed: \(f)") }
+        }
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,68 @@
+import Foundation
+
+/// Where ceti talks to the operator: results on stdout, messages and progress on stderr. A live
+/// progress line (only on a terminal) is cleared before any other line is printed.
+public final class Console: @unchecked Sendable {
+    public enum Verbosity: Int, Sendable { case quiet = 0, normal = 1, verbose = 2 }
+
+    public let verbosity: Verbosity
+    public let json: Bool
+    public let stderrIsTTY: Bool
+    private let lock = NSLock()
+    private var statusLine: String?
+
+    public init(verbosity: Verbosity = .normal, json: Bool = false) {
+        self.verbosity = verbosity
+        self.json = json
+        self.stderrIsTTY = isatty(2) == 1
+    }
+
+    /// A result line (stdout); suppressed by --quiet and --json.
+    public func result(_ line: String) {
+        guard !json, verbosity != .quiet else { return }
+        write(line, to: 1)
+    }
+
+    /// Always printed (stdout): the JSON document, or a summary.
+    public func output(_ line: String) { write(line, to: 1) }
+
+    public func info(_ line: String) {
+        guard verbosity != .quiet, !json else { return }
+        write(line, to: 2)
+    }
+
+    public func verbose(_ line: String) {
+        guard verbosity == .verbose else { return }
+        write(line, to: 2)
+    }
+
+    /// Errors and warnings always reach stderr, even with --quiet or --json.
+    public func error(_ line: String) { write("ceti: " + line, to: 2) }
+
+    /// Replaces the live progress line (terminal only, not with --quiet or --json).
+    public func status(_ line: String?) {
+        guard stderrIsTTY, verbosity != .quiet, !json else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        statusLine = line
+        Self.put("\r\u{1b}[K" + (line ?? ""), 2)
+    }
+
+    private func write(_ line: String, to fd: Int32) {
+        lock.lock()
+        defer { lock.unlock() }
+        if statusLine != nil { Self.put("\r\u{1b}[K", 2) }
+        Self.put(line + "\n", fd)
+        if let statusLine { Self.put(statusLine, 2) }
+    }
+
+    private static func put(_ text: String, _ fd: Int32) {
+        var bytes = Array(text.utf8)[...]
+        while !bytes.isEmpty {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return }
+            bytes = bytes.dropFirst(n)
+        }
+    }
+}

@@ -1,0 +1,72 @@
+import Foundation
+
+/// What one read of a file yields: its SHA-256 and the MD5 of each part of its layout.
+public struct FileHashes: Sendable, Equatable {
+    public var sha256: [UInt8]
+    public var partMD5s: [[UInt8]]
+    public var layout: PartLayout
+
+    public var etag: String { layout.etag(partMD5s: partMD5s) }
+
+    public enum HashError: Error, CustomStringConvertible {
+        case unreadable(path: String, message: String)
+        case changedWhileReading(path: String)
+        public var description: String {
+            switch self {
+            case .unreadable(let p, let m): return "cannot read \(p): \(m)"
+            case .changedWhileReading(let p):
+                return "\(p) changed while it was being read; it is still being written — rerun when it is finished"
+            }
+        }
+    }
+
+    static let chunk = 1 << 20
+
+    /// Reads the file once (blocking: call it on a BlockingPool thread).
+    public static func compute(path: String, layout: PartLayout, fingerprint: FileFingerprint) throws -> FileHashes {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw HashError.unreadable(path: path, message: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL)
+        var sha = Digest(.sha256)
+        var md5s: [[UInt8]] = []
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096)
+        defer { buffer.deallocate() }
+        for part in 1...layout.partCount {
+            let (offset, length) = layout.range(ofPart: part)
+            var md5 = Digest(.md5)
+            try read(fd: fd, path: path, offset: offset, length: length, buffer: buffer) { bytes in
+                sha.update(bytes)
+                md5.update(bytes)
+            }
+            md5s.append(md5.finalize())
+        }
+        guard FileWalker.fingerprint(path: path) == fingerprint else { throw HashError.changedWhileReading(path: path) }
+        return FileHashes(sha256: sha.finalize(), partMD5s: md5s, layout: layout)
+    }
+
+    /// SHA-256 of one byte range (a part about to be sent).
+    public static func sha256(path: String, fd: Int32, offset: Int64, length: Int64) throws -> [UInt8] {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096)
+        defer { buffer.deallocate() }
+        var sha = Digest(.sha256)
+        try read(fd: fd, path: path, offset: offset, length: length, buffer: buffer) { sha.update($0) }
+        return sha.finalize()
+    }
+
+    private static func read(fd: Int32, path: String, offset: Int64, length: Int64, buffer: UnsafeMutableRawBufferPointer,
+                             _ consume: (UnsafeRawBufferPointer) -> Void) throws {
+        var done: Int64 = 0
+        while done < length {
+            let want = Int(min(Int64(buffer.count), length - done))
+            let n = pread(fd, buffer.baseAddress, want, off_t(offset + done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw HashError.unreadable(path: path, message: String(cString: strerror(errno)))
+            }
+            if n == 0 { throw HashError.changedWhileReading(path: path) }
+            consume(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+            done += Int64(n)
+        }
+    }
+}

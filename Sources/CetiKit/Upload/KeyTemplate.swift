@@ -1,0 +1,48 @@
+/// Builds object keys from `--key-template`, e.g. "{prefix}/{date}/{device}/{path}".
+public struct KeyTemplate: Sendable, Equatable {
+    public static let placeholders: Set = ["prefix", "date", "device", "path", "name"]
+    public static let `default` = "{prefix}/{date}/{device}/{path}"
+
+    public let template: String
+
+    public enum TemplateError: Error, CustomStringConvertible, Equatable {
+        case unknownPlaceholder(String)
+        case unbalanced
+        case missingPath
+        public var description: String {
+            switch self {
+            case .unknownPlaceholder(let p):
+                return "--key-template: unknown placeholder {\(p)}; use {prefix}, {date}, {device}, {path} or {name}"
+            case .unbalanced: return "--key-template: a '{' or '}' has no partner"
+            case .missingPath: return "--key-template must contain {path} or {name}, or every file would get the same key"
+            }
+        }
+    }
+
+    public init(_ template: String) throws {
+        var rest = Substring(template)
+        var hasPath = false
+        while let open = rest.firstIndex(where: { $0 == "{" || $0 == "}" }) {
+            guard rest[open] == "{", let close = rest[open...].firstIndex(of: "}") else { throw TemplateError.unbalanced }
+            let name = String(rest[rest.index(after: open)..<close])
+            guard Self.placeholders.contains(name) else { throw TemplateError.unknownPlaceholder(name) }
+            if name == "path" || name == "name" { hasPath = true }
+            rest = rest[rest.index(after: close)...]
+        }
+        guard hasPath else { throw TemplateError.missingPath }
+        self.template = template
+    }
+
+    /// The key for a file; empty segments (an empty prefix, say) collapse so keys never hold "//"
+    /// or start with "/".
+    public func key(prefix: String, date: String, file: LocalFile) -> String {
+        let name = file.relativePath.split(separator: "/").last.map(String.init) ?? file.relativePath
+        let filled = template
+            .replacingOccurrences(of: "{prefix}", with: prefix)
+            .replacingOccurrences(of: "{date}", with: date)
+            .replacingOccurrences(of: "{device}", with: file.device)
+            .replacingOccurrences(of: "{path}", with: file.relativePath)
+            .replacingOccurrences(of: "{name}", with: name)
+        return filled.split(separator: "/", omittingEmptySubsequences: true).joined(separator: "/")
+    }
+}

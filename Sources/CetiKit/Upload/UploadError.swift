@@ -1,0 +1,17 @@
+/// Failures of one file's upload that are not S3's own errors.
+public enum UploadError: Error, CustomStringConvertible {
+    case etagMismatch(key: String, expected: String, got: String)
+    case duplicateKey(key: String, other: String)
+    case unreadable(path: String, message: String)
+
+    public var description: String {
+        switch self {
+        case .etagMismatch(let key, let expected, let got):
+            return "S3 stored \(key) with ETag \(got) but the local content gives \(expected): not verified, rerun to upload it again"
+        case .duplicateKey(let key, let other):
+            return "maps to the same key \(key) as \(other); upload the directories separately or change --key-template"
+        case .unreadable(let path, let message):
+            return "cannot read \(path): \(message)"
+        }
+    }
+}

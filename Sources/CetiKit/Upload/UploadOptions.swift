@@ -1,0 +1,20 @@
+/// Everything s3upload needs to know, resolved from flags, environment and config file.
+public struct UploadOptions: Sendable {
+    public var directories: [String]
+    public var bucket: String
+    public var prefix = "raw"
+    public var keyTemplate: KeyTemplate
+    public var jobs = 4
+    public var partSize: Int64 = 8 << 20
+    public var bytesPerSecond: Int64? = nil
+    public var overwrite = false
+    public var dryRun = false
+    public var ledgerPath: String
+
+    public init(directories: [String], bucket: String, keyTemplate: KeyTemplate, ledgerPath: String) {
+        self.directories = directories
+        self.bucket = bucket
+        self.keyTemplate = keyTemplate
+        self.ledgerPath = ledgerPath
+    }
+}

@@ -1,0 +1,99 @@
+import Foundation
+
+/// `ceti s3upload`: walk, prove credentials and bucket, plan keys, upload, summarise.
+public enum UploadRun {
+    public static func execute(_ options: UploadOptions, settings: S3Settings, console: Console,
+                               retry: RetryPolicy = RetryPolicy()) async throws -> UploadSummary {
+        // Walk first: a wrong directory is a usage error, found before any network traffic.
+        let ledgerPath = FileWalker.absolute(options.ledgerPath)
+        var walker = FileWalker(excludedPaths: [ledgerPath, ledgerPath + "-wal", ledgerPath + "-shm", ledgerPath + "-journal"])
+        var files: [LocalFile] = []
+        for dir in options.directories {
+            do { files += try walker.walk(dir) } catch let e as FileWalker.WalkError { throw UsageError(e.description) }
+        }
+        for s in walker.skipped { console.verbose("skipping \(s.path): \(s.reason)") }
+
+        var http = CurlClient.Options()
+        http.connections = max(1, options.jobs)
+        http.bytesPerSecond = options.bytesPerSecond
+        let curl = CurlClient(options: http)
+        defer { curl.shutdown() }
+        let s3 = S3Client(endpoint: settings.endpoint, region: settings.region, credentials: settings.credentials,
+                          http: curl, retry: retry)
+        s3.log = { [console] in console.verbose($0) }
+
+        // Prove credentials and bucket before the ledger is opened: a wrong secret writes nothing.
+        try await s3.checkBucket(options.bucket)
+
+        let ledger = options.dryRun ? try Ledger(readOnlyPath: ledgerPath) : try Ledger(path: ledgerPath)
+
+        // {date} is the day a file was first planned, kept so a resume on a later day finds the same key.
+        let today = Timestamp.utcDate()
+        var planned: [(file: LocalFile, key: String, date: String)] = []
+        var newFiles: [FileRecord] = []
+        for file in files {
+            let date: String
+            if let record = try ledger.file(path: file.path) {
+                date = record.plannedDate
+            } else {
+                date = today
+                newFiles.append(FileRecord(path: file.path, fingerprint: file.fingerprint, sha256: nil, plannedDate: today))
+            }
+            planned.append((file, options.keyTemplate.key(prefix: options.prefix, date: date, file: file), date))
+        }
+        if !options.dryRun { try ledger.insertNewFiles(newFiles) }
+
+        let meter = ProgressMeter(console: console)
+        let pool = BlockingPool(threads: 2, name: "ceti-read")
+        let uploader = Uploader(options: options, s3: s3, ledger: ledger, console: console, meter: meter, pool: pool)
+        var outcomes: [UploadOutcome] = []
+        var owners: [String: String] = [:]
+        var work: [(file: LocalFile, key: String, date: String)] = []
+        for p in planned {
+            if let other = owners[p.key] {
+                outcomes.append(UploadOutcome(action: .failed, path: p.file.path, device: p.file.device, key: p.key,
+                                              size: p.file.fingerprint.size,
+                                              message: UploadError.duplicateKey(key: p.key, other: other).description))
+            } else {
+                owners[p.key] = p.file.path
+                work.append(p)
+            }
+        }
+        for o in outcomes { report(o, options: options, console: console) }
+
+        meter.begin(files: planned.count, bytes: planned.reduce(0) { $0 + $1.file.fingerprint.size })
+        defer { meter.end() }
+        try await withThrowingTaskGroup(of: UploadOutcome.self) { group in
+            var next = work.makeIterator()
+            func addNext() {
+                guard let p = next.next() else { return }
+                group.addTask { try await uploader.process(p.file, key: p.key, plannedDate: p.date) }
+            }
+            for _ in 0..<max(1, options.jobs) { addNext() }
+            while let outcome = try await group.next() {
+                outcomes.append(outcome)
+                let skipped = [.skipped, .present].contains(outcome.action)
+                meter.fileFinished(skippedBytes: skipped ? outcome.size : 0, skipped: skipped, failed: outcome.isFailure)
+                report(outcome, options: options, console: console)
+                addNext()
+            }
+        }
+        return UploadSummary(bucket: options.bucket, dryRun: options.dryRun,
+                             files: outcomes.sorted { $0.path < $1.path },
+                             seconds: meter.elapsed, bytesSent: meter.bytesSent)
+    }
+
+    /// One line per file when not on a terminal; on a terminal only what is not a plain skip.
+    static func report(_ o: UploadOutcome, options: UploadOptions, console: Console) {
+        let target = "s3://\(options.bucket)/\(o.key)"
+        switch o.action {
+        case .failed, .conflict:
+            console.error("\(o.action.rawValue): \(o.path): \(o.message ?? "")")
+        case .skipped, .present:
+            let line = "\(o.action.rawValue.padding(toLength: 15, withPad: " ", startingAt: 0))\(ByteSize.format(o.size).padding(toLength: 11, withPad: " ", startingAt: 0)) \(o.path) -> \(target)"
+            if console.stderrIsTTY { console.verbose(line) } else { console.result(line) }
+        default:
+            console.result("\(o.action.rawValue.padding(toLength: 15, withPad: " ", startingAt: 0))\(ByteSize.format(o.size).padding(toLength: 11, withPad: " ", startingAt: 0)) \(o.path) -> \(target)")
+        }
+    }
+}

@@ -1,0 +1,258 @@
+import Foundation
+
+/// Uploads planned files: skips what the ledger proves, dedups against S3 by HEAD, resumes
+/// interrupted multipart uploads, and records every verified object in the ledger.
+final class Uploader: @unchecked Sendable {
+    let options: UploadOptions
+    let s3: S3Client
+    let ledger: Ledger
+    let console: Console
+    let meter: ProgressMeter
+    let pool: BlockingPool
+
+    init(options: UploadOptions, s3: S3Client, ledger: Ledger, console: Console, meter: ProgressMeter, pool: BlockingPool) {
+        self.options = options
+        self.s3 = s3
+        self.ledger = ledger
+        self.console = console
+        self.meter = meter
+        self.pool = pool
+    }
+
+    private var bucket: String { options.bucket }
+    private var dryRun: Bool { options.dryRun }
+
+    /// One file's fate. Only fatal S3 errors (credentials, bucket) escape: they stop the run.
+    func process(_ file: LocalFile, key: String, plannedDate: String) async throws -> UploadOutcome {
+        var outcome = UploadOutcome(action: .failed, path: file.path, device: file.device, key: key,
+                                    size: file.fingerprint.size)
+        do {
+            outcome = try await upload(file, key: key, plannedDate: plannedDate, outcome: outcome)
+        } catch let e as S3Error where e.isFatal {
+            throw e
+        } catch {
+            outcome.action = .failed
+            outcome.message = "\(error)"
+            if !dryRun {
+                try? ledger.recordFailure(bucket: bucket, key: key, device: file.device, localPath: file.path,
+                                          message: outcome.message!)
+            }
+        }
+        return outcome
+    }
+
+    private func upload(_ file: LocalFile, key: String, plannedDate: String, outcome start: UploadOutcome) async throws -> UploadOutcome {
+        var outcome = start
+        let size = file.fingerprint.size
+
+        // 1. The ledger's proof: same file, unchanged since it was hashed, and a verified object of that hash.
+        if let record = try ledger.file(path: file.path), record.fingerprint == file.fingerprint, let sha = record.sha256,
+           let object = try ledger.object(bucket: bucket, key: key), object.sha256 == sha, object.size == size {
+            outcome.action = .skipped
+            outcome.etag = object.etag
+            outcome.sha256 = sha
+            return outcome
+        }
+
+        // 2. Read the file once: SHA-256 and the part MD5s that predict S3's ETag.
+        let inFlight = try ledger.upload(bucket: bucket, key: key)
+        var layout = PartLayout(size: size, requestedPartSize: options.partSize)
+        if let inFlight, inFlight.fingerprint.size == size {
+            layout = PartLayout(size: size, exactPartSize: inFlight.partSize)
+        }
+        var hashes = try await hash(file, layout: layout)
+        outcome.sha256 = hashes.sha256.hex
+        if !dryRun {
+            try ledger.saveFile(FileRecord(path: file.path, fingerprint: file.fingerprint, sha256: hashes.sha256.hex,
+                                           plannedDate: plannedDate))
+        }
+
+        var resumable: UploadRecord?
+        if let inFlight {
+            if inFlight.sha256 == hashes.sha256.hex && inFlight.fingerprint.size == size {
+                resumable = inFlight
+            } else {
+                // The file changed since that upload began: its parts are of other content.
+                console.verbose("\(file.path) changed since its upload began; starting over")
+                if !dryRun {
+                    try? await s3.abortMultipartUpload(bucket: bucket, key: key, uploadID: inFlight.uploadID)
+                    try ledger.dropUpload(uploadID: inFlight.uploadID)
+                }
+                let fresh = PartLayout(size: size, requestedPartSize: options.partSize)
+                if fresh != layout {
+                    layout = fresh
+                    hashes = try await hash(file, layout: layout)
+                }
+            }
+        }
+
+        // 3. What does S3 hold under the key?
+        var overwriting = false
+        if let head = try await s3.headObject(bucket: bucket, key: key) {
+            if head.size == size && (head.etag == hashes.etag || head.sha256 == hashes.sha256.hex) {
+                outcome.action = .present
+                outcome.etag = head.etag
+                if !dryRun {
+                    let partSize = head.etag.contains("-") ? layout.partSize : 0
+                    try ledger.recordVerified(objectRecord(file, key: key, sha256: hashes.sha256.hex, etag: head.etag,
+                                                           partSize: partSize), closingUpload: resumable?.uploadID)
+                    if let resumable {
+                        try? await s3.abortMultipartUpload(bucket: bucket, key: key, uploadID: resumable.uploadID)
+                    }
+                }
+                return outcome
+            }
+            guard options.overwrite else {
+                outcome.action = .conflict
+                outcome.etag = head.etag
+                outcome.message = "s3://\(bucket)/\(key) already holds different content (\(ByteSize.format(head.size)), ETag \(head.etag)); "
+                    + "the local file is \(ByteSize.format(size)), ETag \(hashes.etag). Left untouched: rename the file or rerun with --overwrite to replace it"
+                if !dryRun {
+                    try ledger.recordFailure(bucket: bucket, key: key, device: file.device, localPath: file.path,
+                                             message: "conflict: remote object differs")
+                }
+                return outcome
+            }
+            overwriting = true
+        }
+
+        if dryRun {
+            outcome.action = overwriting ? .wouldOverwrite : resumable != nil ? .wouldResume : .wouldUpload
+            return outcome
+        }
+
+        // 4. Send it.
+        let counter = ByteCounter(meter: meter)
+        let resumed: Bool
+        if layout.isMultipart {
+            (outcome.etag, resumed) = try await multipart(file, key: key, hashes: hashes, resuming: resumable, counter: counter)
+        } else {
+            outcome.etag = try await single(file, key: key, hashes: hashes, counter: counter)
+            resumed = false
+        }
+        outcome.sentBytes = counter.value
+        outcome.action = overwriting ? .overwritten : resumed ? .resumed : .uploaded
+        return outcome
+    }
+
+    private func hash(_ file: LocalFile, layout: PartLayout) async throws -> FileHashes {
+        try await pool.run { try FileHashes.compute(path: file.path, layout: layout, fingerprint: file.fingerprint) }
+    }
+
+    private func objectRecord(_ file: LocalFile, key: String, sha256: String, etag: String, partSize: Int64) -> ObjectRecord {
+        ObjectRecord(bucket: bucket, key: key, device: file.device, localPath: file.path, size: file.fingerprint.size,
+                     sha256: sha256, etag: etag, partSize: partSize, verifiedAt: Timestamp.now())
+    }
+
+    private func openFile(_ path: String) throws -> Int32 {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw UploadError.unreadable(path: path, message: String(cString: strerror(errno))) }
+        return fd
+    }
+
+    private func single(_ file: LocalFile, key: String, hashes: FileHashes, counter: ByteCounter) async throws -> String {
+        let fd = try openFile(file.path)
+        defer { close(fd) }
+        let etag = try await s3.putObject(bucket: bucket, key: key, body: .file(descriptor: fd, offset: 0, length: file.fingerprint.size),
+                                          md5: hashes.partMD5s[0], sha256: hashes.sha256,
+                                          metadata: [("sha256", hashes.sha256.hex)], onBytesSent: counter.add)
+        guard etag == hashes.etag else { throw UploadError.etagMismatch(key: key, expected: hashes.etag, got: etag) }
+        try ledger.recordVerified(objectRecord(file, key: key, sha256: hashes.sha256.hex, etag: etag, partSize: 0))
+        return etag
+    }
+
+    private func multipart(_ file: LocalFile, key: String, hashes: FileHashes, resuming: UploadRecord?,
+                           counter: ByteCounter) async throws -> (String, Bool) {
+        let layout = hashes.layout
+        var done: [Int: String] = [:]
+        var uploadID: String?
+        if let resuming {
+            do {
+                // Keep exactly the parts the server holds with the content we would send now.
+                let remote = try await s3.listParts(bucket: bucket, key: key, uploadID: resuming.uploadID)
+                let known = Set(try ledger.parts(uploadID: resuming.uploadID).map(\.number))
+                for p in remote where p.number >= 1 && p.number <= layout.partCount {
+                    let md5 = hashes.partMD5s[p.number - 1].hex
+                    let length = layout.range(ofPart: p.number).length
+                    guard p.etag == md5, p.size < 0 || p.size == length else { continue }
+                    done[p.number] = p.etag
+                    if !known.contains(p.number) {
+                        try ledger.recordPart(uploadID: resuming.uploadID, PartRecord(number: p.number, size: length, md5: md5, etag: p.etag))
+                    }
+                }
+                uploadID = resuming.uploadID
+                console.verbose("resuming \(key): \(done.count) of \(layout.partCount) parts already on the server")
+            } catch let e as S3Error {
+                if case .service(_, _, let status, let code, _) = e, status == 404 || code == "NoSuchUpload" {
+                    console.verbose("the upload of \(key) is gone from the server; starting over")
+                    try ledger.dropUpload(uploadID: resuming.uploadID)
+                } else {
+                    throw e
+                }
+            }
+        }
+        let resumed = uploadID != nil
+        if uploadID == nil {
+            let id = try await s3.createMultipartUpload(bucket: bucket, key: key, metadata: [("sha256", hashes.sha256.hex)])
+            try ledger.beginUpload(UploadRecord(bucket: bucket, key: key, uploadID: id, device: file.device, localPath: file.path,
+                                                fingerprint: file.fingerprint, sha256: hashes.sha256.hex,
+                                                partSize: layout.partSize, startedAt: Timestamp.now()))
+            uploadID = id
+        }
+        let id = uploadID!
+        let missing = (1...layout.partCount).filter { done[$0] == nil }
+        let fd = try openFile(file.path)
+        defer { close(fd) }
+
+        // A sliding window of parts in flight; the connection pool bounds the total across files.
+        try await withThrowingTaskGroup(of: (Int, String).self) { group in
+            var next = missing.makeIterator()
+            func addNext() {
+                guard let number = next.next() else { return }
+                group.addTask { [self] in
+                    let (offset, length) = layout.range(ofPart: number)
+                    let sha = try await pool.run { try FileHashes.sha256(path: file.path, fd: fd, offset: offset, length: length) }
+                    let md5 = hashes.partMD5s[number - 1]
+                    let etag = try await s3.uploadPart(bucket: bucket, key: key, uploadID: id, number: number,
+                                                       body: .file(descriptor: fd, offset: offset, length: length),
+                                                       md5: md5, sha256: sha, onBytesSent: counter.add)
+                    guard etag == md5.hex else {
+                        throw UploadError.etagMismatch(key: "\(key) part \(number)", expected: md5.hex, got: etag)
+                    }
+                    try ledger.recordPart(uploadID: id, PartRecord(number: number, size: length, md5: md5.hex, etag: etag))
+                    return (number, etag)
+                }
+            }
+            for _ in 0..<max(1, options.jobs) { addNext() }
+            while let (number, etag) = try await group.next() {
+                done[number] = etag
+                addNext()
+            }
+        }
+
+        let etag = try await s3.completeMultipartUpload(bucket: bucket, key: key, uploadID: id,
+                                                        parts: done.map { (number: $0.key, etag: $0.value) })
+        guard etag == hashes.etag else { throw UploadError.etagMismatch(key: key, expected: hashes.etag, got: etag) }
+        try ledger.recordVerified(objectRecord(file, key: key, sha256: hashes.sha256.hex, etag: etag, partSize: layout.partSize),
+                                  closingUpload: id)
+        return (etag, resumed)
+    }
+}
+
+/// Bytes sent for one file, also fed to the run's progress meter.
+final class ByteCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var total: Int64 = 0
+    private let meter: ProgressMeter
+
+    init(meter: ProgressMeter) { self.meter = meter }
+
+    var value: Int64 { lock.withLock { total } }
+
+    var add: @Sendable (Int64) -> Void {
+        { [self] n in
+            lock.withLock { total += n }
+            meter.sent(n)
+        }
+    }
+}

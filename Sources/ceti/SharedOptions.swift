@@ -1,0 +1,46 @@
+import ArgumentParser
+import CetiKit
+
+/// How much ceti says, shared by every subcommand.
+struct OutputOptions: ParsableArguments {
+    @Flag(help: "Print one JSON document on stdout instead of text.")
+    var json = false
+    @Flag(name: .shortAndLong, help: "Print only errors.")
+    var quiet = false
+    @Flag(name: .shortAndLong, help: "Also print skipped files, retries and other details.")
+    var verbose = false
+
+    var console: Console {
+        Console(verbosity: quiet ? .quiet : verbose ? .verbose : .normal, json: json)
+    }
+}
+
+/// Where S3 is and who we are there, shared by s3upload and general_offload.
+struct S3Options: ParsableArguments {
+    @Option(help: "Bucket to upload to (else CETI_BUCKET, else `bucket:` in the config file).")
+    var bucket: String?
+    @Option(name: .customLong("endpoint-url"), help: "S3-compatible endpoint, e.g. http://127.0.0.1:8333 (else AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL; default AWS).")
+    var endpointURL: String?
+    @Option(help: "Region (else AWS_REGION / AWS_DEFAULT_REGION / the profile's; default us-east-1).")
+    var region: String?
+    @Option(help: "AWS profile in ~/.aws/credentials and ~/.aws/config (else AWS_PROFILE, else default).")
+    var profile: String?
+    @Option(help: "Config file (default $XDG_CONFIG_HOME/ceti/config.yaml).")
+    var config: String?
+
+    var flags: S3Settings.Flags {
+        S3Settings.Flags(bucket: bucket, endpointURL: endpointURL, region: region, profile: profile)
+    }
+}
+
+/// Subcommands that arrive in later releases: they say so and exit 2.
+protocol NotYetImplemented: AsyncParsableCommand {
+    var arguments: [String] { get }
+}
+
+extension NotYetImplemented {
+    func run() async throws {
+        Console().error("\(Self.configuration.commandName ?? "this command") is not implemented yet")
+        throw ExitCode(2)
+    }
+}

@@ -1,2 +1,0 @@
-import CetiKit
-print(Ceti.version)
