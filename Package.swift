@@ -36,7 +36,7 @@ let package = Package(
         .testTarget(
             name: "CetiKitTests",
             dependencies: ["CetiKit"],
-            resources: []
+            exclude: ["botocore_reference.py"]
         ),
     ]
 )
