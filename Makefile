@@ -1,0 +1,44 @@
+# ceti — see README.md. Every target installs what it needs (scripts/deps.sh is idempotent).
+PREFIX ?= /usr/local
+SWIFT ?= swift
+VENV := .venv
+PYTEST := $(VENV)/bin/pytest
+
+.PHONY: all deps build release test unit integration bench install demo clean
+
+all: build
+
+deps:
+	bash scripts/deps.sh
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+# Unit tests (Swift Testing), then integration tests (pytest) against a real SeaweedFS on
+# loopback that scripts/with-s3.sh starts and always stops.
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+	CETI_BIN=$(CURDIR)/.build/debug/ceti bash scripts/with-s3.sh $(PYTEST) -q -p no:cacheprovider Tests/integration
+
+unit: deps
+	$(SWIFT) test
+
+integration: build
+	CETI_BIN=$(CURDIR)/.build/debug/ceti bash scripts/with-s3.sh $(PYTEST) -q -p no:cacheprovider Tests/integration $(ARGS)
+
+bench: release
+	CETI_BIN=$(CURDIR)/.build/release/ceti CETI_TEST_BUCKETS="ceti-bench" bash scripts/with-s3.sh $(VENV)/bin/python bench/s3upload_bench.py $(ARGS)
+
+install: release
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 .build/release/ceti $(DESTDIR)$(PREFIX)/bin/ceti
+
+demo: release
+	CETI_BIN=$(CURDIR)/.build/release/ceti CETI_TEST_BUCKETS="ceti-demo" bash scripts/with-s3.sh bash scripts/demo.sh
+
+clean:
+	rm -rf .build .tmp
