@@ -25,6 +25,7 @@ public struct KeyTemplate: Sendable, Equatable {
         while let open = rest.firstIndex(where: { $0 == "{" || $0 == "}" }) {
             guard rest[open] == "{", let close = rest[open...].firstIndex(of: "}") else { throw TemplateError.unbalanced }
             let name = String(rest[rest.index(after: open)..<close])
+            guard !name.contains("{") else { throw TemplateError.unbalanced }
             guard Self.placeholders.contains(name) else { throw TemplateError.unknownPlaceholder(name) }
             if name == "path" || name == "name" { hasPath = true }
             rest = rest[rest.index(after: close)...]
@@ -34,15 +35,18 @@ public struct KeyTemplate: Sendable, Equatable {
     }
 
     /// The key for a file; empty segments (an empty prefix, say) collapse so keys never hold "//"
-    /// or start with "/".
+    /// or start with "/". One pass, so a value that itself contains "{date}" is not expanded again.
     public func key(prefix: String, date: String, file: LocalFile) -> String {
         let name = file.relativePath.split(separator: "/").last.map(String.init) ?? file.relativePath
-        let filled = template
-            .replacingOccurrences(of: "{prefix}", with: prefix)
-            .replacingOccurrences(of: "{date}", with: date)
-            .replacingOccurrences(of: "{device}", with: file.device)
-            .replacingOccurrences(of: "{path}", with: file.relativePath)
-            .replacingOccurrences(of: "{name}", with: name)
+        let values = ["prefix": prefix, "date": date, "device": file.device, "path": file.relativePath, "name": name]
+        var filled = ""
+        var rest = Substring(template)
+        while let open = rest.firstIndex(of: "{"), let close = rest[open...].firstIndex(of: "}") {
+            filled += rest[..<open]
+            filled += values[String(rest[rest.index(after: open)..<close])] ?? ""
+            rest = rest[rest.index(after: close)...]
+        }
+        filled += rest
         return filled.split(separator: "/", omittingEmptySubsequences: true).joined(separator: "/")
     }
 }
