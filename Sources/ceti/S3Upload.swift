@@ -48,9 +48,7 @@ struct S3Upload: AsyncParsableCommand {
     var bwlimit: String?
     @Flag(help: "Replace a remote object whose content differs (default: refuse and report a conflict).")
     var overwrite = false
-    @Option(help: "Ledger file (default $CETI_LEDGER, else $XDG_DATA_HOME/ceti/ledger.sqlite).")
-    var ledger: String?
-
+    @OptionGroup var ledger: LedgerOption
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
@@ -62,8 +60,7 @@ struct S3Upload: AsyncParsableCommand {
             var options = UploadOptions(
                 directories: directories, bucket: settings.bucket,
                 keyTemplate: try KeyTemplate(keyTemplate ?? config["key_template"] ?? KeyTemplate.default),
-                ledgerPath: ledger ?? env["CETI_LEDGER"].flatMap { $0.isEmpty ? nil : $0 } ?? config["ledger"]
-                    ?? Ledger.defaultPath(environment: env))
+                ledgerPath: Ledger.resolvePath(flag: ledger.ledger, environment: env, config: config))
             options.prefix = prefix ?? config["prefix"] ?? options.prefix
             options.dryRun = dryRun
             options.overwrite = overwrite

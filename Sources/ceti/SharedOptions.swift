@@ -15,6 +15,12 @@ struct OutputOptions: ParsableArguments {
     }
 }
 
+/// The ledger's location, shared by every subcommand that reads or writes it.
+struct LedgerOption: ParsableArguments {
+    @Option(help: "Ledger file (default $CETI_LEDGER, else `ledger:` in the config file, else $XDG_DATA_HOME/ceti/ledger.sqlite).")
+    var ledger: String?
+}
+
 /// Where S3 is and who we are there, shared by s3upload and general_offload.
 struct S3Options: ParsableArguments {
     @Option(help: "Bucket to upload to (else CETI_BUCKET, else `bucket:` in the config file).")

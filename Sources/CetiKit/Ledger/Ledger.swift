@@ -8,10 +8,12 @@ public final class Ledger: @unchecked Sendable {
     private let lock = NSLock()
     static let schemaVersion: Int64 = 1
 
-    /// The default location: `$CETI_LEDGER`, else `$XDG_DATA_HOME/ceti/ledger.sqlite`, else
-    /// `~/.local/share/ceti/ledger.sqlite`.
-    public static func defaultPath(environment: [String: String]) -> String {
-        if let p = environment["CETI_LEDGER"], !p.isEmpty { return p }
+    /// `--ledger`, else `$CETI_LEDGER`, else `ledger:` in the config file, else
+    /// `$XDG_DATA_HOME/ceti/ledger.sqlite` (`~/.local/share/ceti/ledger.sqlite`).
+    public static func resolvePath(flag: String?, environment: [String: String], config: ConfigFile) -> String {
+        for candidate in [flag, environment["CETI_LEDGER"], config["ledger"]] {
+            if let p = candidate, !p.isEmpty { return p }
+        }
         let data = environment["XDG_DATA_HOME"].flatMap { $0.isEmpty ? nil : $0 }
             ?? ((environment["HOME"] ?? NSHomeDirectory()) + "/.local/share")
         return data + "/ceti/ledger.sqlite"

@@ -85,15 +85,17 @@ public enum UploadRun {
 
     /// One line per file when not on a terminal; on a terminal only what is not a plain skip.
     static func report(_ o: UploadOutcome, options: UploadOptions, console: Console) {
-        let target = "s3://\(options.bucket)/\(o.key)"
-        switch o.action {
-        case .failed, .conflict:
+        if o.isFailure {
             console.error("\(o.action.rawValue): \(o.path): \(o.message ?? "")")
-        case .skipped, .present:
-            let line = "\(o.action.rawValue.padding(toLength: 15, withPad: " ", startingAt: 0))\(ByteSize.format(o.size).padding(toLength: 11, withPad: " ", startingAt: 0)) \(o.path) -> \(target)"
-            if console.stderrIsTTY { console.verbose(line) } else { console.result(line) }
-        default:
-            console.result("\(o.action.rawValue.padding(toLength: 15, withPad: " ", startingAt: 0))\(ByteSize.format(o.size).padding(toLength: 11, withPad: " ", startingAt: 0)) \(o.path) -> \(target)")
+            return
+        }
+        let line = o.action.rawValue.padding(toLength: 15, withPad: " ", startingAt: 0)
+            + ByteSize.format(o.size).padding(toLength: 11, withPad: " ", startingAt: 0)
+            + " \(o.path) -> s3://\(options.bucket)/\(o.key)"
+        if console.stderrIsTTY && (o.action == .skipped || o.action == .present) {
+            console.verbose(line)
+        } else {
+            console.result(line)
         }
     }
 }
