@@ -108,6 +108,20 @@ def dataset_specs(quick: bool) -> dict[str, list[FileSpec]]:
 _CSV_POOL: bytes | None = None
 
 
+def case_titles(sets: dict[str, DataSet]) -> dict[str, str]:
+    def size(n: int) -> str:
+        return f"{n // (1024 * MiB)} GiB" if n % (1024 * MiB) == 0 else \
+            f"{n // MiB} MiB" if n % MiB == 0 else f"{n // KiB} KiB"
+    a, b, c = sets["a"], sets["b"], sets["c"]
+    audio = [f for f in b.files if f.kind == "random"]
+    return {
+        "a": f"a: 1 file × {size(a.files[0].size)}",
+        "b": f"b: tag tree {len(audio)} × {size(audio[0].size)} + {b.count - len(audio)} CSV",
+        "c": f"c: {c.count:,} × {size(c.files[0].size)}",
+        "d": "d: rerun of c, nothing new",
+    }
+
+
 def csv_bytes(index: int, size: int) -> bytes:
     """Plausible sensor CSV text of exactly `size` bytes (cheap: slices a shared pool)."""
     global _CSV_POOL
@@ -387,6 +401,7 @@ def main() -> int:
         "c": ensure_dataset(data_base, "small", specs["small"]),
     }
     sets["d"] = sets["c"]
+    CASE_TITLES.update(case_titles(sets))
     gen_seconds = time.monotonic() - t_gen
 
     # Isolated configuration for both tools: nothing from ~/.aws or ~/.config leaks in.

@@ -306,3 +306,67 @@ def test_planned_date_is_kept_for_resume_on_a_later_day(ceti, s3, bucket, tmp_pa
         db.execute("DELETE FROM objects")
     upload(ceti, bucket, root, check=0)
     assert f"raw/2020-01-02/wt-j/a.csv" in keys(s3, bucket)
+
+
+def test_missing_credentials_is_a_usage_error(ceti, bucket, tmp_path):
+    write(tmp_path / "up" / "wt-a" / "x.csv", b"data")
+    r = upload(ceti, bucket, tmp_path / "up", env_extra={"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None})
+    assert r.returncode == 2, r.stderr
+    assert "AWS_ACCESS_KEY_ID" in r.stderr and "credentials" in r.stderr, r.stderr
+    assert not ceti.ledger.exists()
+
+
+def test_credentials_from_profile_file(ceti, s3, bucket, tmp_path):
+    write(tmp_path / "up" / "wt-a" / "x.csv", b"from a profile")
+    creds = tmp_path / "aws-credentials"
+    creds.write_text(f"[field]\naws_access_key_id = {ceti.s3env.access_key}\n"
+                     f"aws_secret_access_key = {ceti.s3env.secret_key}\n")
+    env = {"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None, "AWS_SHARED_CREDENTIALS_FILE": creds}
+    upload(ceti, bucket, tmp_path / "up", extra=("--profile", "field"), env_extra=env, check=0)
+    assert get(s3, bucket, f"raw/{today()}/wt-a/x.csv") == b"from a profile"
+    # A wrong secret in that profile names the profile and file, never the secret.
+    creds.write_text(f"[field]\naws_access_key_id = {ceti.s3env.access_key}\naws_secret_access_key = nope-nope-nope\n")
+    write(tmp_path / "up" / "wt-a" / "y.csv", b"more")
+    r = upload(ceti, bucket, tmp_path / "up", extra=("--profile", "field"), env_extra=env)
+    assert r.returncode == 2 and "'field'" in r.stderr and str(creds) in r.stderr, r.stderr
+    assert "nope-nope-nope" not in r.stderr
+
+
+def test_config_file_supplies_bucket_and_endpoint(ceti, s3, bucket, tmp_path):
+    write(tmp_path / "up" / "wt-a" / "x.csv", b"configured")
+    cfg = ceti.xdg_config / "ceti" / "config.yaml"
+    cfg.parent.mkdir(parents=True, exist_ok=True)
+    cfg.write_text(f"bucket: {bucket}\nendpoint_url: {ceti.s3env.endpoint}\nprefix: cfg\n")
+    ceti("s3upload", tmp_path / "up", check=0)
+    assert get(s3, bucket, f"cfg/{today()}/wt-a/x.csv") == b"configured"
+    cfg.write_text("bucket: [unclosed\n")
+    r = ceti("s3upload", tmp_path / "up")
+    assert r.returncode == 2 and str(cfg) in r.stderr, r.stderr
+
+
+def test_many_files_in_a_folder_are_checked_by_one_listing(ceti, s3, bucket, proxy, tmp_path):
+    root = tmp_path / "up"
+    blobs = {f"f{i:03}.csv": os.urandom(500 + i) for i in range(40)}
+    for name, blob in blobs.items():
+        write(root / "wt-many" / name, blob)
+    upload(ceti, bucket, root, check=0)
+    prefix = f"raw/{today()}/wt-many/"
+    # Another client re-put one with the same bytes, and replaced another with different ones.
+    s3.put_object(Bucket=bucket, Key=prefix + "f000.csv", Body=blobs["f000.csv"])
+    s3.put_object(Bucket=bucket, Key=prefix + "f001.csv", Body=b"someone else's bytes")
+    for f in ceti.ledger.parent.glob("ledger.sqlite*"):
+        f.unlink()
+
+    p = proxy()
+    r = upload(ceti, bucket, root, endpoint=p.endpoint)
+    assert r.returncode == 1, r.stdout + r.stderr  # f001 is a conflict
+    time.sleep(0.2)
+    entries = p.entries()
+    assert writes(entries) == []
+    lists = [e for e in entries if e["method"] == "GET" and "delimiter=" in e["path"]]
+    heads = [e for e in entries if e["method"] == "HEAD"]
+    assert len(lists) == 1, entries
+    # The listing's sizes and ETags settle all 40 (39 identical, 1 conflict): no HEAD at all.
+    assert heads == [], heads
+    assert "f001.csv" in r.stderr and "conflict" in r.stderr
+    assert get(s3, bucket, prefix + "f001.csv") == b"someone else's bytes"

@@ -162,6 +162,15 @@ public final class Ledger: @unchecked Sendable {
         }
     }
 
+    /// The verified object that proves a local file is in S3 without reading it: the file is
+    /// unchanged (size, mtime, inode) since it was hashed, and the object has that hash and size.
+    public func proof(path: String, fingerprint: FileFingerprint, bucket: String, key: String) throws -> ObjectRecord? {
+        guard let record = try file(path: path), record.fingerprint == fingerprint, let sha = record.sha256,
+              let object = try object(bucket: bucket, key: key),
+              object.sha256 == sha, object.size == fingerprint.size else { return nil }
+        return object
+    }
+
     /// Records a verified object, and in the same transaction closes the multipart upload that
     /// produced it and clears any earlier failure for that key.
     public func recordVerified(_ o: ObjectRecord, closingUpload uploadID: String? = nil) throws {

@@ -61,6 +61,26 @@ public final class S3Client: @unchecked Sendable {
                                      query: [("list-type", "2"), ("max-keys", "1")]))
     }
 
+    /// The objects directly under `prefix` (not in its sub-folders), all pages.
+    public func listFolder(bucket: String, prefix: String) async throws -> [String: ObjectHead] {
+        var out: [String: ObjectHead] = [:]
+        var token: String?
+        repeat {
+            var query = [("list-type", "2"), ("prefix", prefix), ("delimiter", "/")]
+            if let token { query.append(("continuation-token", token)) }
+            let r = try await send(Operation(name: "ListObjectsV2", method: "GET", bucket: bucket, key: nil, query: query))
+            let xml = r.bodyText
+            for block in S3XML.blocks("Contents", in: xml) {
+                guard let key = S3XML.value("Key", in: block) else { continue }
+                out[key] = ObjectHead(size: S3XML.value("Size", in: block).flatMap { Int64($0) } ?? -1,
+                                      etag: Self.unquote(S3XML.value("ETag", in: block) ?? ""), sha256: nil)
+            }
+            let next = S3XML.value("NextContinuationToken", in: xml)
+            token = S3XML.value("IsTruncated", in: xml) == "true" && next != token ? next : nil
+        } while token != nil
+        return out
+    }
+
     public func headObject(bucket: String, key: String) async throws -> ObjectHead? {
         let r = try await send(Operation(name: "HeadObject", method: "HEAD", bucket: bucket, key: key), allow404: true)
         if r.status == 404 { return nil }

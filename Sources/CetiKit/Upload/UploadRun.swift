@@ -45,7 +45,6 @@ public enum UploadRun {
 
         let meter = ProgressMeter(console: console)
         let pool = BlockingPool(threads: 2, name: "ceti-read")
-        let uploader = Uploader(options: options, s3: s3, ledger: ledger, console: console, meter: meter, pool: pool)
         var outcomes: [UploadOutcome] = []
         var owners: [String: String] = [:]
         var work: [(file: LocalFile, key: String, date: String)] = []
@@ -60,6 +59,13 @@ public enum UploadRun {
             }
         }
         for o in outcomes { report(o, options: options, console: console) }
+
+        // Keys the ledger cannot prove get checked against S3, by folder listing where many share one.
+        let unproven = try work.filter {
+            try ledger.proof(path: $0.file.path, fingerprint: $0.file.fingerprint, bucket: options.bucket, key: $0.key) == nil
+        }.map(\.key)
+        let uploader = Uploader(options: options, s3: s3, ledger: ledger, console: console, meter: meter, pool: pool,
+                                remote: try await RemoteIndex.build(s3: s3, bucket: options.bucket, keys: unproven))
 
         meter.begin(files: planned.count, bytes: planned.reduce(0) { $0 + $1.file.fingerprint.size })
         defer { meter.end() }

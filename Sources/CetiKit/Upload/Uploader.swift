@@ -9,9 +9,12 @@ final class Uploader: @unchecked Sendable {
     let console: Console
     let meter: ProgressMeter
     let pool: BlockingPool
+    let remote: RemoteIndex
 
-    init(options: UploadOptions, s3: S3Client, ledger: Ledger, console: Console, meter: ProgressMeter, pool: BlockingPool) {
+    init(options: UploadOptions, s3: S3Client, ledger: Ledger, console: Console, meter: ProgressMeter, pool: BlockingPool,
+         remote: RemoteIndex) {
         self.options = options
+        self.remote = remote
         self.s3 = s3
         self.ledger = ledger
         self.console = console
@@ -46,11 +49,10 @@ final class Uploader: @unchecked Sendable {
         let size = file.fingerprint.size
 
         // 1. The ledger's proof: same file, unchanged since it was hashed, and a verified object of that hash.
-        if let record = try ledger.file(path: file.path), record.fingerprint == file.fingerprint, let sha = record.sha256,
-           let object = try ledger.object(bucket: bucket, key: key), object.sha256 == sha, object.size == size {
+        if let object = try ledger.proof(path: file.path, fingerprint: file.fingerprint, bucket: bucket, key: key) {
             outcome.action = .skipped
             outcome.etag = object.etag
-            outcome.sha256 = sha
+            outcome.sha256 = object.sha256
             return outcome
         }
 
@@ -88,7 +90,8 @@ final class Uploader: @unchecked Sendable {
 
         // 3. What does S3 hold under the key?
         var overwriting = false
-        if let head = try await s3.headObject(bucket: bucket, key: key) {
+        let head = try await remote.head(key) { $0.size == size && $0.etag != hashes.etag }
+        if let head {
             if head.size == size && (head.etag == hashes.etag || head.sha256 == hashes.sha256.hex) {
                 outcome.action = .present
                 outcome.etag = head.etag
