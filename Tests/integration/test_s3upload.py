@@ -239,6 +239,27 @@ def test_dry_run_sends_nothing_and_writes_nothing(ceti, s3, bucket, proxy, tmp_p
     assert sorted(keys(s3, bucket)) == [f"done/{today()}/wt-f/a.csv", f"done/{today()}/wt-f/b.csv"]
 
 
+def count_parts(ledger: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True, timeout=1) as db:
+            return db.execute("SELECT COUNT(*) FROM upload_parts").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def kill_after_parts(args, env, ledger: Path, parts: int) -> None:
+    """Start ceti, SIGKILL it once the ledger holds `parts` acknowledged parts."""
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if ledger.exists() and count_parts(ledger) >= parts:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the first run ended before it could be interrupted"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
 def test_kill_9_mid_multipart_then_resume(ceti, s3, bucket, proxy, tmp_path):
     part = 5 * MiB
     size = 120 * MiB + 12345
@@ -249,22 +270,7 @@ def test_kill_9_mid_multipart_then_resume(ceti, s3, bucket, proxy, tmp_path):
     args = [str(ceti.bin), "s3upload", "--bucket", bucket, "--endpoint-url", p.endpoint, "--part-size", "5MiB",
             "-j", "2", str(root)]
     # A rate limit stretches the first run so the kill lands mid-upload, at a random part.
-    proc = subprocess.Popen(args + ["--bwlimit", "40M"], env=ceti.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    target = random.randint(2, 15)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if ceti.ledger.exists():
-            try:
-                with sqlite3.connect(f"file:{ceti.ledger}?mode=ro", uri=True, timeout=1) as db:
-                    n = db.execute("SELECT COUNT(*) FROM upload_parts").fetchone()[0]
-            except sqlite3.Error:
-                n = 0
-            if n >= target:
-                break
-        time.sleep(0.05)
-    assert proc.poll() is None, "the first run ended before it could be interrupted"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_after_parts(args + ["--bwlimit", "40M"], ceti.env, ceti.ledger, random.randint(2, 15))
     key = f"raw/{today()}/wt-g/long.raw"
     assert key not in keys(s3, bucket)
 
@@ -278,6 +284,24 @@ def test_kill_9_mid_multipart_then_resume(ceti, s3, bucket, proxy, tmp_path):
     assert sent < size + 2 * part, f"sent {sent} part bytes for a {size}-byte file"
     # Nothing is left in flight on the server.
     assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_file_changed_since_upload_began_starts_over(ceti, s3, bucket, tmp_path):
+    root = tmp_path / "up"
+    f = write(root / "wt-k" / "long.raw", os.urandom(40 * MiB))
+    args = [str(ceti.bin), "s3upload", "--bucket", bucket, "--endpoint-url", ceti.s3env.endpoint,
+            "--part-size", "5MiB", "-j", "1", str(root)]
+    kill_after_parts(args + ["--bwlimit", "10M"], ceti.env, ceti.ledger, 2)
+    (stale,) = s3.list_multipart_uploads(Bucket=bucket)["Uploads"]
+
+    new = os.urandom(40 * MiB)  # same size, other content
+    f.write_bytes(new)
+    r = subprocess.run(args + ["--json"], env=ceti.env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert [f["action"] for f in json.loads(r.stdout)["files"]] == ["uploaded"]
+    assert get(s3, bucket, f"raw/{today()}/wt-k/long.raw") == new
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == [], f"stale upload {stale['UploadId']} left"
+    assert count_parts(ceti.ledger) == 0
 
 
 def test_json_summary_and_status(ceti, bucket, tmp_path):
