@@ -46,6 +46,8 @@ struct S3Upload: AsyncParsableCommand {
     var partSize: String?
     @Option(help: "Cap the total upload rate in bytes/s, e.g. 500k or 2M (k, M, G are powers of 1024).")
     var bwlimit: String?
+    @Option(name: .customLong("stall-timeout"), help: "Give up on a request (and retry it) after this many seconds with no byte moving (default 60).")
+    var stallTimeout: Int?
     @Flag(help: "Replace a remote object whose content differs (default: refuse and report a conflict).")
     var overwrite = false
     @OptionGroup var ledger: LedgerOption
@@ -79,6 +81,10 @@ struct S3Upload: AsyncParsableCommand {
                     throw UsageError("--bwlimit \(text): give a rate of at least 1k, e.g. 500k or 2M (bytes per second)")
                 }
                 options.bytesPerSecond = rate
+            }
+            if let s = stallTimeout {
+                guard (1...3600).contains(s) else { throw UsageError("--stall-timeout \(s): give seconds from 1 to 3600") }
+                options.stallSeconds = s
             }
             let summary = try await UploadRun.execute(options, settings: settings, console: console)
             if output.json {

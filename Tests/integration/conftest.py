@@ -15,7 +15,8 @@ Fixtures
              uploads) and deleted afterwards
   ceti       runner for the binary: ceti(*args, env_extra=None, timeout=600, check=None,
              input=None, cwd=None) -> subprocess.CompletedProcess (text, captured)
-  proxy      factory: proxy(corrupt_nth_body=None, upstream=None) -> ProxyHandle with
+  proxy      factory: proxy(corrupt_nth_body=None, upstream=None, stall_nth_body=None,
+             stall_seconds=0) -> ProxyHandle with
              .port, .endpoint, .log_path, .entries(), .stop(); all stopped at teardown
 
 Environment: CETI_TEST_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (from
@@ -264,10 +265,12 @@ class ProxyHandle:
 def proxy(s3env, tmp_path):
     started: list[ProxyHandle] = []
 
-    def start(corrupt_nth_body: int | None = None, upstream: str | None = None) -> ProxyHandle:
+    def start(corrupt_nth_body: int | None = None, upstream: str | None = None,
+              stall_nth_body: int | None = None, stall_seconds: float = 0) -> ProxyHandle:
         log = tmp_path / f"proxy{len(started) + 1}.jsonl"
         up = upstream or s3env.hostport
-        port, stop = start_proxy(up, log, corrupt_nth_body=corrupt_nth_body)
+        port, stop = start_proxy(up, log, corrupt_nth_body=corrupt_nth_body,
+                                 stall_nth_body=stall_nth_body, stall_seconds=stall_seconds)
         h = ProxyHandle(port=port, log_path=log, upstream=up, _stop=stop)
         started.append(h)
         return h

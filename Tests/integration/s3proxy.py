@@ -243,9 +243,13 @@ class _ClientGoneMidBody(Exception):
 
 class Proxy:
     def __init__(self, upstream: str, log_path: str, corrupt_nth_body: int | None = None,
-                 listen_host: str = "127.0.0.1", listen_port: int = 0):
+                 listen_host: str = "127.0.0.1", listen_port: int = 0,
+                 stall_nth_body: int | None = None, stall_seconds: float = 0):
         self.upstream = _parse_upstream(upstream)
         self.corrupt_nth_body = corrupt_nth_body
+        # Stop reading the N-th body for a while after its first chunk: a link that goes silent.
+        self.stall_nth_body = stall_nth_body
+        self.stall_seconds = stall_seconds
         self.lsock = socket.create_server((listen_host, listen_port), backlog=64)
         self.port = self.lsock.getsockname()[1]
         self.log_lock = threading.Lock()
@@ -310,10 +314,12 @@ class Proxy:
                 self.log_file.write(line)
                 self.log_file.flush()
 
-    def _next_body_is_corrupted(self) -> bool:
+    def _next_body_is_corrupted(self) -> tuple[bool, bool]:
+        """Counts a body; says whether to corrupt it and whether to stall it."""
         with self.count_lock:
             self.bodies_seen += 1
-            return self.corrupt_nth_body is not None and self.bodies_seen == self.corrupt_nth_body
+            return (self.corrupt_nth_body is not None and self.bodies_seen == self.corrupt_nth_body,
+                    self.stall_nth_body is not None and self.bodies_seen == self.stall_nth_body)
 
     # ---- per connection ---------------------------------------------------------
     def _serve_client(self, csock: socket.socket, cid: int) -> None:
@@ -452,12 +458,17 @@ class Proxy:
             return None  # body bytes (or EOF) from the client
 
     def _forward_length(self, client: Conn, upc: Conn, length: int, entry: dict) -> int | None:
-        corrupt_at = length // 2 if self._next_body_is_corrupted() else -1
+        corrupt, stall = self._next_body_is_corrupted()
+        corrupt_at = length // 2 if corrupt else -1
         sent = 0
         while sent < length:
             chunk = client.read_some(min(IO_SIZE, length - sent))
             if not chunk:
                 raise _ClientGoneMidBody(sent)
+            if stall:
+                stall = False
+                entry["stalled"] = True
+                time.sleep(self.stall_seconds)
             if sent <= corrupt_at < sent + len(chunk):
                 b = bytearray(chunk)
                 b[corrupt_at - sent] ^= 0x01
@@ -513,7 +524,7 @@ class Proxy:
             raise _ClientGoneMidBody(received)
         entry["body_bytes"] = received
         entry["complete"] = True
-        if received and self._next_body_is_corrupted():
+        if received and self._next_body_is_corrupted()[0]:
             target = received // 2
             for off, size in spans:
                 if target < size:
@@ -596,9 +607,11 @@ def _status_of(head: bytes) -> int:
 
 
 def start_proxy(upstream: str, log_path, corrupt_nth_body: int | None = None,
-                listen_host: str = "127.0.0.1", listen_port: int = 0):
+                listen_host: str = "127.0.0.1", listen_port: int = 0,
+                stall_nth_body: int | None = None, stall_seconds: float = 0):
     """Run the proxy on threads in this process. Returns (port, stop_fn)."""
-    proxy = Proxy(upstream, os.fspath(log_path), corrupt_nth_body, listen_host, listen_port)
+    proxy = Proxy(upstream, os.fspath(log_path), corrupt_nth_body, listen_host, listen_port,
+                  stall_nth_body, stall_seconds)
     proxy.start()
     return proxy.port, proxy.stop
 

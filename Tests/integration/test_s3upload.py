@@ -394,3 +394,16 @@ def test_many_files_in_a_folder_are_checked_by_one_listing(ceti, s3, bucket, pro
     assert heads == [], heads
     assert "f001.csv" in r.stderr and "conflict" in r.stderr
     assert get(s3, bucket, prefix + "f001.csv") == b"someone else's bytes"
+
+
+def test_a_silent_link_is_abandoned_and_retried(ceti, s3, bucket, proxy, tmp_path):
+    blob = os.urandom(24 * MiB)
+    write(tmp_path / "up" / "wt-l" / "x.raw", blob)
+    # The first body stops moving for 8 s; with --stall-timeout 2 ceti gives up on it and retries.
+    p = proxy(stall_nth_body=1, stall_seconds=8)
+    r = upload(ceti, bucket, tmp_path / "up", endpoint=p.endpoint,
+               extra=("--part-size", "32MiB", "--stall-timeout", "2", "-v"), check=0)
+    assert "retrying PutObject" in r.stderr, r.stderr
+    assert get(s3, bucket, f"raw/{today()}/wt-l/x.raw") == blob
+    stalled = [e for e in p.entries() if e.get("stalled")]
+    assert len(stalled) == 1 and not stalled[0]["complete"], p.entries()

@@ -8,6 +8,8 @@ public struct UploadOptions: Sendable {
     public var partSize: Int64 = 8 << 20
     public var bytesPerSecond: Int64? = nil
     public var overwrite = false
+    /// Seconds with no byte moving before a request is abandoned and retried.
+    public var stallSeconds = 60
     public var dryRun = false
     public var ledgerPath: String
 

@@ -16,6 +16,7 @@ public enum UploadRun {
         var http = CurlClient.Options()
         http.connections = max(1, options.jobs)
         http.bytesPerSecond = options.bytesPerSecond
+        http.stallSeconds = options.stallSeconds
         let curl = CurlClient(options: http)
         defer { curl.shutdown() }
         let s3 = S3Client(endpoint: settings.endpoint, region: settings.region, credentials: settings.credentials,
