@@ -244,8 +244,11 @@ class _ClientGoneMidBody(Exception):
 class Proxy:
     def __init__(self, upstream: str, log_path: str, corrupt_nth_body: int | None = None,
                  listen_host: str = "127.0.0.1", listen_port: int = 0,
-                 stall_nth_body: int | None = None, stall_seconds: float = 0):
+                 stall_nth_body: int | None = None, stall_seconds: float = 0, skew_first: int = 0):
         self.upstream = _parse_upstream(upstream)
+        # Answer the first N requests as AWS does to a client whose clock is off (SeaweedFS never
+        # checks the clock, so this error path cannot be reached against it).
+        self.skew_left = skew_first
         self.corrupt_nth_body = corrupt_nth_body
         # Stop reading the N-th body for a while after its first chunk: a link that goes silent.
         self.stall_nth_body = stall_nth_body
@@ -356,7 +359,20 @@ class Proxy:
             return False
         method, target, version = parts
         entry = {"method": method, "path": target, "body_bytes": 0, "status": None,
-                 "complete": False, "conn": cid, "corrupted": False}
+                 "complete": False, "conn": cid, "corrupted": False, "amz_date": req.get("x-amz-date")}
+        with self.count_lock:
+            skew = self.skew_left > 0
+            self.skew_left -= 1 if skew else 0
+        if skew:
+            body = (b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>RequestTimeTooSkewed</Code>"
+                    b"<Message>The difference between the request time and the current time is too large.</Message></Error>")
+            date = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime()).encode()
+            client.send(b"HTTP/1.1 403 Forbidden\r\nDate: " + date + b"\r\nContent-Type: application/xml\r\n"
+                        b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+            entry["status"] = 403
+            entry["error"] = "answered RequestTimeTooSkewed"
+            self._log(entry)
+            return False
         chunked = req.chunked()
         length = 0 if chunked else (req.content_length() or 0)
         has_body = chunked or length > 0
@@ -608,10 +624,10 @@ def _status_of(head: bytes) -> int:
 
 def start_proxy(upstream: str, log_path, corrupt_nth_body: int | None = None,
                 listen_host: str = "127.0.0.1", listen_port: int = 0,
-                stall_nth_body: int | None = None, stall_seconds: float = 0):
+                stall_nth_body: int | None = None, stall_seconds: float = 0, skew_first: int = 0):
     """Run the proxy on threads in this process. Returns (port, stop_fn)."""
     proxy = Proxy(upstream, os.fspath(log_path), corrupt_nth_body, listen_host, listen_port,
-                  stall_nth_body, stall_seconds)
+                  stall_nth_body, stall_seconds, skew_first)
     proxy.start()
     return proxy.port, proxy.stop
 

@@ -407,3 +407,21 @@ def test_a_silent_link_is_abandoned_and_retried(ceti, s3, bucket, proxy, tmp_pat
     assert get(s3, bucket, f"raw/{today()}/wt-l/x.raw") == blob
     stalled = [e for e in p.entries() if e.get("stalled")]
     assert len(stalled) == 1 and not stalled[0]["complete"], p.entries()
+
+
+def test_clock_skew_is_corrected_from_the_servers_date(ceti, s3, bucket, proxy, tmp_path):
+    write(tmp_path / "up" / "wt-m" / "x.csv", b"late clock")
+    # ceti's clock runs a day behind; the proxy answers the first request as AWS would.
+    p = proxy(skew_first=1)
+    cmd = ["faketime", "-f", "-1d", str(ceti.bin), "s3upload", "--bucket", bucket, "--endpoint-url", p.endpoint,
+           str(tmp_path / "up")]
+    r = subprocess.run(cmd, env=ceti.env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    entries = p.entries()
+    assert entries[0]["status"] == 403 and entries[0]["amz_date"] < time.strftime("%Y%m%d", time.gmtime())
+    # Every later request is signed with the server's time, not the machine's.
+    now = datetime.now(timezone.utc)
+    for e in entries[1:]:
+        signed = datetime.strptime(e["amz_date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+        assert abs((signed - now).total_seconds()) < 300, e
+    assert len(keys(s3, bucket)) == 1
