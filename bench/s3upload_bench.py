@@ -228,25 +228,86 @@ def proc_cpu_seconds(pid: int | None) -> float | None:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+# Why a launcher: on Linux a child's ru_maxrss starts from the high-water RSS of the memory
+# image it exec'd from, and Python spawns children from its own (vfork/fork) image, so a
+# direct os.wait4 on a child of this ~60-80 MiB Python process reports at least that much,
+# even for /bin/true. The launcher is a tiny C program (about 1 MiB resident): it
+# posix_spawns the tool, wait4s for it and writes the tool's own rusage to a file.
+LAUNCHER_C = r"""
+#include <errno.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+extern char **environ;
+int main(int argc, char **argv) {
+    if (argc < 3) { fprintf(stderr, "usage: ruspawn RESULT CMD...\n"); return 2; }
+    pid_t pid;
+    int rc = posix_spawnp(&pid, argv[2], NULL, NULL, argv + 2, environ);
+    if (rc != 0) { fprintf(stderr, "ruspawn: %s: %s\n", argv[2], strerror(rc)); return 127; }
+    signal(SIGINT, SIG_IGN);  /* the tool gets terminal signals itself; we wait for it */
+    int st; struct rusage ru;
+    while (wait4(pid, &st, 0, &ru) < 0) {
+        if (errno != EINTR) { perror("ruspawn: wait4"); return 126; }
+    }
+    int code = WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : 125;
+    FILE *f = fopen(argv[1], "w");
+    if (!f) { perror("ruspawn: result file"); return 126; }
+    fprintf(f, "%d %ld.%06ld %ld.%06ld %ld\n", code, (long)ru.ru_utime.tv_sec, (long)ru.ru_utime.tv_usec,
+            (long)ru.ru_stime.tv_sec, (long)ru.ru_stime.tv_usec, ru.ru_maxrss);
+    fclose(f);
+    return code;
+}
+"""
+
+
+def build_launcher(scratch: Path) -> tuple[list[str], str]:
+    """(command prefix taking RESULT_FILE as first argument, description)."""
+    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if cc:
+        src, exe = scratch / "ruspawn.c", scratch / "ruspawn"
+        src.write_text(LAUNCHER_C)
+        r = subprocess.run([cc, "-O2", "-o", str(exe), str(src)], capture_output=True, text=True)
+        if r.returncode == 0:
+            return [str(exe)], "ruspawn (C: posix_spawn + wait4)"
+        log(f"warning: cannot compile the launcher with {cc}: {r.stderr.strip()[:500]}")
+    if os.access("/usr/bin/time", os.X_OK):
+        return ["GNU_TIME"], "GNU time (%U %S %M, 10 ms CPU resolution)"
+    log("warning: no C compiler and no /usr/bin/time: peak RSS will include this Python's RSS")
+    return [], "direct os.wait4 (peak RSS includes the bench's own RSS: upper bound only)"
+
+
 _current_child: subprocess.Popen | None = None
 
 
 def run_measured(cmd: list[str], env: dict[str, str], log_prefix: Path, server_pid: int | None,
-                 timeout: float) -> Measured:
+                 timeout: float, launcher: list[str]) -> Measured:
     global _current_child
     out_path = log_prefix.with_suffix(".stdout")
     err_path = log_prefix.with_suffix(".stderr")
+    res_path = log_prefix.with_suffix(".rusage")
+    res_path.unlink(missing_ok=True)
+    if launcher == ["GNU_TIME"]:
+        full = ["/usr/bin/time", "-o", str(res_path), "-f", "%x %U %S %M", *cmd]
+    elif launcher:
+        full = [*launcher, str(res_path), *cmd]
+    else:
+        full = cmd
     timed_out = threading.Event()
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         s0 = proc_cpu_seconds(server_pid)
         t0 = time.monotonic()
-        child = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        # Own process group: a timeout kills the launcher and the tool together.
+        child = subprocess.Popen(full, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                 start_new_session=True)
         _current_child = child
 
         def kill() -> None:
             timed_out.set()
             try:
-                os.kill(child.pid, signal.SIGKILL)
+                os.killpg(child.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
 
@@ -265,9 +326,20 @@ def run_measured(cmd: list[str], env: dict[str, str], log_prefix: Path, server_p
         s1 = proc_cpu_seconds(server_pid)
         child.returncode = os.waitstatus_to_exitcode(status)  # keep Popen from waiting again
         _current_child = None
+    rc, user, sys_, maxrss = child.returncode, ru.ru_utime, ru.ru_stime, ru.ru_maxrss
+    if launcher:
+        try:
+            fields = res_path.read_text().split()
+            if launcher == ["GNU_TIME"] and fields[0] == "Command":  # "Command exited with non-zero status N"
+                fields = res_path.read_text().splitlines()[-1].split()
+            rc, user, sys_, maxrss = int(fields[0]), float(fields[1]), float(fields[2]), int(fields[3])
+        except (OSError, ValueError, IndexError):
+            rc = rc if rc != 0 else -1  # no rusage: the launcher itself failed or was killed
+            user = sys_ = float("nan")
+            maxrss = 0
     return Measured(
-        rc=child.returncode, wall=wall, cpu=ru.ru_utime + ru.ru_stime, user=ru.ru_utime, sys=ru.ru_stime,
-        maxrss_kib=ru.ru_maxrss,  # KiB on Linux
+        rc=rc, wall=wall, cpu=user + sys_, user=user, sys=sys_,
+        maxrss_kib=maxrss,  # KiB on Linux
         server_cpu=(s1 - s0) if s0 is not None and s1 is not None else None,
         stdout=out_path.read_text(errors="replace"), stderr=err_path.read_text(errors="replace"),
         timed_out=timed_out.is_set())
@@ -427,6 +499,7 @@ def main() -> int:
         "XDG_DATA_HOME": str(scratch / "xdg-data"),
     })
 
+    launcher, launcher_desc = build_launcher(scratch)
     s3 = s3_client(endpoint)
     server_pid = find_server_pid()
     if server_pid is None:
@@ -465,7 +538,7 @@ def main() -> int:
                    "--only-show-errors", "--no-progress"]
         r.cmd, r.dest = cmd, f"s3://{bucket}/{prefix}/"
         log(f"run {case}/{tool}/r{rep}: {' '.join(cmd)}")
-        m = run_measured(cmd, env, logs / f"{case}-{tool}-r{rep}", server_pid, args.timeout)
+        m = run_measured(cmd, env, logs / f"{case}-{tool}-r{rep}", server_pid, args.timeout, launcher)
         r.m = m
         # ---- verification, outside the timed region
         problems = []
@@ -535,7 +608,8 @@ def main() -> int:
         f"multipart_threshold = multipart_chunksize = 8MB (the CLI's defaults, including its default "
         f"checksum behaviour); endpoint {endpoint} (path style), region {REGION}; each tool into its own "
         f"fresh prefix of bucket `{bucket}`; {reps_done} timed run(s) per case and tool, tool order "
-        f"alternating per round, no warm-up; all data in the page cache (no cache dropping)."
+        f"alternating per round, no warm-up; all data in the page cache (no cache dropping); "
+        f"rusage taken by {launcher_desc}."
     )
     print()
     print(table)
@@ -688,7 +762,8 @@ def benchmarks_section(machine, versions, settings, table, rows, runs, args, tot
         f"- Settings: {settings}",
         f"- Total bench time: {total_seconds:.0f} s" + (f"; {skipped}" if skipped else ""),
         "- Columns: medians over the runs (peak RSS: the maximum); CPU s and peak RSS are the uploading "
-        "process's own (os.wait4 rusage); server CPU s is SeaweedFS's user+sys over the same interval; "
+        "process's own (its wait4 rusage, taken by a tiny launcher so that the bench's own Python RSS "
+        "does not leak into ru_maxrss); server CPU s is SeaweedFS's user+sys over the same interval; "
         "MiB/s = data size / median wall.",
         "",
         table,
@@ -711,7 +786,7 @@ def benchmarks_section(machine, versions, settings, table, rows, runs, args, tot
 def _on_signal(signum, _frame):
     if _current_child is not None and _current_child.returncode is None:
         try:
-            os.kill(_current_child.pid, signal.SIGTERM)
+            os.killpg(_current_child.pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
     sys.exit(128 + signum)

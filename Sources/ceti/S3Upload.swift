@@ -12,7 +12,7 @@ struct S3Upload: AsyncParsableCommand {
             links are skipped.
 
             A file is skipped without reading it when the ledger proves the same file is already verified \
-            in S3. Otherwise it is hashed (SHA-256 and the part MD5s) and S3 is asked (HEAD): identical \
+            in S3. Otherwise it is hashed (SHA-256 and the part MD5s) and S3 is asked (HEAD, or one listing for a folder of many files): identical \
             content is recorded and not sent again; different content is a conflict, left untouched unless \
             --overwrite. Uploads send Content-MD5 on every request, sign the payload's SHA-256, store \
             x-amz-meta-sha256, and compare S3's ETag with the local one before the ledger marks the object \
