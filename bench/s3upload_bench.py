@@ -404,6 +404,22 @@ def sh(cmd: list[str]) -> str:
         return f"? ({e})"
 
 
+def ceti_source(ceti: str) -> str:
+    """Which sources the binary was built from, as far as read-only git can tell."""
+    env = dict(os.environ, GIT_OPTIONAL_LOCKS="0")  # never refresh (write) the index
+    try:
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=30, env=env).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "diff", "--quiet", "HEAD", "--", "Sources",
+                                "Package.swift"], capture_output=True, timeout=30, env=env).returncode != 0
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    if not head:
+        return ""
+    built = dt.datetime.fromtimestamp(os.path.getmtime(ceti), dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f" (built {built} from commit {head}{' + uncommitted changes in Sources/' if dirty else ''})"
+
+
 def machine_info() -> dict[str, str]:
     model = "?"
     try:
@@ -474,6 +490,7 @@ def main() -> int:
     }
     sets["d"] = sets["c"]
     CASE_TITLES.update(case_titles(sets))
+    os.sync()  # freshly written data sets: let writeback finish before anything is timed
     gen_seconds = time.monotonic() - t_gen
 
     # Isolated configuration for both tools: nothing from ~/.aws or ~/.config leaks in.
@@ -506,7 +523,7 @@ def main() -> int:
         log("warning: cannot find the SeaweedFS pid (ss): server CPU will not be reported")
 
     versions = {
-        "ceti": sh([ceti, "--version"]),
+        "ceti": sh([ceti, "--version"]) + ceti_source(ceti),
         "aws": sh([aws, "--version"]),
         "weed": sh([weed, "version"]),
     }

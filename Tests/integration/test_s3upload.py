@@ -397,16 +397,20 @@ def test_many_files_in_a_folder_are_checked_by_one_listing(ceti, s3, bucket, pro
 
 
 def test_a_silent_link_is_abandoned_and_retried(ceti, s3, bucket, proxy, tmp_path):
-    blob = os.urandom(24 * MiB)
+    # Larger than what loopback's socket buffers can absorb (up to 4 + 32 MiB), so the sender really stalls.
+    blob = os.urandom(80 * MiB)
     write(tmp_path / "up" / "wt-l" / "x.raw", blob)
-    # The first body stops moving for 8 s; with --stall-timeout 2 ceti gives up on it and retries.
-    p = proxy(stall_nth_body=1, stall_seconds=8)
+    # The first body stops moving for 15 s; with --stall-timeout 2 ceti gives up on it and retries
+    # (libcurl measures the rate over a window of a few seconds, so it notices after about 2 + 5 s).
+    p = proxy(stall_nth_body=1, stall_seconds=15)
     r = upload(ceti, bucket, tmp_path / "up", endpoint=p.endpoint,
-               extra=("--part-size", "32MiB", "--stall-timeout", "2", "-v"), check=0)
+               extra=("--part-size", "96MiB", "--stall-timeout", "2", "-v"), check=0)
     assert "retrying PutObject" in r.stderr, r.stderr
     assert get(s3, bucket, f"raw/{today()}/wt-l/x.raw") == blob
-    stalled = [e for e in p.entries() if e.get("stalled")]
-    assert len(stalled) == 1 and not stalled[0]["complete"], p.entries()
+    # The stalled request is logged once the proxy wakes up and finds the client gone.
+    entries = p.wait_for(lambda es: any(e.get("stalled") for e in es), timeout=30)
+    stalled = [e for e in entries if e.get("stalled")]
+    assert len(stalled) == 1 and not stalled[0]["complete"], entries
 
 
 def test_clock_skew_is_corrected_from_the_servers_date(ceti, s3, bucket, proxy, tmp_path):

@@ -29,47 +29,50 @@ public enum UploadRun {
         let ledger = options.dryRun ? try Ledger(readOnlyPath: ledgerPath) : try Ledger(path: ledgerPath)
 
         // {date} is the day a file was first planned, kept so a resume on a later day finds the same key.
+        // Files the ledger proves are in S3 are settled here, without reading them or asking S3.
         let today = Timestamp.utcDate()
-        var planned: [(file: LocalFile, key: String, date: String)] = []
+        var outcomes: [UploadOutcome] = []
+        var work: [(file: LocalFile, key: String, date: String)] = []
         var newFiles: [FileRecord] = []
-        for file in files {
-            let date: String
-            if let record = try ledger.file(path: file.path) {
-                date = record.plannedDate
-            } else {
-                date = today
-                newFiles.append(FileRecord(path: file.path, fingerprint: file.fingerprint, sha256: nil, plannedDate: today))
+        var owners: [String: String] = [:]
+        try ledger.reading {
+            for file in files {
+                let record = try ledger.file(path: file.path)
+                let date = record?.plannedDate ?? today
+                if record == nil {
+                    newFiles.append(FileRecord(path: file.path, fingerprint: file.fingerprint, sha256: nil, plannedDate: today))
+                }
+                let key = options.keyTemplate.key(prefix: options.prefix, date: date, file: file)
+                var outcome = UploadOutcome(action: .skipped, path: file.path, device: file.device, key: key,
+                                            size: file.fingerprint.size)
+                if let other = owners.updateValue(file.path, forKey: key) {
+                    owners[key] = other
+                    outcome.action = .failed
+                    outcome.message = UploadError.duplicateKey(key: key, other: other).description
+                } else if let object = try ledger.proof(path: file.path, fingerprint: file.fingerprint,
+                                                        bucket: options.bucket, key: key) {
+                    outcome.etag = object.etag
+                    outcome.sha256 = object.sha256
+                } else {
+                    work.append((file, key, date))
+                    continue
+                }
+                outcomes.append(outcome)
             }
-            planned.append((file, options.keyTemplate.key(prefix: options.prefix, date: date, file: file), date))
         }
         if !options.dryRun { try ledger.insertNewFiles(newFiles) }
 
         let meter = ProgressMeter(console: console)
         let pool = BlockingPool(threads: 2, name: "ceti-read")
-        var outcomes: [UploadOutcome] = []
-        var owners: [String: String] = [:]
-        var work: [(file: LocalFile, key: String, date: String)] = []
-        for p in planned {
-            if let other = owners[p.key] {
-                outcomes.append(UploadOutcome(action: .failed, path: p.file.path, device: p.file.device, key: p.key,
-                                              size: p.file.fingerprint.size,
-                                              message: UploadError.duplicateKey(key: p.key, other: other).description))
-            } else {
-                owners[p.key] = p.file.path
-                work.append(p)
-            }
-        }
-        for o in outcomes { report(o, options: options, console: console) }
-
         // Keys the ledger cannot prove get checked against S3, by folder listing where many share one.
-        let unproven = try work.filter {
-            try ledger.proof(path: $0.file.path, fingerprint: $0.file.fingerprint, bucket: options.bucket, key: $0.key) == nil
-        }.map(\.key)
         let uploader = Uploader(options: options, s3: s3, ledger: ledger, console: console, meter: meter, pool: pool,
-                                remote: try await RemoteIndex.build(s3: s3, bucket: options.bucket, keys: unproven))
-
-        meter.begin(files: planned.count, bytes: planned.reduce(0) { $0 + $1.file.fingerprint.size })
+                                remote: try await RemoteIndex.build(s3: s3, bucket: options.bucket, keys: work.map(\.key)))
+        meter.begin(files: files.count, bytes: files.reduce(0) { $0 + $1.fingerprint.size })
         defer { meter.end() }
+        for o in outcomes {
+            meter.fileFinished(skippedBytes: o.action == .skipped ? o.size : 0, skipped: o.action == .skipped, failed: o.isFailure)
+            report(o, options: options, console: console)
+        }
         try await withThrowingTaskGroup(of: UploadOutcome.self) { group in
             var next = work.makeIterator()
             func addNext() {

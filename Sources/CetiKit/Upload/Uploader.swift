@@ -48,15 +48,7 @@ final class Uploader: @unchecked Sendable {
         var outcome = start
         let size = file.fingerprint.size
 
-        // 1. The ledger's proof: same file, unchanged since it was hashed, and a verified object of that hash.
-        if let object = try ledger.proof(path: file.path, fingerprint: file.fingerprint, bucket: bucket, key: key) {
-            outcome.action = .skipped
-            outcome.etag = object.etag
-            outcome.sha256 = object.sha256
-            return outcome
-        }
-
-        // 2. Read the file once: SHA-256 and the part MD5s that predict S3's ETag.
+        // 1. Read the file once (the ledger's proof, which needs no read, was checked when planning): SHA-256 and the part MD5s that predict S3's ETag.
         let inFlight = try ledger.upload(bucket: bucket, key: key)
         var layout = PartLayout(size: size, requestedPartSize: options.partSize)
         if let inFlight, inFlight.fingerprint.size == size {
@@ -88,7 +80,7 @@ final class Uploader: @unchecked Sendable {
             }
         }
 
-        // 3. What does S3 hold under the key?
+        // 2. What does S3 hold under the key?
         var overwriting = false
         let head = try await remote.head(key) { $0.size == size && $0.etag != hashes.etag }
         if let head {
@@ -124,7 +116,7 @@ final class Uploader: @unchecked Sendable {
             return outcome
         }
 
-        // 4. Send it.
+        // 3. Send it.
         let counter = ByteCounter(meter: meter)
         let resumed: Bool
         if layout.isMultipart {
