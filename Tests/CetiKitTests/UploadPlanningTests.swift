@@ -123,3 +123,13 @@ import Testing
         #expect(S3Client.parseHTTPDate("Sun, 22 Nov 2026 03:00:00 GMT") == Date(timeIntervalSince1970: 1_795_316_400))
     }
 }
+
+@Suite struct TimestampTests {
+    @Test func formats() {
+        let d = Date(timeIntervalSince1970: 1_795_316_467.9)  // 2026-11-22T03:01:07.9Z
+        #expect(Timestamp.iso8601(d) == "2026-11-22T03:01:07Z")
+        #expect(Timestamp.compact(d) == "20261122T030107Z")
+        #expect(Timestamp.utcDate(d) == "2026-11-22")
+        #expect(Timestamp.utcDate(Date(timeIntervalSince1970: 0)) == "1970-01-01")
+    }
+}

@@ -175,8 +175,8 @@ public final class Ledger: @unchecked Sendable {
 
     /// The verified object that proves a local file is in S3 without reading it: the file is
     /// unchanged (size, mtime, inode) since it was hashed, and the object has that hash and size.
-    public func proof(path: String, fingerprint: FileFingerprint, bucket: String, key: String) throws -> ObjectRecord? {
-        guard let record = try file(path: path), record.fingerprint == fingerprint, let sha = record.sha256,
+    public func proof(record: FileRecord, fingerprint: FileFingerprint, bucket: String, key: String) throws -> ObjectRecord? {
+        guard record.fingerprint == fingerprint, let sha = record.sha256,
               let object = try object(bucket: bucket, key: key),
               object.sha256 == sha, object.size == fingerprint.size else { return nil }
         return object

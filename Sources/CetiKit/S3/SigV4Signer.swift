@@ -113,13 +113,7 @@ public struct SigV4Signer: Sendable {
     }
 
     /// `yyyyMMdd'T'HHmmss'Z'` in UTC, fractional seconds dropped.
-    static func amzDate(_ date: Date) -> String {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
-        return String(format: "%04d%02d%02dT%02d%02d%02dZ",
-                      c.year!, c.month!, c.day!, c.hour!, c.minute!, c.second!)
-    }
+    static func amzDate(_ date: Date) -> String { Timestamp.compact(date) }
 
     /// SigV4's Trimall: outer whitespace removed, inner runs of whitespace become one space
     /// (botocore: `' '.join(value.split())`).

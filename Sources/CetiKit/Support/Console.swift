@@ -17,9 +17,13 @@ public final class Console: @unchecked Sendable {
         self.stderrIsTTY = isatty(2) == 1
     }
 
+    /// Whether result lines are printed at all (not with --quiet or --json): lets callers skip
+    /// building thousands of lines nobody sees.
+    public var showsResults: Bool { !json && verbosity != .quiet }
+
     /// A result line (stdout); suppressed by --quiet and --json.
     public func result(_ line: String) {
-        guard !json, verbosity != .quiet else { return }
+        guard showsResults else { return }
         write(line, to: 1)
     }
 

@@ -1,20 +1,37 @@
 import Foundation
 
-/// UTC timestamps and dates as ceti writes them (ISO 8601, so they sort as text).
+/// UTC timestamps and dates as ceti writes them (ISO 8601, so they sort as text). Formatted
+/// with gmtime_r: Foundation's formatters cost tens of microseconds each, per file and request.
 public enum Timestamp {
     public static func now() -> String { iso8601(Date()) }
 
+    /// 2026-11-22T03:14:27Z
     public static func iso8601(_ date: Date) -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime]
-        return f.string(from: date)
+        let t = fields(date)
+        return "\(pad(t.tm_year + 1900, 4))-\(pad(t.tm_mon + 1))-\(pad(t.tm_mday))T\(pad(t.tm_hour)):\(pad(t.tm_min)):\(pad(t.tm_sec))Z"
+    }
+
+    /// 20261122T031427Z, as SigV4's x-amz-date.
+    public static func compact(_ date: Date) -> String {
+        let t = fields(date)
+        return "\(pad(t.tm_year + 1900, 4))\(pad(t.tm_mon + 1))\(pad(t.tm_mday))T\(pad(t.tm_hour))\(pad(t.tm_min))\(pad(t.tm_sec))Z"
     }
 
     /// The UTC calendar date, YYYY-MM-DD.
     public static func utcDate(_ date: Date = Date()) -> String {
-        var cal = Calendar(identifier: .gregorian)
-        cal.timeZone = TimeZone(identifier: "UTC")!
-        let c = cal.dateComponents([.year, .month, .day], from: date)
-        return String(format: "%04d-%02d-%02d", c.year!, c.month!, c.day!)
+        let t = fields(date)
+        return "\(pad(t.tm_year + 1900, 4))-\(pad(t.tm_mon + 1))-\(pad(t.tm_mday))"
+    }
+
+    private static func fields(_ date: Date) -> tm {
+        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
+        var t = tm()
+        gmtime_r(&seconds, &t)
+        return t
+    }
+
+    private static func pad(_ v: Int32, _ width: Int = 2) -> String {
+        let s = String(v)
+        return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
     }
 }

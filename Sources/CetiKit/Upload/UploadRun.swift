@@ -49,8 +49,8 @@ public enum UploadRun {
                     owners[key] = other
                     outcome.action = .failed
                     outcome.message = UploadError.duplicateKey(key: key, other: other).description
-                } else if let object = try ledger.proof(path: file.path, fingerprint: file.fingerprint,
-                                                        bucket: options.bucket, key: key) {
+                } else if let record, let object = try ledger.proof(record: record, fingerprint: file.fingerprint,
+                                                                    bucket: options.bucket, key: key) {
                     outcome.etag = object.etag
                     outcome.sha256 = object.sha256
                 } else {
@@ -99,6 +99,7 @@ public enum UploadRun {
             console.error("\(o.action.rawValue): \(o.path): \(o.message ?? "")")
             return
         }
+        guard console.showsResults else { return }
         let line = o.action.rawValue.padding(toLength: 15, withPad: " ", startingAt: 0)
             + ByteSize.format(o.size).padding(toLength: 11, withPad: " ", startingAt: 0)
             + " \(o.path) -> s3://\(options.bucket)/\(o.key)"
