@@ -28,11 +28,51 @@ public enum UploadRun {
 
         let ledger = options.dryRun ? try Ledger(readOnlyPath: ledgerPath) : try Ledger(path: ledgerPath)
 
-        // {date} is the day a file was first planned, kept so a resume on a later day finds the same key.
-        // Files the ledger proves are in S3 are settled here, without reading them or asking S3.
-        let today = Timestamp.utcDate()
+        let (settled, work, newFiles) = try plan(files, options: options, ledger: ledger)
+        if !options.dryRun { try ledger.insertNewFiles(newFiles) }
+
+        let meter = ProgressMeter(console: console)
+        let pool = BlockingPool(threads: 2, name: "ceti-read")
+        // Keys the ledger cannot prove get checked against S3, by folder listing where many share one.
+        let uploader = Uploader(options: options, s3: s3, ledger: ledger, console: console, meter: meter, pool: pool,
+                                remote: try await RemoteIndex.build(s3: s3, bucket: options.bucket, keys: work.map(\.key)))
+        meter.begin(files: files.count, bytes: files.reduce(0) { $0 + $1.fingerprint.size })
+        defer { meter.end() }
         var outcomes: [UploadOutcome] = []
-        var work: [(file: LocalFile, key: String, date: String)] = []
+        func finish(_ o: UploadOutcome) {
+            outcomes.append(o)
+            let skipped = o.action == .skipped || o.action == .present
+            meter.fileFinished(skippedBytes: skipped ? o.size : 0, skipped: skipped, failed: o.isFailure)
+            report(o, options: options, console: console)
+        }
+        settled.forEach(finish)
+        try await withThrowingTaskGroup(of: UploadOutcome.self) { group in
+            var next = work.makeIterator()
+            func addNext() {
+                guard let p = next.next() else { return }
+                group.addTask { try await uploader.process(p.file, key: p.key, plannedDate: p.date) }
+            }
+            for _ in 0..<max(1, options.jobs) { addNext() }
+            while let outcome = try await group.next() {
+                finish(outcome)
+                addNext()
+            }
+        }
+        return UploadSummary(bucket: options.bucket, dryRun: options.dryRun,
+                             files: outcomes.sorted { $0.path < $1.path },
+                             seconds: meter.elapsed, bytesSent: meter.bytesSent)
+    }
+
+    typealias PlannedFile = (file: LocalFile, key: String, date: String)
+
+    /// Gives every file its key. {date} is the day a file was first planned, kept so a resume on a
+    /// later day finds the same key. Files the ledger proves are in S3 (and duplicate keys) are
+    /// settled here, without reading them or asking S3; the rest is the work.
+    static func plan(_ files: [LocalFile], options: UploadOptions, ledger: Ledger) throws
+        -> (settled: [UploadOutcome], work: [PlannedFile], newFiles: [FileRecord]) {
+        let today = Timestamp.utcDate()
+        var settled: [UploadOutcome] = []
+        var work: [PlannedFile] = []
         var newFiles: [FileRecord] = []
         var owners: [String: String] = [:]
         try ledger.reading {
@@ -57,40 +97,10 @@ public enum UploadRun {
                     work.append((file, key, date))
                     continue
                 }
-                outcomes.append(outcome)
+                settled.append(outcome)
             }
         }
-        if !options.dryRun { try ledger.insertNewFiles(newFiles) }
-
-        let meter = ProgressMeter(console: console)
-        let pool = BlockingPool(threads: 2, name: "ceti-read")
-        // Keys the ledger cannot prove get checked against S3, by folder listing where many share one.
-        let uploader = Uploader(options: options, s3: s3, ledger: ledger, console: console, meter: meter, pool: pool,
-                                remote: try await RemoteIndex.build(s3: s3, bucket: options.bucket, keys: work.map(\.key)))
-        meter.begin(files: files.count, bytes: files.reduce(0) { $0 + $1.fingerprint.size })
-        defer { meter.end() }
-        for o in outcomes {
-            meter.fileFinished(skippedBytes: o.action == .skipped ? o.size : 0, skipped: o.action == .skipped, failed: o.isFailure)
-            report(o, options: options, console: console)
-        }
-        try await withThrowingTaskGroup(of: UploadOutcome.self) { group in
-            var next = work.makeIterator()
-            func addNext() {
-                guard let p = next.next() else { return }
-                group.addTask { try await uploader.process(p.file, key: p.key, plannedDate: p.date) }
-            }
-            for _ in 0..<max(1, options.jobs) { addNext() }
-            while let outcome = try await group.next() {
-                outcomes.append(outcome)
-                let skipped = [.skipped, .present].contains(outcome.action)
-                meter.fileFinished(skippedBytes: skipped ? outcome.size : 0, skipped: skipped, failed: outcome.isFailure)
-                report(outcome, options: options, console: console)
-                addNext()
-            }
-        }
-        return UploadSummary(bucket: options.bucket, dryRun: options.dryRun,
-                             files: outcomes.sorted { $0.path < $1.path },
-                             seconds: meter.elapsed, bytesSent: meter.bytesSent)
+        return (settled, work, newFiles)
     }
 
     /// One line per file when not on a terminal; on a terminal only what is not a plain skip.

@@ -1,6 +1,6 @@
 import Foundation
 
-/// Uploads planned files: skips what the ledger proves, dedups against S3 by HEAD, resumes
+/// Uploads the files the ledger could not prove: dedups against what S3 holds, resumes
 /// interrupted multipart uploads, and records every verified object in the ledger.
 final class Uploader: @unchecked Sendable {
     let options: UploadOptions
@@ -14,12 +14,12 @@ final class Uploader: @unchecked Sendable {
     init(options: UploadOptions, s3: S3Client, ledger: Ledger, console: Console, meter: ProgressMeter, pool: BlockingPool,
          remote: RemoteIndex) {
         self.options = options
-        self.remote = remote
         self.s3 = s3
         self.ledger = ledger
         self.console = console
         self.meter = meter
         self.pool = pool
+        self.remote = remote
     }
 
     private var bucket: String { options.bucket }
@@ -48,7 +48,8 @@ final class Uploader: @unchecked Sendable {
         var outcome = start
         let size = file.fingerprint.size
 
-        // 1. Read the file once (the ledger's proof, which needs no read, was checked when planning): SHA-256 and the part MD5s that predict S3's ETag.
+        // 1. Read the file once: SHA-256 and the part MD5s that predict S3's ETag. (The ledger's
+        //    proof, which needs no read, was checked when planning.)
         let inFlight = try ledger.upload(bucket: bucket, key: key)
         var layout = PartLayout(size: size, requestedPartSize: options.partSize)
         if let inFlight, inFlight.fingerprint.size == size {
