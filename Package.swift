@@ -17,12 +17,13 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CSSH2", pkgConfig: "libssh2", providers: [.apt(["libssh2-1-dev"])]),
         // Typed wrappers for libcurl's variadic curl_easy_setopt/getinfo, nothing more.
         .target(name: "CCurlShim", dependencies: ["CCurl"]),
         .target(
             name: "CetiKit",
             dependencies: [
-                "CCurl", "CCurlShim", "COpenSSL", "CSQLite",
+                "CCurl", "CCurlShim", "COpenSSL", "CSQLite", "CSSH2",
                 .product(name: "Yams", package: "Yams"),
             ]
         ),

@@ -1,8 +1,88 @@
 import ArgumentParser
+import CetiKit
+import Foundation
 
-struct WhaleTag: NotYetImplemented {
+struct WhaleTag: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "whaletag",
-        abstract: "Discover whale tags on the LAN, pull /data over SFTP, clean them (not implemented yet).")
-    @Argument(parsing: .allUnrecognized) var arguments: [String] = []
+        abstract: "Pull whale tags' /data over SFTP, verified and resumable.",
+        discussion: """
+            Each tag is pulled over one SSH session (tags in parallel): the top-level regular files of \
+            its data folder, never folders or links. A file modified in the last minute (by the tag's \
+            clock) is still being written: reported, not pulled. Files land in DATA_DIR/<hostname>/, \
+            first as <name>.part (an interrupted pull resumes there), hashed while they arrive, checked \
+            against the tag's own sha256sum, then renamed and recorded in the ledger. A file whose \
+            verified copy is in the ledger is not pulled again.
+
+            Host keys are trusted on first use and pinned per tag name in \
+            $XDG_CONFIG_HOME/ceti/known_hosts; a changed key stops that tag.
+
+            Discovery (-l, -a) and cleaning (-c) come in a later release.
+
+            Exit status: 0 all pulled or skipped, 1 a tag or file failed, 2 usage/configuration error.
+            """)
+
+    @Flag(name: .shortAndLong, help: "Discover and list tags (not implemented yet).")
+    var list = false
+    @Flag(name: .shortAndLong, help: "Discover, then pull every tag (not implemented yet).")
+    var all = false
+    @Option(name: [.customShort("t"), .long], help: "Pull this tag (hostname or address); repeatable.")
+    var tag: [String] = []
+    @Flag(name: .shortAndLong, help: "Delete on the tag the files proven safe (not implemented yet).")
+    var clean = false
+
+    @Option(name: .customLong("data-dir"), help: "Where pulled files land, in <hostname>/ folders (default ./data).")
+    var dataDir = "data"
+    @Option(help: "SSH port (default 22).")
+    var port = 22
+    @Option(help: "Login user (default pi).")
+    var user = "pi"
+    @Option(name: .customLong("password-file"), help: "File holding the tags' password (else CETI_TAG_PASSWORD, else the factory password).")
+    var passwordFile: String?
+    @Option(help: "Private key to log in with (ed25519).")
+    var identity: String?
+    @Option(name: .customLong("remote-dir"), help: "The tag's data folder (default /data).")
+    var remoteDir = "/data"
+    @Option(name: .customLong("accept-new-host-key"), help: "Accept and pin a changed host key for this tag (after a reflash); repeatable.")
+    var acceptNewHostKey: [String] = []
+    @Flag(name: .customLong("no-remote-verify"), help: "Do not confirm copies with the tag's own sha256sum.")
+    var noRemoteVerify = false
+    @Flag(name: .customLong("dry-run"), help: "Show what would be pulled; writes nothing.")
+    var dryRun = false
+    @Option(name: .shortAndLong, help: "Tags pulled in parallel (default 4).")
+    var jobs = 4
+    @OptionGroup var ledger: LedgerOption
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        let console = output.console
+        try await runReportingErrors(console) {
+            if list || all || clean {
+                throw UsageError("whaletag -l, -a and -c (discovery and cleaning) are not implemented yet; pull a tag with -t HOST")
+            }
+            guard !tag.isEmpty else { throw UsageError("name the tags to pull with -t HOST (hostname or address)") }
+            guard (1...64).contains(jobs) else { throw UsageError("--jobs \(jobs): give a number from 1 to 64") }
+            let env = ProcessInfo.processInfo.environment
+            let config = try ConfigFile.load(explicit: nil, environment: env)
+            let password = try TagPassword.resolve(file: passwordFile, environment: env)
+            var options = PullOptions(
+                dataDir: FileWalker.absolutePath(dataDir),
+                login: SSHLogin(user: user, password: password, identity: identity),
+                knownHostsPath: KnownHosts.defaultPath(environment: env),
+                ledgerPath: Ledger.resolvePath(flag: ledger.ledger, environment: env, config: config))
+            options.remoteDir = remoteDir
+            options.port = port
+            options.acceptNewHostKey = Set(acceptNewHostKey)
+            options.remoteVerify = !noRemoteVerify
+            options.dryRun = dryRun
+            options.jobs = jobs
+            let summary = try await WhaleTagRun.pull(targets: tag, options: options, console: console)
+            if output.json {
+                console.output(try JSONOutput.encode(summary))
+            } else if !output.quiet {
+                console.output(summary.line)
+            }
+            return summary.exitCode
+        }
+    }
 }

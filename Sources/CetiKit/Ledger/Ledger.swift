@@ -7,7 +7,7 @@ public final class Ledger: @unchecked Sendable {
     private let db: SQLiteDatabase
     // Recursive, so a batch of reads can run inside one `reading` transaction.
     private let lock = NSRecursiveLock()
-    static let schemaVersion: Int64 = 1
+    static let schemaVersion: Int64 = 2
 
     /// `--ledger`, else `$CETI_LEDGER`, else `ledger:` in the config file, else
     /// `$XDG_DATA_HOME/ceti/ledger.sqlite` (`~/.local/share/ceti/ledger.sqlite`).
@@ -64,7 +64,8 @@ public final class Ledger: @unchecked Sendable {
         if version > Self.schemaVersion {
             throw SQLiteError.open(path: path, message: "it was written by a newer ceti (schema \(version)); upgrade ceti")
         }
-        if version < 1 {
+        if version < Self.schemaVersion {
+            // Every statement is CREATE ... IF NOT EXISTS: one script serves new and older ledgers.
             try transaction {
                 try db.execute(Self.schema)
                 try db.execute("PRAGMA user_version = \(Self.schemaVersion)")
@@ -88,6 +89,13 @@ public final class Ledger: @unchecked Sendable {
         CREATE TABLE IF NOT EXISTS upload_parts (
             upload_id TEXT NOT NULL REFERENCES uploads(upload_id) ON DELETE CASCADE, part_number INTEGER NOT NULL,
             size INTEGER NOT NULL, md5 TEXT NOT NULL, etag TEXT NOT NULL, PRIMARY KEY (upload_id, part_number));
+        CREATE TABLE IF NOT EXISTS sources (
+            id INTEGER PRIMARY KEY, device TEXT NOT NULL, remote_path TEXT NOT NULL, size INTEGER NOT NULL,
+            mtime INTEGER NOT NULL, sha256 TEXT NOT NULL, remote_verified INTEGER NOT NULL, first_seen TEXT NOT NULL,
+            UNIQUE (device, remote_path, sha256));
+        CREATE TABLE IF NOT EXISTS copies (
+            id INTEGER PRIMARY KEY, source_id INTEGER NOT NULL REFERENCES sources(id), path TEXT NOT NULL,
+            size INTEGER NOT NULL, sha256 TEXT NOT NULL, verified_at TEXT NOT NULL, UNIQUE (source_id, path));
         CREATE TABLE IF NOT EXISTS failures (
             bucket TEXT NOT NULL, key TEXT NOT NULL, device TEXT NOT NULL, local_path TEXT NOT NULL,
             message TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (bucket, key));
@@ -247,6 +255,39 @@ public final class Ledger: @unchecked Sendable {
 
     public func dropUpload(uploadID: String) throws {
         try locked { _ = try db.query("DELETE FROM uploads WHERE upload_id = ?", [.text(uploadID)]) }
+    }
+
+    // MARK: sources (files on devices) and their local copies
+
+    /// The verified local copy of a device file with this size and mtime, if one was pulled.
+    public func copy(device: String, remotePath: String, size: Int64, mtime: Int64) throws -> CopyRecord? {
+        try locked {
+            try db.query("""
+                SELECT c.path, s.sha256, s.remote_verified, c.verified_at FROM sources s JOIN copies c ON c.source_id = s.id
+                WHERE s.device = ? AND s.remote_path = ? AND s.size = ? AND s.mtime = ? ORDER BY c.id DESC LIMIT 1
+                """, [.text(device), .text(remotePath), .int(size), .int(mtime)]).first.map { r in
+                CopyRecord(device: device, remotePath: remotePath, size: size, mtime: mtime, sha256: r[1].text!,
+                           localPath: r[0].text!, remoteVerified: r[2].int == 1, verifiedAt: r[3].text!)
+            }
+        }
+    }
+
+    /// Records a device file and its verified local copy in one transaction.
+    public func recordCopy(_ c: CopyRecord) throws {
+        try locked {
+            try transaction {
+                try db.query("""
+                    INSERT INTO sources (device, remote_path, size, mtime, sha256, remote_verified, first_seen) VALUES (?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(device, remote_path, sha256) DO UPDATE SET size = excluded.size, mtime = excluded.mtime,
+                        remote_verified = max(remote_verified, excluded.remote_verified)
+                    """, [.text(c.device), .text(c.remotePath), .int(c.size), .int(c.mtime), .text(c.sha256),
+                          .int(c.remoteVerified ? 1 : 0), .text(c.verifiedAt)])
+                let id = try db.query("SELECT id FROM sources WHERE device = ? AND remote_path = ? AND sha256 = ?",
+                                      [.text(c.device), .text(c.remotePath), .text(c.sha256)]).first![0]
+                try db.query("INSERT OR REPLACE INTO copies (source_id, path, size, sha256, verified_at) VALUES (?, ?, ?, ?, ?)",
+                             [id, .text(c.localPath), .int(c.size), .text(c.sha256), .text(c.verifiedAt)])
+            }
+        }
     }
 
     // MARK: failures and status

@@ -65,3 +65,17 @@ public struct DeviceStatus: Sendable, Equatable, Codable {
     public var lastVerifiedAt: String? = nil
     public var failures: [String] = []
 }
+
+/// A file on a device and its verified local copy.
+public struct CopyRecord: Sendable, Equatable, Codable {
+    public var device: String
+    public var remotePath: String
+    public var size: Int64
+    /// The device's mtime, seconds.
+    public var mtime: Int64
+    public var sha256: String
+    public var localPath: String
+    /// The device's own sha256sum agreed.
+    public var remoteVerified: Bool
+    public var verifiedAt: String
+}

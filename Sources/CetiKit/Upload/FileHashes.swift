@@ -47,11 +47,34 @@ public struct FileHashes: Sendable, Equatable {
 
     /// SHA-256 of one byte range (a part about to be sent).
     public static func sha256(path: String, fd: Int32, offset: Int64, length: Int64) throws -> [UInt8] {
+        var sha = Digest(.sha256)
+        try hash(&sha, fd: fd, path: path, offset: offset, length: length)
+        return sha.finalize()
+    }
+
+    /// SHA-256 (hex) of a whole file.
+    public static func sha256(path: String) throws -> String {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw HashError.unreadable(path: path, message: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        var st = stat()
+        fstat(fd, &st)
+        return try sha256(path: path, fd: fd, offset: 0, length: Int64(st.st_size)).hex
+    }
+
+    /// Feeds a byte range of an open file into `digest`.
+    public static func hash(_ digest: inout Digest, fd: Int32, path: String, offset: Int64, length: Int64) throws {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096)
         defer { buffer.deallocate() }
-        var sha = Digest(.sha256)
-        try read(fd: fd, path: path, offset: offset, length: length, buffer: buffer) { sha.update($0) }
-        return sha.finalize()
+        try read(fd: fd, path: path, offset: offset, length: length, buffer: buffer) { digest.update($0) }
+    }
+
+    /// fsync a directory, so a rename in it survives a power cut.
+    public static func syncDirectory(_ path: String) {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        fsync(fd)
+        close(fd)
     }
 
     private static func read(fd: Int32, path: String, offset: Int64, length: Int64, buffer: UnsafeMutableRawBufferPointer,

@@ -85,6 +85,8 @@ public struct FileWalker {
         return fingerprint(st)
     }
 
+    public static func absolutePath(_ path: String) -> String { absolute(path) }
+
     static func absolute(_ path: String) -> String {
         var p = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
         p = (p as NSString).standardizingPath

@@ -1,0 +1,97 @@
+import CSSH2
+import Foundation
+
+/// An entry of a remote directory.
+public struct RemoteFile: Sendable, Equatable, Codable {
+    public var name: String
+    public var size: Int64
+    /// Seconds since the epoch, by the tag's clock.
+    public var mtime: Int64
+    public var isRegular: Bool
+    public var isDirectory: Bool
+}
+
+/// SFTP over an SSHSession: listing, pipelined downloads, deletes. Blocking, like its session.
+public final class SFTPClient {
+    let session: SSHSession
+    private let sftp: OpaquePointer
+
+    /// libssh2 splits a read into requests of at most 30,000 bytes and keeps as many in flight as
+    /// the caller's buffer holds: ~2 MB keeps a fast LAN busy (DESIGN §4).
+    static let readBuffer = 67 * 30_000
+
+    public init(session: SSHSession) throws {
+        self.session = session
+        self.sftp = try session.sftp()
+    }
+
+    private func failure(_ operation: String) -> SSHError {
+        let code = libssh2_sftp_last_error(sftp)
+        let detail = code == 2 ? "no such file" : code == 3 ? "permission denied" : code == 4 ? "failure" : session.lastError
+        return .protocolError(host: session.host, operation: operation, message: detail)
+    }
+
+    public func list(_ directory: String) throws -> [RemoteFile] {
+        guard let dir = libssh2_sftp_open_ex(sftp, directory, UInt32(directory.utf8.count), 0, 0, LIBSSH2_SFTP_OPENDIR) else {
+            throw failure("listing \(directory)")
+        }
+        defer { libssh2_sftp_close_handle(dir) }
+        var entries: [RemoteFile] = []
+        var name = [CChar](repeating: 0, count: 4096)
+        while true {
+            var attrs = LIBSSH2_SFTP_ATTRIBUTES()
+            let n = name.withUnsafeMutableBufferPointer {
+                libssh2_sftp_readdir_ex(dir, $0.baseAddress, $0.count, nil, 0, &attrs)
+            }
+            if n == 0 { break }
+            if n < 0 { throw failure("listing \(directory)") }
+            let entryName = String(decoding: name[0..<Int(n)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if entryName == "." || entryName == ".." { continue }
+            entries.append(Self.file(entryName, attrs))
+        }
+        return entries.sorted { $0.name < $1.name }
+    }
+
+    /// lstat: a symbolic link is reported as such (not regular), never followed.
+    public func stat(_ path: String) throws -> RemoteFile {
+        var attrs = LIBSSH2_SFTP_ATTRIBUTES()
+        guard libssh2_sftp_stat_ex(sftp, path, UInt32(path.utf8.count), LIBSSH2_SFTP_LSTAT, &attrs) == 0 else {
+            throw failure("stat \(path)")
+        }
+        return Self.file((path as NSString).lastPathComponent, attrs)
+    }
+
+    static func file(_ name: String, _ a: LIBSSH2_SFTP_ATTRIBUTES) -> RemoteFile {
+        let type = UInt(a.permissions) & UInt(LIBSSH2_SFTP_S_IFMT)
+        return RemoteFile(name: name, size: Int64(a.filesize), mtime: Int64(a.mtime),
+                          isRegular: type == UInt(LIBSSH2_SFTP_S_IFREG), isDirectory: type == UInt(LIBSSH2_SFTP_S_IFDIR))
+    }
+
+    /// Streams `path` from `offset` to its end into `consume`, which sees each chunk once.
+    /// Returns the number of bytes read.
+    @discardableResult
+    public func read(_ path: String, from offset: Int64, _ consume: (UnsafeRawBufferPointer) throws -> Void) throws -> Int64 {
+        guard let handle = libssh2_sftp_open_ex(sftp, path, UInt32(path.utf8.count), UInt(LIBSSH2_FXF_READ), 0, LIBSSH2_SFTP_OPENFILE) else {
+            throw failure("opening \(path)")
+        }
+        defer { libssh2_sftp_close_handle(handle) }
+        if offset > 0 { libssh2_sftp_seek64(handle, UInt64(offset)) }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.readBuffer, alignment: 16)
+        defer { buffer.deallocate() }
+        var total: Int64 = 0
+        while true {
+            let n = libssh2_sftp_read(handle, buffer.baseAddress!.assumingMemoryBound(to: CChar.self), buffer.count)
+            if n == 0 { break }
+            if n < 0 { throw failure("reading \(path)") }
+            try consume(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+            total += Int64(n)
+        }
+        return total
+    }
+
+    public func unlink(_ path: String) throws {
+        guard libssh2_sftp_unlink_ex(sftp, path, UInt32(path.utf8.count)) == 0 else {
+            throw failure("deleting \(path)")
+        }
+    }
+}

@@ -1,0 +1,26 @@
+/// What `ceti whaletag` pulls from where, and how it logs in.
+public struct PullOptions: Sendable {
+    public var dataDir: String
+    public var remoteDir = "/data"
+    public var port = 22
+    public var login: SSHLogin
+    public var knownHostsPath: String
+    public var acceptNewHostKey: Set<String> = []
+    /// Ask the tag's own sha256sum to confirm every copy (on by default).
+    public var remoteVerify = true
+    public var dryRun = false
+    /// A file modified less than this long ago (by the tag's clock) is still being written.
+    public var settleSeconds: Int64 = 60
+    public var ledgerPath: String
+    public var jobs = 4
+
+    public init(dataDir: String, login: SSHLogin, knownHostsPath: String, ledgerPath: String) {
+        self.dataDir = dataDir
+        self.login = login
+        self.knownHostsPath = knownHostsPath
+        self.ledgerPath = ledgerPath
+    }
+
+    /// The factory password of every tag (DESIGN §1); used when no other is given.
+    public static let factoryPassword = "ceticeti"
+}

@@ -1,0 +1,18 @@
+import Foundation
+
+/// The tags' login password: `--password-file`, else `CETI_TAG_PASSWORD`, else the factory
+/// password. It is never printed, logged or stored.
+public enum TagPassword {
+    public static func resolve(file: String?, environment: [String: String]) throws -> String {
+        if let file {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                throw UsageError("cannot read --password-file \(file): check the path and its permissions")
+            }
+            let password = text.split(separator: "\n", omittingEmptySubsequences: false).first.map(String.init) ?? ""
+            guard !password.isEmpty else { throw UsageError("--password-file \(file) is empty: put the password on its first line") }
+            return password
+        }
+        if let p = environment["CETI_TAG_PASSWORD"], !p.isEmpty { return p }
+        return PullOptions.factoryPassword
+    }
+}

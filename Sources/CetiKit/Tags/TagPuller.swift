@@ -1,0 +1,203 @@
+import Foundation
+
+/// Pulls one tag's data directory over one SSH session: verified host key, top-level regular
+/// files only, resumable `.part` downloads hashed while they arrive, confirmed by the tag's own
+/// sha256sum, recorded in the ledger. Blocking: run it on a thread of our own. Holds no mutable
+/// state of its own (sessions live inside one `pull`), so tags can be pulled in parallel.
+final class TagPuller: @unchecked Sendable {
+    let options: PullOptions
+    let ledger: Ledger
+    let knownHosts: KnownHosts
+    let console: Console
+
+    init(options: PullOptions, ledger: Ledger, knownHosts: KnownHosts, console: Console) {
+        self.options = options
+        self.ledger = ledger
+        self.knownHosts = knownHosts
+        self.console = console
+    }
+
+    /// Connects, checks the host key, logs in; returns the session and the tag's own hostname and clock.
+    func open(address: String, expectedName: String?) throws -> (SSHSession, name: String, now: Int64) {
+        let session = try SSHSession(host: address, port: options.port)
+        let key = session.hostKey
+        // Check what can be checked before the password is sent: a key pinned under a name.
+        if let name = expectedName ?? knownHosts.name(forKey: key.base64) {
+            try check(name, key: key, address: address)
+        }
+        try session.authenticate(options.login)
+        let info = try session.exec("hostname; date +%s")
+        let lines = String(decoding: info.stdout, as: UTF8.self).split(separator: "\n").map(String.init)
+        guard info.status == 0, lines.count >= 2, let now = Int64(lines[1].trimmingCharacters(in: .whitespaces)) else {
+            throw SSHError.remoteCommand(host: address, command: "hostname; date +%s", status: info.status, stderr: info.stderr)
+        }
+        let name = lines[0].trimmingCharacters(in: .whitespaces)
+        try check(name, key: key, address: address)
+        return (session, name, now)
+    }
+
+    private func check(_ name: String, key: (type: String, base64: String, fingerprint: String), address: String) throws {
+        switch knownHosts.verdict(name: name, type: key.type, key: key.base64) {
+        case .trusted:
+            return
+        case .new:
+            console.info("\(name) (\(address)): first contact, pinning host key \(key.fingerprint)")
+            try knownHosts.pin(name: name, type: key.type, key: key.base64)
+        case .changed(let pinned):
+            guard options.acceptNewHostKey.contains(name) else {
+                throw SSHError.hostKeyChanged(name: name, address: address, pinned: pinned, presented: key.fingerprint,
+                                              knownHosts: knownHosts.path)
+            }
+            console.info("\(name) (\(address)): accepting its new host key \(key.fingerprint) (was \(pinned))")
+            try knownHosts.pin(name: name, type: key.type, key: key.base64)
+        }
+    }
+
+    func pull(address: String, expectedName: String?) -> TagPullReport {
+        var report = TagPullReport(tag: expectedName ?? address, address: address)
+        do {
+            let (session, name, now) = try open(address: address, expectedName: expectedName)
+            report.tag = name
+            let sftp = try SFTPClient(session: session)
+            let remoteDir = options.remoteDir.hasSuffix("/") ? String(options.remoteDir.dropLast()) : options.remoteDir
+            let localDir = options.dataDir + "/" + name
+            if !options.dryRun {
+                try FileManager.default.createDirectory(atPath: localDir, withIntermediateDirectories: true)
+            }
+            var received: [(outcome: PullOutcome, file: RemoteFile, sha: String, part: String)] = []
+            for file in try sftp.list(remoteDir) {
+                var outcome = PullOutcome(action: .ignored, name: file.name, size: file.size)
+                if !file.isRegular {
+                    outcome.message = file.isDirectory ? "folder" : "not a regular file"
+                } else if file.mtime > now - options.settleSeconds {
+                    outcome.action = .stillWriting
+                    outcome.message = "modified \(max(0, now - file.mtime)) s ago: the tag may still be writing it; pull it later"
+                } else if let copy = try ledger.copy(device: name, remotePath: remoteDir + "/" + file.name, size: file.size, mtime: file.mtime) {
+                    outcome.action = .skipped
+                    outcome.localPath = copy.localPath
+                    outcome.sha256 = copy.sha256
+                } else if options.dryRun {
+                    outcome.action = .wouldPull
+                } else {
+                    do {
+                        let (sha, part, bytes, resumed) = try download(sftp, remoteDir + "/" + file.name, file, into: localDir)
+                        outcome.action = resumed ? .resumed : .pulled
+                        outcome.bytesReceived = bytes
+                        received.append((outcome, file, sha, part))
+                        continue
+                    } catch {
+                        outcome.action = .failed
+                        outcome.message = "\(error)"
+                    }
+                }
+                report.files.append(outcome)
+            }
+            report.files += try confirm(received, session: session, name: name, remoteDir: remoteDir, localDir: localDir)
+        } catch {
+            report.error = "\(error)"
+        }
+        report.files.sort { $0.name < $1.name }
+        return report
+    }
+
+    /// Downloads into `<name>.part`, continuing an earlier partial download (whose bytes are
+    /// re-hashed, not re-sent). Returns the SHA-256 of the whole file.
+    private func download(_ sftp: SFTPClient, _ remotePath: String, _ file: RemoteFile,
+                          into localDir: String) throws -> (String, String, Int64, Bool) {
+        let part = localDir + "/" + file.name + ".part"
+        let fd = Glibc.open(part, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw PullError.localWrite(path: part, message: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        var st = stat()
+        fstat(fd, &st)
+        var have = Int64(st.st_size)
+        if have > file.size {
+            ftruncate(fd, 0)
+            have = 0
+        }
+        var sha = Digest(.sha256)
+        if have > 0 { try FileHashes.hash(&sha, fd: fd, path: part, offset: 0, length: have) }
+        var offset = have
+        let bytes = try sftp.read(remotePath, from: have) { chunk in
+            var done = 0
+            while done < chunk.count {
+                let n = pwrite(fd, chunk.baseAddress! + done, chunk.count - done, off_t(offset))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw PullError.localWrite(path: part, message: String(cString: strerror(errno)))
+                }
+                done += n
+                offset += Int64(n)
+            }
+            sha.update(chunk)
+        }
+        guard offset == file.size else {
+            throw PullError.sizeChanged(name: file.name, expected: file.size, got: offset)
+        }
+        guard fsync(fd) == 0 else { throw PullError.localWrite(path: part, message: String(cString: strerror(errno))) }
+        return (sha.finalize().hex, part, bytes, have > 0)
+    }
+
+    /// Confirms downloads against the tag's sha256sum (one command per batch of names), then
+    /// renames each `.part` to its final name and records it. A mismatch removes the copy.
+    private func confirm(_ received: [(outcome: PullOutcome, file: RemoteFile, sha: String, part: String)],
+                         session: SSHSession, name: String, remoteDir: String, localDir: String) throws -> [PullOutcome] {
+        var remote: [String: String] = [:]
+        if options.remoteVerify {
+            for start in stride(from: 0, to: received.count, by: 200) {
+                let batch = received[start..<min(received.count, start + 200)].map(\.file.name)
+                remote.merge(try RemoteChecksums.sha256(of: batch, in: remoteDir, session: session)) { $1 }
+            }
+        }
+        var out: [PullOutcome] = []
+        for var r in received {
+            let final = localDir + "/" + r.file.name
+            if options.remoteVerify && remote[r.file.name] != r.sha {
+                unlink(r.part)
+                r.outcome.action = .failed
+                r.outcome.message = remote[r.file.name] == nil
+                    ? "the tag could not checksum it; the copy was discarded, rerun to pull it again"
+                    : "the copy's SHA-256 differs from the tag's; the copy was discarded, rerun to pull it again"
+                out.append(r.outcome)
+                continue
+            }
+            if let existing = FileWalker.fingerprint(path: final), existing.size != r.file.size
+                || (try? FileHashes.sha256(path: final)) != r.sha {
+                r.outcome.action = .failed
+                r.outcome.message = "\(final) already exists with other content (an earlier file of the same name); "
+                    + "it was kept and the new copy left as \(r.part): move one of them away and rerun"
+                out.append(r.outcome)
+                continue
+            }
+            guard rename(r.part, final) == 0 else {
+                r.outcome.action = .failed
+                r.outcome.message = "cannot rename \(r.part): \(String(cString: strerror(errno)))"
+                out.append(r.outcome)
+                continue
+            }
+            FileHashes.syncDirectory(localDir)
+            try ledger.recordCopy(CopyRecord(device: name, remotePath: remoteDir + "/" + r.file.name, size: r.file.size,
+                                             mtime: r.file.mtime, sha256: r.sha, localPath: final,
+                                             remoteVerified: options.remoteVerify, verifiedAt: Timestamp.now()))
+            r.outcome.localPath = final
+            r.outcome.sha256 = r.sha
+            out.append(r.outcome)
+        }
+        return out
+    }
+}
+
+/// Local failures while pulling.
+public enum PullError: Error, CustomStringConvertible {
+    case localWrite(path: String, message: String)
+    case sizeChanged(name: String, expected: Int64, got: Int64)
+
+    public var description: String {
+        switch self {
+        case .localWrite(let path, let message):
+            return "cannot write \(path): \(message)" + (message.contains("space") ? "; free space on the laptop and rerun (the download resumes)" : "")
+        case .sizeChanged(let name, let expected, let got):
+            return "\(name) changed size while it was pulled (\(expected) → \(got) bytes): it is still being written; rerun later"
+        }
+    }
+}

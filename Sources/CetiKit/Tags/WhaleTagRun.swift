@@ -1,0 +1,75 @@
+import Foundation
+
+/// `ceti whaletag -t HOST...`: pulls tags in parallel, one SSH session and one thread each.
+public enum WhaleTagRun {
+    public struct Summary: Sendable, Codable {
+        public var dryRun: Bool
+        public var tags: [TagPullReport]
+        public var seconds: Double
+
+        public var exitCode: Int32 { tags.contains(where: \.failed) ? 1 : 0 }
+
+        public var line: String {
+            let files = tags.flatMap(\.files)
+            func n(_ a: PullOutcome.Action) -> Int { files.filter { $0.action == a }.count }
+            let bytes = files.reduce(0) { $0 + $1.bytesReceived }
+            let failedTags = tags.filter { $0.error != nil }.count
+            return "\(tags.count) tag(s)\(failedTags > 0 ? " (\(failedTags) unreachable or refused)" : ""): "
+                + (dryRun ? "\(n(.wouldPull)) to pull, " : "\(n(.pulled)) pulled, \(n(.resumed)) resumed, ")
+                + "\(n(.skipped)) already pulled, \(n(.stillWriting)) still being written, \(n(.failed)) failed; "
+                + "\(ByteSize.format(bytes)) received in \(String(format: "%.1f", seconds)) s"
+        }
+    }
+
+    public static func pull(targets: [String], options: PullOptions, console: Console) async throws -> Summary {
+        let start = Date()
+        let ledger = options.dryRun ? try Ledger(readOnlyPath: options.ledgerPath) : try Ledger(path: options.ledgerPath)
+        let knownHosts = KnownHosts(path: options.knownHostsPath)
+        let puller = TagPuller(options: options, ledger: ledger, knownHosts: knownHosts, console: console)
+        let pool = BlockingPool(threads: max(1, min(options.jobs, targets.count)), name: "ceti-tag")
+        var reports: [TagPullReport] = []
+        try await withThrowingTaskGroup(of: TagPullReport.self) { group in
+            for target in targets {
+                // A name given by the operator is the tag's identity; an address is learned from `hostname`.
+                let expected = isAddress(target) ? nil : target
+                group.addTask { try await pool.run { puller.pull(address: target, expectedName: expected) } }
+            }
+            for try await report in group {
+                Self.report(report, console: console)
+                reports.append(report)
+            }
+        }
+        return Summary(dryRun: options.dryRun, tags: reports.sorted { $0.tag < $1.tag },
+                       seconds: Date().timeIntervalSince(start))
+    }
+
+    static func isAddress(_ s: String) -> Bool {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        return inet_pton(AF_INET, s, &v4) == 1 || inet_pton(AF_INET6, s, &v6) == 1
+    }
+
+    static func report(_ r: TagPullReport, console: Console) {
+        if let error = r.error {
+            // SSH errors already name the address; others get the tag's name in front.
+            console.error(error.contains(r.address) ? error : "\(r.tag): \(error)")
+        }
+        for f in r.files {
+            switch f.action {
+            case .failed:
+                console.error("\(r.tag): \(f.name): \(f.message ?? "failed")")
+            case .stillWriting:
+                console.info("\(r.tag): \(f.name): \(f.message ?? "")")
+            case .ignored:
+                console.verbose("\(r.tag): \(f.name): ignored (\(f.message ?? ""))")
+            case .skipped:
+                console.verbose("\(r.tag): \(f.name): already pulled to \(f.localPath ?? "?")")
+            default:
+                guard console.showsResults else { continue }
+                console.result(f.action.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0)
+                               + ByteSize.format(f.size).padding(toLength: 11, withPad: " ", startingAt: 0)
+                               + " \(r.tag)/\(f.name)")
+            }
+        }
+    }
+}
