@@ -1,0 +1,65 @@
+import Foundation
+import Testing
+@testable import CetiKit
+
+@Suite struct TagTests {
+    @Test func shellQuoting() {
+        #expect(SSHSession.quote("plain") == "'plain'")
+        #expect(SSHSession.quote("x; touch pwned") == "'x; touch pwned'")
+        #expect(SSHSession.quote("it's") == "'it'\\''s'")
+        #expect(SSHSession.quote("$(id) `w`") == "'$(id) `w`'")
+    }
+
+    @Test func sha256sumLines() {
+        let h = String(repeating: "ab", count: 32)
+        #expect(RemoteChecksums.parse("\(h)  name with spaces.csv").map { [$0.0, $0.1] } == [h, "name with spaces.csv"])
+        #expect(RemoteChecksums.parse("\(h) *binary.raw").map { [$0.0, $0.1] } == [h, "binary.raw"])
+        // GNU coreutils escapes names holding a backslash or newline and marks the line with '\'.
+        #expect(RemoteChecksums.parse("\\\(h)  new\\nline\\\\x").map { [$0.0, $0.1] } == [h, "new\nline\\x"])
+        #expect(RemoteChecksums.parse("sha256sum: missing: No such file or directory") == nil)
+        #expect(RemoteChecksums.parse("\(h.prefix(63))  short") == nil)
+    }
+
+    @Test func knownHostsPinsPerName() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ceti-kh-\(UUID())/known_hosts").path
+        let kh = KnownHosts(path: path)
+        #expect(kh.verdict(name: "wt-1a2b3c4d", type: "ssh-ed25519", key: "AAAA") == .new)
+        try kh.pin(name: "wt-1a2b3c4d", type: "ssh-ed25519", key: "AAAA")
+        try kh.pin(name: "wt-b827eb1a2b3c", type: "ssh-ed25519", key: "BBBB")
+        #expect(kh.verdict(name: "wt-1a2b3c4d", type: "ssh-ed25519", key: "AAAA") == .trusted)
+        guard case .changed(let fp) = kh.verdict(name: "wt-1a2b3c4d", type: "ssh-ed25519", key: "CCCC") else {
+            Issue.record("a different key must be reported as changed")
+            return
+        }
+        #expect(fp.hasPrefix("SHA256:"))
+        #expect(kh.name(forKey: "BBBB") == "wt-b827eb1a2b3c")
+        // Re-pinning replaces the line, it does not add a second one.
+        try kh.pin(name: "wt-1a2b3c4d", type: "ssh-ed25519", key: "CCCC")
+        #expect(kh.verdict(name: "wt-1a2b3c4d", type: "ssh-ed25519", key: "CCCC") == .trusted)
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(text.split(separator: "\n").count == 2)
+        let mode = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+    }
+
+    @Test func tagPassword() throws {
+        #expect(try TagPassword.resolve(file: nil, environment: [:]) == "ceticeti")
+        #expect(try TagPassword.resolve(file: nil, environment: ["CETI_TAG_PASSWORD": "s3cret"]) == "s3cret")
+        let f = FileManager.default.temporaryDirectory.appendingPathComponent("ceti-pw-\(UUID())").path
+        try "from-file\nignored\n".write(toFile: f, atomically: true, encoding: .utf8)
+        #expect(try TagPassword.resolve(file: f, environment: ["CETI_TAG_PASSWORD": "s3cret"]) == "from-file")
+        #expect(throws: UsageError.self) { try TagPassword.resolve(file: f + ".missing", environment: [:]) }
+    }
+
+    @Test func ledgerCopies() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ceti-copies-\(UUID())/l.sqlite").path
+        let ledger = try Ledger(path: path)
+        let c = CopyRecord(device: "wt-1a2b3c4d", remotePath: "/data/1.raw", size: 10, mtime: 100, sha256: "aa",
+                           localPath: "/d/wt-1a2b3c4d/1.raw", remoteVerified: true, verifiedAt: "t")
+        try ledger.recordCopy(c)
+        #expect(try ledger.copy(device: "wt-1a2b3c4d", remotePath: "/data/1.raw", size: 10, mtime: 100) == c)
+        // Another size or mtime is another file (the tag reused the name).
+        #expect(try ledger.copy(device: "wt-1a2b3c4d", remotePath: "/data/1.raw", size: 11, mtime: 100) == nil)
+        #expect(try ledger.copy(device: "wt-1a2b3c4d", remotePath: "/data/1.raw", size: 10, mtime: 101) == nil)
+    }
+}
