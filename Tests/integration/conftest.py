@@ -279,3 +279,363 @@ def proxy(s3env, tmp_path):
     yield start
     for h in started:
         h.stop()
+
+
+# ---- simulated whale tags (scripts/tag-sim.sh) ------------------------------------------
+# sshd_tag   (function) one real OpenSSH sshd on 127.0.0.1 (tag-sim.sh loopback): .host,
+#            .port, .user ("cetitag"), .password ("ceticeti"), .data (the tag's data dir:
+#            pass it as --remote-dir, the host's /data is not ours), .client_key,
+#            .host_key_pub, .fingerprint, .known_hosts_line(), .ssh_argv(cmd, key=False),
+#            .run(cmd) (a shell command on the tag as its user, over ssh+sshpass),
+#            .sftp(batch), .scan_fingerprint() (ssh-keyscan), .regen_host_key() (new host
+#            key, sshd restarted on the same port), .log_text(). Skipped unless root.
+# tag_lan    (module) tags in network namespaces (tag-sim.sh lan DIR 2): .tags (LanHost:
+#            .name = hostname wt-…, .address, .data, .namespace, .fingerprint; also t["name"]),
+#            .non_tag_ssh / .non_ssh (addresses; *_host for the LanHost), .hub_exec(args,
+#            env=None, env_extra=None, timeout=60, ...) -> CompletedProcess run inside the
+#            hub namespace (the host namespace never talks to 10.77.0.x), .ssh(address, cmd),
+#            .reset_data(). Skipped (tests fall back to loopback sshd) where namespaces
+#            don't work.
+# Their working dirs live under a world-traversable base (REPO/.tmp/tag-sim, or
+# /tmp/ceti-tag-sim), not in tmp_path: sshd reads authorized_keys as the tag user, who
+# cannot traverse pytest's 0700 tmp dirs. tmp_path/<name> links to the dir; the logs are
+# copied to tmp_path/<name>-logs at teardown and the dir is removed.
+import functools  # noqa: E402
+import json as _json  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+
+TAG_SIM = REPO / "scripts" / "tag-sim.sh"
+TAG_USER = "cetitag"
+TAG_PASSWORD = "ceticeti"
+SSH_COMMON_OPTS = ["-F", "/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                   "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5"]
+SSH_PASSWORD_OPTS = ["-o", "PubkeyAuthentication=no", "-o", "PreferredAuthentications=password",
+                     "-o", "NumberOfPasswordPrompts=1"]
+
+
+def _ssh_key_opts(key: Path) -> list[str]:
+    return ["-i", str(key), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+            "-o", "PasswordAuthentication=no", "-o", "KbdInteractiveAuthentication=no"]
+
+
+def _tag_sim(*args, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run scripts/tag-sim.sh; raise RuntimeError with its stderr when it fails."""
+    cmd = ["bash", str(TAG_SIM), *(str(a) for a in args)]
+    cp = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                        errors="replace", timeout=timeout)
+    if cp.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {cp.returncode}:\n{cp.stderr}{cp.stdout}")
+    return cp
+
+
+def _world_traversable(p: Path) -> bool:
+    for d in [p, *p.parents]:
+        try:
+            if not d.stat().st_mode & 0o001:
+                return False
+        except FileNotFoundError:
+            continue
+    return True
+
+
+def _proc_start(pid: int) -> str | None:
+    """The start time of a live (non-zombie) process, or None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] in ("Z", "X") else fields[19]
+
+
+def _tag_sim_base() -> Path:
+    base = REPO / ".tmp" / "tag-sim"
+    if not _world_traversable(base.parent):
+        base = Path("/tmp/ceti-tag-sim")
+    base.mkdir(parents=True, exist_ok=True)
+    base.chmod(0o755)
+    return base
+
+
+def _reap_stale_tag_dirs(base: Path) -> None:
+    """Stop and remove working dirs whose pytest process is gone (a killed run)."""
+    for d in base.iterdir():
+        owner = d / "owner"
+        try:
+            pid, start = owner.read_text().split()
+        except (OSError, ValueError):
+            continue
+        if _proc_start(int(pid)) == start:
+            continue  # its pytest still runs
+        try:
+            _tag_sim("stop", d, timeout=60)
+        except (RuntimeError, subprocess.TimeoutExpired):
+            pass
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _tag_workdir(tmp_path: Path, name: str) -> Path:
+    base = _tag_sim_base()
+    _reap_stale_tag_dirs(base)
+    d = Path(tempfile.mkdtemp(prefix=f"{name}.", dir=base))
+    d.chmod(0o755)
+    (d / "owner").write_text(f"{os.getpid()} {_proc_start(os.getpid())}\n")
+    try:
+        (tmp_path / name).symlink_to(d)
+    except OSError:
+        pass
+    return d
+
+
+def _tag_teardown(d: Path, tmp_path: Path, name: str) -> None:
+    try:
+        _tag_sim("stop", d, timeout=120)
+    finally:
+        logs = tmp_path / f"{name}-logs"
+        for f in d.rglob("*.log"):
+            if f.is_file():
+                target = logs / f.relative_to(d)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(f, target)
+        for f in ("sshd_config", "lan.json", "port"):
+            if (d / f).is_file():
+                logs.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(d / f, logs / f)
+        shutil.rmtree(d, ignore_errors=True)
+        try:
+            (tmp_path / name).unlink()
+        except OSError:
+            pass
+
+
+def _host_key_fingerprint(pub: Path) -> str:
+    out = subprocess.run(["ssh-keygen", "-l", "-E", "sha256", "-f", str(pub)], capture_output=True,
+                         text=True, check=True, timeout=10).stdout
+    return out.split()[1]
+
+
+def _check(cp: subprocess.CompletedProcess, check: bool) -> subprocess.CompletedProcess:
+    if check and cp.returncode != 0:
+        raise AssertionError(f"{cp.args}\nexited {cp.returncode}\n--- stdout ---\n{cp.stdout}"
+                             f"\n--- stderr ---\n{cp.stderr}")
+    return cp
+
+
+@dataclass
+class SshdTag:
+    """A real OpenSSH sshd on loopback standing in for a whale tag."""
+    dir: Path
+    port: int
+    host: str = "127.0.0.1"
+    user: str = TAG_USER
+    password: str = TAG_PASSWORD
+
+    @property
+    def data(self) -> Path:
+        return self.dir / "data"
+
+    @property
+    def client_key(self) -> Path:
+        return self.dir / "client_key"
+
+    @property
+    def host_key_pub(self) -> Path:
+        return self.dir / "host_key.pub"
+
+    @property
+    def log(self) -> Path:
+        return self.dir / "sshd.log"
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA256:… of the current host key (from the key file)."""
+        return _host_key_fingerprint(self.host_key_pub)
+
+    def known_hosts_line(self) -> str:
+        return f"[{self.host}]:{self.port} {' '.join(self.host_key_pub.read_text().split()[:2])}"
+
+    def ssh_argv(self, cmd: str | None = None, *, key: bool = False) -> list[str]:
+        """argv of an ssh to the tag as its user (password via sshpass, or key=True)."""
+        auth = _ssh_key_opts(self.client_key) if key else SSH_PASSWORD_OPTS
+        argv = ["ssh", *SSH_COMMON_OPTS, *auth, "-p", str(self.port), f"{self.user}@{self.host}"]
+        if not key:
+            argv = ["sshpass", "-p", self.password, *argv]
+        return argv + ([cmd] if cmd is not None else [])
+
+    def run(self, cmd: str, *, key: bool = False, timeout: float = 30, check: bool = False,
+            input: str | None = None) -> subprocess.CompletedProcess:
+        """Run the shell command CMD on the tag as its user; CompletedProcess (text)."""
+        cp = subprocess.run(self.ssh_argv(cmd, key=key), input=input,
+                            stdin=subprocess.DEVNULL if input is None else None,
+                            capture_output=True, text=True, errors="replace", timeout=timeout)
+        return _check(cp, check)
+
+    def sftp(self, batch: str, *, key: bool = False, timeout: float = 60,
+             check: bool = False) -> subprocess.CompletedProcess:
+        """Run an sftp batch (sftp -b -) against the tag."""
+        auth = _ssh_key_opts(self.client_key) if key else ["-o", "BatchMode=no", *SSH_PASSWORD_OPTS]
+        # -o BatchMode=no before -b: sftp -b forces batch mode, which forbids passwords.
+        argv = ["sftp", *auth, "-b", "-", *SSH_COMMON_OPTS, "-P", str(self.port), f"{self.user}@{self.host}"]
+        if not key:
+            argv = ["sshpass", "-p", self.password, *argv]
+        cp = subprocess.run(argv, input=batch, capture_output=True, text=True, errors="replace",
+                            timeout=timeout)
+        return _check(cp, check)
+
+    def scan_fingerprint(self, timeout: float = 10) -> str:
+        """SHA256:… of the ed25519 host key the server presents now (ssh-keyscan)."""
+        scan = subprocess.run(["ssh-keyscan", "-T", "5", "-t", "ed25519", "-p", str(self.port), self.host],
+                              capture_output=True, text=True, timeout=timeout)
+        fp = subprocess.run(["ssh-keygen", "-l", "-E", "sha256", "-f", "-"], input=scan.stdout,
+                            capture_output=True, text=True, timeout=timeout)
+        if fp.returncode != 0 or not fp.stdout.strip():
+            raise AssertionError(f"ssh-keyscan of {self.host}:{self.port} got no key: {scan.stderr}")
+        return fp.stdout.split()[1]
+
+    def regen_host_key(self) -> str:
+        """Replace the host key and restart sshd on the same port; the new fingerprint."""
+        _tag_sim("rekey", self.dir, timeout=60)
+        return self.fingerprint
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def stop(self) -> None:
+        _tag_sim("stop", self.dir, timeout=120)
+
+
+@pytest.fixture
+def sshd_tag(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("sshd_tag needs root (creates user cetitag, runs sshd on loopback)")
+    d = _tag_workdir(tmp_path, "tag")
+    try:
+        _tag_sim("loopback", d, timeout=60)
+        tag = SshdTag(dir=d, port=int((d / "port").read_text()))
+    except (RuntimeError, subprocess.TimeoutExpired, OSError, ValueError) as e:
+        _tag_teardown(d, tmp_path, "tag")
+        pytest.fail(f"could not start the loopback sshd: {e}", pytrace=False)
+    yield tag
+    _tag_teardown(d, tmp_path, "tag")
+
+
+@dataclass
+class LanHost:
+    namespace: str
+    address: str
+    dir: Path
+    hostname: str | None = None
+    data: Path | None = None
+    fingerprint: str | None = None
+    host_key_pub: Path | None = None
+    port: int = 22
+
+    @property
+    def name(self) -> str | None:
+        return self.hostname
+
+    def __getitem__(self, key: str):  # t["name"], t["address"], t["data"] work too
+        return getattr(self, key)
+
+    @classmethod
+    def from_json(cls, h: dict) -> "LanHost":
+        return cls(namespace=h["namespace"], address=h["address"], dir=Path(h["dir"]),
+                   hostname=h.get("hostname"), data=Path(h["data"]) if h.get("data") else None,
+                   fingerprint=h.get("host_key_fingerprint"),
+                   host_key_pub=Path(h["host_key_pub"]) if h.get("host_key_pub") else None,
+                   port=int(h.get("port", 22)))
+
+
+class TagLan:
+    """Tags (and decoys) in network namespaces; talk to them only through hub_exec."""
+
+    def __init__(self, d: Path):
+        self.dir = d
+        self.info = _json.loads((d / "lan.json").read_text())
+        self.hub = self.info["hub"]["namespace"]
+        self.hub_address = self.info["hub"]["address"]
+        self.subnet = self.info["hub"]["subnet"]
+        self.user = self.info["user"]
+        self.password = self.info["password"]
+        self.client_key = Path(self.info["client_key"])
+        self.tags = [LanHost.from_json(h) for h in self.info["tags"]]
+        self.non_tag_ssh_host = LanHost.from_json(self.info["non_tag_ssh"])
+        self.non_ssh_host = LanHost.from_json(self.info["non_ssh"])
+        self.non_tag_ssh = self.non_tag_ssh_host.address
+        self.non_ssh = self.non_ssh_host.address
+
+    def tag(self, name_or_address: str) -> LanHost:
+        for t in self.tags:
+            if name_or_address in (t.hostname, t.address, t.namespace):
+                return t
+        raise KeyError(name_or_address)
+
+    def hub_exec(self, args, *, env: dict | None = None, env_extra: dict | None = None,
+                 timeout: float = 60, check: bool = False, input: str | None = None,
+                 cwd: str | os.PathLike | None = None) -> subprocess.CompletedProcess:
+        """Run ARGS (a list, or a string for sh -c) inside the hub namespace, with ENV
+        (default: this process's environment) plus ENV_EXTRA (None removes a variable)."""
+        if isinstance(args, (str, bytes)):
+            args = ["sh", "-c", args]
+        full_env = dict(os.environ if env is None else env)
+        for k, v in (env_extra or {}).items():
+            if v is None:
+                full_env.pop(k, None)
+            else:
+                full_env[k] = str(v)
+        argv = ["bash", str(TAG_SIM), "hub-exec",
+                *(os.fspath(a) if isinstance(a, os.PathLike) else str(a) for a in args)]
+        cp = subprocess.run(argv, env=full_env, cwd=cwd, input=input,
+                            stdin=subprocess.DEVNULL if input is None else None,
+                            capture_output=True, text=True, errors="replace", timeout=timeout)
+        return _check(cp, check)
+
+    def ssh_argv(self, address: str, cmd: str | None = None, *, key: bool = False) -> list[str]:
+        auth = _ssh_key_opts(self.client_key) if key else SSH_PASSWORD_OPTS
+        argv = ["ssh", *SSH_COMMON_OPTS, *auth, f"{self.user}@{address}"]
+        if not key:
+            argv = ["sshpass", "-p", self.password, *argv]
+        return argv + ([cmd] if cmd is not None else [])
+
+    def ssh(self, address: str, cmd: str, *, key: bool = False, timeout: float = 30,
+            check: bool = False) -> subprocess.CompletedProcess:
+        """Run the shell command CMD on the host at ADDRESS (from the hub) as the tag user."""
+        return self.hub_exec(self.ssh_argv(address, cmd, key=key), timeout=timeout, check=check)
+
+    def reset_data(self) -> None:
+        """Empty every tag's data dir (from the host side: these are host directories)."""
+        for t in self.tags:
+            if t.data is None:
+                continue
+            for p in t.data.iterdir():
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p)
+                else:
+                    p.unlink()
+
+
+@functools.lru_cache(maxsize=1)
+def _netns_available() -> tuple[bool, str]:
+    try:
+        cp = subprocess.run(["bash", str(TAG_SIM), "available"], stdin=subprocess.DEVNULL,
+                            capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return False, str(e)
+    return cp.returncode == 0, (cp.stderr.strip() or f"exit {cp.returncode}")
+
+
+@pytest.fixture(scope="module")
+def tag_lan(tmp_path_factory):
+    ok, reason = _netns_available()
+    if not ok:
+        pytest.skip(f"network namespaces unavailable: {reason}; tests fall back to loopback sshd")
+    tmp = tmp_path_factory.mktemp("tag-lan")
+    d = _tag_workdir(tmp, "lan")
+    try:
+        _tag_sim("lan", d, 2, timeout=120)
+        lan = TagLan(d)
+    except (RuntimeError, subprocess.TimeoutExpired, OSError, ValueError, KeyError) as e:
+        _tag_teardown(d, tmp, "lan")
+        pytest.fail(f"could not start the simulated LAN: {e}", pytrace=False)
+    yield lan
+    _tag_teardown(d, tmp, "lan")

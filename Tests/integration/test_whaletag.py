@@ -1,0 +1,180 @@
+"""whaletag -t against a real OpenSSH sshd on loopback (the `sshd_tag` fixture)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tcpproxy import start_tcp_proxy
+
+MiB = 1 << 20
+HOSTNAME = socket.gethostname()  # what `hostname` answers on the loopback "tag"
+
+
+def put(tag, name: str, data: bytes, age: float = 600) -> Path:
+    """A file on the tag, last modified `age` seconds ago."""
+    p = tag.data / name
+    p.write_bytes(data)
+    os.chmod(p, 0o644)
+    t = time.time() - age
+    os.utime(p, (t, t))
+    return p
+
+
+def pull(ceti, tag, tmp_path, *extra, port=None, check=None, env_extra=None):
+    return ceti("whaletag", "-t", tag.host, "--port", port or tag.port, "--user", tag.user,
+                "--remote-dir", tag.data, "--data-dir", tmp_path / "pulled", *extra,
+                env_extra={"CETI_TAG_PASSWORD": tag.password, **(env_extra or {})}, check=check)
+
+
+def local(tmp_path) -> Path:
+    return tmp_path / "pulled" / HOSTNAME
+
+
+def test_pull_is_exact_and_a_rerun_pulls_nothing(ceti, sshd_tag, tmp_path):
+    files = {"1700000000000.raw": os.urandom(3 * MiB + 17), "data_battery.csv": b"t,v\n1,2\n",
+             "data_config_1700000000.txt": b"cfg", "empty.csv": b""}
+    for name, blob in files.items():
+        put(sshd_tag, name, blob)
+    (sshd_tag.data / "logs").mkdir()
+    put(sshd_tag, "logs/inner.log", b"never pulled")
+    (sshd_tag.data / "link.raw").symlink_to(sshd_tag.data / "1700000000000.raw")
+
+    r = pull(ceti, sshd_tag, tmp_path, "--json", check=0)
+    doc = json.loads(r.stdout)
+    (tag,) = doc["tags"]
+    assert tag["tag"] == HOSTNAME and tag.get("error") is None
+    actions = {f["name"]: f["action"] for f in tag["files"]}
+    assert actions == {**{n: "pulled" for n in files}, "logs": "ignored", "link.raw": "ignored"}
+    for name, blob in files.items():
+        assert (local(tmp_path) / name).read_bytes() == blob, name
+    assert sorted(p.name for p in local(tmp_path).iterdir()) == sorted(files)
+    # Recorded with the tag's own checksum.
+    sha = {f["name"]: f["sha256"] for f in tag["files"] if f["action"] == "pulled"}
+    assert sha == {n: hashlib.sha256(b).hexdigest() for n, b in files.items()}
+
+    r = pull(ceti, sshd_tag, tmp_path, "--json", check=0)
+    again = {f["name"]: f["action"] for f in json.loads(r.stdout)["tags"][0]["files"]}
+    assert {n: again[n] for n in files} == {n: "skipped" for n in files}
+    assert all(f["bytes_received"] == 0 for f in json.loads(r.stdout)["tags"][0]["files"])
+
+
+def test_hostile_names_are_pulled_verified_and_never_run(ceti, sshd_tag, tmp_path):
+    names = ["space name.csv", "quote'single.csv", 'quote"double.csv', "x; touch pwned", "$(touch dollar).csv",
+             "`touch tick`.csv", "鯨-é.csv", "new\nline.csv", "back\\slash.csv", "-leading-dash.csv"]
+    for i, n in enumerate(names):
+        put(sshd_tag, n, f"{i}\n".encode())
+    r = pull(ceti, sshd_tag, tmp_path, "--json", check=0)
+    files = {f["name"]: f for f in json.loads(r.stdout)["tags"][0]["files"]}
+    for i, n in enumerate(names):
+        assert files[n]["action"] == "pulled", files[n]
+        assert (local(tmp_path) / n).read_bytes() == f"{i}\n".encode()
+    home = sshd_tag.run("ls -a ~; ls -a .", check=True).stdout
+    for bad in ("pwned", "dollar", "tick"):
+        assert bad not in home
+        assert not (sshd_tag.data / bad).exists()
+
+
+def test_a_file_still_being_written_is_reported_not_pulled(ceti, sshd_tag, tmp_path):
+    put(sshd_tag, "old.csv", b"done")
+    put(sshd_tag, "growing.log", b"still writing", age=5)
+    r = pull(ceti, sshd_tag, tmp_path, "--json", check=0)
+    files = {f["name"]: f["action"] for f in json.loads(r.stdout)["tags"][0]["files"]}
+    assert files == {"old.csv": "pulled", "growing.log": "still-writing"}
+    assert not (local(tmp_path) / "growing.log").exists()
+    r = pull(ceti, sshd_tag, tmp_path, check=0)
+    assert "growing.log" in r.stderr and "still" in r.stderr
+
+
+def test_wrong_password_is_one_clear_line_and_exit_1(ceti, sshd_tag, tmp_path):
+    put(sshd_tag, "a.csv", b"a")
+    r = pull(ceti, sshd_tag, tmp_path, env_extra={"CETI_TAG_PASSWORD": "not-the-password"})
+    assert r.returncode == 1, r.stdout + r.stderr
+    errors = [l for l in r.stderr.splitlines() if l.startswith("ceti:")]
+    assert len(errors) == 1 and "refused" in errors[0] and "--password-file" in errors[0]
+    assert "not-the-password" not in r.stdout + r.stderr
+    assert not local(tmp_path).exists() or not any(local(tmp_path).iterdir())
+
+
+def test_a_changed_host_key_is_refused_until_accepted(ceti, sshd_tag, tmp_path):
+    put(sshd_tag, "a.csv", b"a")
+    pull(ceti, sshd_tag, tmp_path, check=0)
+    known = (ceti.xdg_config / "ceti" / "known_hosts").read_text()
+    assert HOSTNAME in known
+
+    sshd_tag.regen_host_key()
+    put(sshd_tag, "b.csv", b"b")
+    r = pull(ceti, sshd_tag, tmp_path)
+    assert r.returncode == 1
+    assert "host key" in r.stderr and "--accept-new-host-key" in r.stderr
+    assert not (local(tmp_path) / "b.csv").exists()
+    assert (ceti.xdg_config / "ceti" / "known_hosts").read_text() == known
+
+    pull(ceti, sshd_tag, tmp_path, "--accept-new-host-key", HOSTNAME, check=0)
+    assert (local(tmp_path) / "b.csv").read_bytes() == b"b"
+
+
+def test_kill_9_mid_file_then_resume_sends_little_more_than_the_file(ceti, sshd_tag, tmp_path):
+    size = 160 * MiB + 12345
+    blob = os.urandom(size)
+    put(sshd_tag, "1700000000000.raw", blob)
+    proxy = start_tcp_proxy(sshd_tag.host, sshd_tag.port)
+    try:
+        args = [str(ceti.bin), "whaletag", "-t", sshd_tag.host, "--port", str(proxy.port), "--user", sshd_tag.user,
+                "--remote-dir", str(sshd_tag.data), "--data-dir", str(tmp_path / "pulled")]
+        env = {**ceti.env, "CETI_TAG_PASSWORD": sshd_tag.password}
+        part = local(tmp_path) / "1700000000000.raw.part"
+        proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            if part.exists() and part.stat().st_size >= 40 * MiB:
+                break
+            time.sleep(0.005)
+        assert proc.poll() is None, "the pull finished before it could be interrupted"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert part.exists() and part.stat().st_size < size
+
+        r = subprocess.run(args + ["--json"], env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        (f,) = json.loads(r.stdout)["tags"][0]["files"]
+        assert f["action"] == "resumed"
+        assert (local(tmp_path) / "1700000000000.raw").read_bytes() == blob
+        assert not part.exists()
+        time.sleep(0.2)
+        print(f"resume overhead: {proxy.down - size} bytes")
+        assert proxy.down < size + 4 * MiB, f"{proxy.down} bytes received for a {size}-byte file"
+    finally:
+        proxy.stop()
+
+
+def test_dry_run_writes_nothing(ceti, sshd_tag, tmp_path):
+    put(sshd_tag, "a.csv", b"a")
+    r = pull(ceti, sshd_tag, tmp_path, "--dry-run", "--json", check=0)
+    assert [f["action"] for f in json.loads(r.stdout)["tags"][0]["files"]] == ["would-pull"]
+    assert not (tmp_path / "pulled").exists()
+    assert not ceti.ledger.exists()
+
+
+def test_unreachable_tag_does_not_stop_the_others(ceti, sshd_tag, tmp_path):
+    put(sshd_tag, "a.csv", b"a")
+    r = ceti("whaletag", "-t", "127.0.0.1", "-t", "127.0.0.2", "--port", sshd_tag.port, "--user", sshd_tag.user,
+             "--remote-dir", sshd_tag.data, "--data-dir", tmp_path / "pulled",
+             env_extra={"CETI_TAG_PASSWORD": sshd_tag.password})
+    assert r.returncode == 1
+    assert "127.0.0.2" in r.stderr
+    assert (local(tmp_path) / "a.csv").read_bytes() == b"a"
+
+
+def test_not_yet_implemented_modes_say_so(ceti, tmp_path):
+    for flag in ("-l", "-a"):
+        r = ceti("whaletag", flag)
+        assert r.returncode == 2 and "not implemented yet" in r.stderr
