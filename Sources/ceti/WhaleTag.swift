@@ -17,7 +17,13 @@ struct WhaleTag: AsyncParsableCommand {
             Host keys are trusted on first use and pinned per tag name in \
             $XDG_CONFIG_HOME/ceti/known_hosts; a changed key stops that tag.
 
-            Discovery (-l, -a) and cleaning (-c) come in a later release.
+            -c deletes on the tag, file by file, only what the ledger proves safe: unchanged since it \
+            was pulled (size, mtime, and the tag's own SHA-256), and held by a verified S3 object \
+            (--require uploaded, the default) or a verified local copy (--require local). Never a \
+            folder, never a file the ledger does not know; nothing at all after an error on that tag. \
+            With --dry-run it only shows what it would delete.
+
+            Discovery (-l, -a) comes in a later release.
 
             Exit status: 0 all pulled or skipped, 1 a tag or file failed, 2 usage/configuration error.
             """)
@@ -28,8 +34,10 @@ struct WhaleTag: AsyncParsableCommand {
     var all = false
     @Option(name: [.customShort("t"), .long], help: "Pull this tag (hostname or address); repeatable.")
     var tag: [String] = []
-    @Flag(name: .shortAndLong, help: "Delete on the tag the files proven safe (not implemented yet).")
+    @Flag(name: .shortAndLong, help: "After pulling, delete on the tag the files proven safe (see --require).")
     var clean = false
+    @Option(help: "What -c needs before deleting a file: uploaded (a verified S3 object holds its bytes; default) or local (a verified local copy).")
+    var require: String = "uploaded"
 
     @Option(name: .customLong("data-dir"), help: "Where pulled files land, in <hostname>/ folders (default ./data).")
     var dataDir = "data"
@@ -57,8 +65,11 @@ struct WhaleTag: AsyncParsableCommand {
     func run() async throws {
         let console = output.console
         try await runReportingErrors(console) {
-            if list || all || clean {
-                throw UsageError("whaletag -l, -a and -c (discovery and cleaning) are not implemented yet; pull a tag with -t HOST")
+            if list || all {
+                throw UsageError("whaletag -l and -a (discovery) are not implemented yet; pull a tag with -t HOST")
+            }
+            guard let proof = CleanProof(rawValue: require) else {
+                throw UsageError("--require \(require): give uploaded or local")
             }
             guard !tag.isEmpty else { throw UsageError("name the tags to pull with -t HOST (hostname or address)") }
             guard (1...64).contains(jobs) else { throw UsageError("--jobs \(jobs): give a number from 1 to 64") }
@@ -76,6 +87,8 @@ struct WhaleTag: AsyncParsableCommand {
             options.remoteVerify = !noRemoteVerify
             options.dryRun = dryRun
             options.jobs = jobs
+            options.clean = clean
+            options.require = proof
             let summary = try await WhaleTagRun.pull(targets: tag, options: options, console: console)
             if output.json {
                 console.output(try JSONOutput.encode(summary))

@@ -178,3 +178,71 @@ def test_not_yet_implemented_modes_say_so(ceti, tmp_path):
     for flag in ("-l", "-a"):
         r = ceti("whaletag", flag)
         assert r.returncode == 2 and "not implemented yet" in r.stderr
+
+
+def test_clean_deletes_exactly_what_is_proven_uploaded(ceti, s3, bucket, sshd_tag, tmp_path):
+    blobs = {f"{1700000000000 + i}.raw": os.urandom(1000 + i) for i in range(4)}
+    for name, blob in blobs.items():
+        put(sshd_tag, name, blob)
+    put(sshd_tag, "growing.log", b"writing", age=2)
+    (sshd_tag.data / "config").mkdir()
+
+    # Nothing uploaded yet: -c deletes nothing.
+    r = pull(ceti, sshd_tag, tmp_path, "-c", "--json", check=0)
+    cleaned = {c["name"]: c for c in json.loads(r.stdout)["tags"][0]["cleaned"]}
+    assert all(c["action"] == "kept" for c in cleaned.values()), cleaned
+    assert cleaned["1700000000000.raw"]["reason"] == "not uploaded yet"
+    assert sorted(p.name for p in sshd_tag.data.iterdir()) == sorted([*blobs, "growing.log", "config"])
+
+    # Upload three of them (from the pulled copies), verified by s3upload.
+    upload_dir = tmp_path / "up" / HOSTNAME
+    upload_dir.mkdir(parents=True)
+    uploaded = sorted(blobs)[:3]
+    for name in uploaded:
+        (upload_dir / name).write_bytes((local(tmp_path) / name).read_bytes())
+    ceti("s3upload", "--bucket", bucket, "--endpoint-url", ceti.s3env.endpoint, tmp_path / "up", check=0)
+
+    # One uploaded file is rewritten on the tag with the same size and mtime: only the tag's own
+    # SHA-256 can tell, and it is kept.
+    changed = uploaded[2]
+    proven = uploaded[:2]
+    st = (sshd_tag.data / changed).stat()
+    (sshd_tag.data / changed).write_bytes(bytes(b ^ 0xFF for b in blobs[changed]))
+    os.utime(sshd_tag.data / changed, (st.st_atime, st.st_mtime))
+
+    r = pull(ceti, sshd_tag, tmp_path, "-c", "--dry-run", "--json", check=0)
+    would = sorted(c["name"] for c in json.loads(r.stdout)["tags"][0]["cleaned"] if c["action"] == "would-delete")
+    assert would == proven
+    assert all((sshd_tag.data / n).exists() for n in blobs)
+
+    r = pull(ceti, sshd_tag, tmp_path, "-c", "--json", check=0)
+    cleaned = {c["name"]: c for c in json.loads(r.stdout)["tags"][0]["cleaned"]}
+    assert sorted(n for n, c in cleaned.items() if c["action"] == "deleted") == proven
+    assert all(f"s3://{bucket}/" in cleaned[n]["reason"] for n in proven)
+    assert "no longer matches" in cleaned[changed]["reason"]
+    assert sorted(p.name for p in sshd_tag.data.iterdir()) == sorted(
+        [n for n in blobs if n not in proven] + ["growing.log", "config"])
+    assert (sshd_tag.data / changed).read_bytes() == bytes(b ^ 0xFF for b in blobs[changed])
+
+
+def test_clean_with_require_local_checks_the_local_copy(ceti, sshd_tag, tmp_path):
+    put(sshd_tag, "a.csv", b"aaa")
+    put(sshd_tag, "b.csv", b"bbb")
+    pull(ceti, sshd_tag, tmp_path, check=0)
+    (local(tmp_path) / "b.csv").write_bytes(b"bit rot")  # the local copy no longer proves anything
+    r = pull(ceti, sshd_tag, tmp_path, "-c", "--require", "local", "--json", check=0)
+    cleaned = {c["name"]: c["action"] for c in json.loads(r.stdout)["tags"][0]["cleaned"]}
+    assert cleaned == {"a.csv": "deleted", "b.csv": "kept"}
+    assert not (sshd_tag.data / "a.csv").exists() and (sshd_tag.data / "b.csv").read_bytes() == b"bbb"
+
+
+def test_clean_deletes_nothing_after_an_error_on_that_tag(ceti, sshd_tag, tmp_path):
+    put(sshd_tag, "a.csv", b"aaa")
+    pull(ceti, sshd_tag, tmp_path, check=0)
+    # A local name clash makes the next pull fail for one file.
+    put(sshd_tag, "b.csv", b"new on the tag")
+    (local(tmp_path) / "b.csv").write_bytes(b"something else already here")
+    r = pull(ceti, sshd_tag, tmp_path, "-c", "--require", "local")
+    assert r.returncode == 1
+    assert "nothing was deleted" in r.stderr
+    assert (sshd_tag.data / "a.csv").exists()

@@ -208,6 +208,20 @@ public final class Ledger: @unchecked Sendable {
         }
     }
 
+    /// A verified S3 object with exactly this content, wherever it was uploaded from: proof that a
+    /// device file with this SHA-256 is safe in S3.
+    public func verifiedObject(sha256: String, size: Int64) throws -> ObjectRecord? {
+        try locked {
+            try db.query("""
+                SELECT bucket, key, device, local_path, etag, part_size, verified_at FROM objects
+                WHERE sha256 = ? AND size = ? ORDER BY verified_at LIMIT 1
+                """, [.text(sha256), .int(size)]).first.map { r in
+                ObjectRecord(bucket: r[0].text!, key: r[1].text!, device: r[2].text!, localPath: r[3].text!, size: size,
+                             sha256: sha256, etag: r[4].text!, partSize: r[5].int!, verifiedAt: r[6].text!)
+            }
+        }
+    }
+
     // MARK: uploads in flight
 
     public func upload(bucket: String, key: String) throws -> UploadRecord? {

@@ -9,6 +9,9 @@ public struct PullOptions: Sendable {
     /// Ask the tag's own sha256sum to confirm every copy (on by default).
     public var remoteVerify = true
     public var dryRun = false
+    /// After pulling, delete on the tag what `require` proves safe.
+    public var clean = false
+    public var require: CleanProof = .uploaded
     /// A file modified less than this long ago (by the tag's clock) is still being written.
     public var settleSeconds: Int64 = 60
     public var ledgerPath: String

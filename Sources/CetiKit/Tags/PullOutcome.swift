@@ -27,6 +27,8 @@ public struct TagPullReport: Sendable, Codable {
     public var tag: String
     public var address: String
     public var files: [PullOutcome] = []
+    /// With -c: what was deleted on the tag and what was kept, with the proof or reason.
+    public var cleaned: [CleanOutcome] = []
     /// Set when the whole tag failed (unreachable, refused, changed host key).
     public var error: String? = nil
 

@@ -93,6 +93,15 @@ final class TagPuller: @unchecked Sendable {
                 report.files.append(outcome)
             }
             report.files += try confirm(received, session: session, name: name, remoteDir: remoteDir, localDir: localDir)
+            if options.clean {
+                // Any error on this tag, and nothing on it is deleted.
+                if report.failed {
+                    report.error = "nothing was deleted on \(name) because of the errors above; fix them and rerun"
+                } else {
+                    report.cleaned = try TagCleaner(ledger: ledger, require: options.require, dryRun: options.dryRun)
+                        .clean(session: session, sftp: sftp, device: name, remoteDir: remoteDir)
+                }
+            }
         } catch {
             report.error = "\(error)"
         }

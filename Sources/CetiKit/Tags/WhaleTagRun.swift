@@ -14,10 +14,13 @@ public enum WhaleTagRun {
             func n(_ a: PullOutcome.Action) -> Int { files.filter { $0.action == a }.count }
             let bytes = files.reduce(0) { $0 + $1.bytesReceived }
             let failedTags = tags.filter { $0.error != nil }.count
+            let cleaned = tags.flatMap(\.cleaned)
+            let cleanPart = cleaned.isEmpty ? "" : "; on the tags: \(cleaned.filter { $0.action != .kept }.count) "
+                + (dryRun ? "to delete" : "deleted") + ", \(cleaned.filter { $0.action == .kept }.count) kept"
             return "\(tags.count) tag(s)\(failedTags > 0 ? " (\(failedTags) unreachable or refused)" : ""): "
                 + (dryRun ? "\(n(.wouldPull)) to pull, " : "\(n(.pulled)) pulled, \(n(.resumed)) resumed, ")
                 + "\(n(.skipped)) already pulled, \(n(.stillWriting)) still being written, \(n(.failed)) failed; "
-                + "\(ByteSize.format(bytes)) received in \(String(format: "%.1f", seconds)) s"
+                + "\(ByteSize.format(bytes)) received in \(String(format: "%.1f", seconds)) s" + cleanPart
         }
     }
 
@@ -66,10 +69,15 @@ public enum WhaleTagRun {
                 console.verbose("\(r.tag): \(f.name): already pulled to \(f.localPath ?? "?")")
             default:
                 guard console.showsResults else { continue }
-                console.result(f.action.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0)
+                console.result(f.action.rawValue.padding(toLength: 13, withPad: " ", startingAt: 0)
                                + ByteSize.format(f.size).padding(toLength: 11, withPad: " ", startingAt: 0)
                                + " \(r.tag)/\(f.name)")
             }
+        }
+        for c in r.cleaned {
+            console.result(c.action.rawValue.padding(toLength: 13, withPad: " ", startingAt: 0)
+                           + ByteSize.format(c.size).padding(toLength: 11, withPad: " ", startingAt: 0)
+                           + " \(r.tag)/\(c.name): \(c.reason)")
         }
     }
 }
