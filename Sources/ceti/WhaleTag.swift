@@ -23,14 +23,18 @@ struct WhaleTag: AsyncParsableCommand {
             folder, never a file the ledger does not know; nothing at all after an error on that tag. \
             With --dry-run it only shows what it would delete.
 
-            Discovery (-l, -a) comes in a later release.
+            Discovery (-l, -a) connects to the SSH port of every address of each up IPv4 interface's \
+            network (the /24 around the address when the network is wider than /22) and around each \
+            default gateway, or of the --subnet networks; keeps hosts that answer with an SSH banner; \
+            learns each one's name (reverse lookup, else `hostname` after logging in); keeps names \
+            wt-<6 or more lowercase hex/alphanumerics>; and connects by the address it found.
 
             Exit status: 0 all pulled or skipped, 1 a tag or file failed, 2 usage/configuration error.
             """)
 
-    @Flag(name: .shortAndLong, help: "Discover and list tags (not implemented yet).")
+    @Flag(name: .shortAndLong, help: "Discover and list tags: hostname, address, files and bytes in the data folder, how many already pulled / uploaded.")
     var list = false
-    @Flag(name: .shortAndLong, help: "Discover, then pull every tag (not implemented yet).")
+    @Flag(name: .shortAndLong, help: "Discover, then pull every tag.")
     var all = false
     @Option(name: [.customShort("t"), .long], help: "Pull this tag (hostname or address); repeatable.")
     var tag: [String] = []
@@ -39,6 +43,8 @@ struct WhaleTag: AsyncParsableCommand {
     @Option(help: "What -c needs before deleting a file: uploaded (a verified S3 object holds its bytes; default) or local (a verified local copy).")
     var require: String = "uploaded"
 
+    @Option(help: "Scan this IPv4 network instead of the automatic ones (e.g. 192.168.1.0/24); repeatable.")
+    var subnet: [String] = []
     @Option(name: .customLong("data-dir"), help: "Where pulled files land, in <hostname>/ folders (default ./data).")
     var dataDir = "data"
     @Option(help: "SSH port (default 22).")
@@ -65,13 +71,13 @@ struct WhaleTag: AsyncParsableCommand {
     func run() async throws {
         let console = output.console
         try await runReportingErrors(console) {
-            if list || all {
-                throw UsageError("whaletag -l and -a (discovery) are not implemented yet; pull a tag with -t HOST")
-            }
             guard let proof = CleanProof(rawValue: require) else {
                 throw UsageError("--require \(require): give uploaded or local")
             }
-            guard !tag.isEmpty else { throw UsageError("name the tags to pull with -t HOST (hostname or address)") }
+            guard list || all || !tag.isEmpty else {
+                throw UsageError("say what to do: -l (list tags), -a (pull all tags) or -t HOST (pull one tag)")
+            }
+            if list && (all || !tag.isEmpty || clean) { throw UsageError("-l only lists: use it without -a, -t or -c") }
             guard (1...64).contains(jobs) else { throw UsageError("--jobs \(jobs): give a number from 1 to 64") }
             let env = ProcessInfo.processInfo.environment
             let config = try ConfigFile.load(explicit: nil, environment: env)
@@ -89,7 +95,13 @@ struct WhaleTag: AsyncParsableCommand {
             options.jobs = jobs
             options.clean = clean
             options.require = proof
-            let summary = try await WhaleTagRun.pull(targets: tag, options: options, console: console)
+            if list {
+                let tags = try await WhaleTagRun.list(subnets: try WhaleTagRun.subnets(subnet), options: options, console: console)
+                console.output(output.json ? try JSONOutput.encode(tags) : WhaleTagRun.listText(tags))
+                return 0
+            }
+            let summary = try await WhaleTagRun.pull(targets: tag, discovering: all ? try WhaleTagRun.subnets(subnet) : nil,
+                                                     options: options, console: console)
             if output.json {
                 console.output(try JSONOutput.encode(summary))
             } else if !output.quiet {

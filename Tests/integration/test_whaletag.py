@@ -174,10 +174,11 @@ def test_unreachable_tag_does_not_stop_the_others(ceti, sshd_tag, tmp_path):
     assert (local(tmp_path) / "a.csv").read_bytes() == b"a"
 
 
-def test_not_yet_implemented_modes_say_so(ceti, tmp_path):
-    for flag in ("-l", "-a"):
-        r = ceti("whaletag", flag)
-        assert r.returncode == 2 and "not implemented yet" in r.stderr
+def test_usage_errors_exit_2(ceti, tmp_path):
+    for args in ([], ["-l", "-a"], ["-l", "-c"], ["-a", "--subnet", "10.1.0.0/8"], ["-t", "x", "--require", "maybe"]):
+        r = ceti("whaletag", *args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert len([l for l in r.stderr.splitlines() if l.startswith("ceti:")]) == 1, r.stderr
 
 
 def test_clean_deletes_exactly_what_is_proven_uploaded(ceti, s3, bucket, sshd_tag, tmp_path):

@@ -17,8 +17,15 @@ final class TagPuller: @unchecked Sendable {
         self.console = console
     }
 
-    /// Connects, checks the host key, logs in; returns the session and the tag's own hostname and clock.
-    func open(address: String, expectedName: String?) throws -> (SSHSession, name: String, now: Int64) {
+    /// Whale tags are named `wt-` and at least six lowercase hex (or alphanumeric) characters.
+    static func isTagName(_ name: String) -> Bool {
+        name.hasPrefix("wt-") && name.count >= 9
+            && name.dropFirst(3).allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) }
+    }
+
+    /// Connects, checks the host key, logs in; returns the session and the tag's own hostname and
+    /// clock. With `tagsOnly`, a host whose name is not a tag's is left before its key is pinned.
+    func open(address: String, expectedName: String?, tagsOnly: Bool = false) throws -> (SSHSession, name: String, now: Int64) {
         let session = try SSHSession(host: address, port: options.port)
         let key = session.hostKey
         // Check what can be checked before the password is sent: a key pinned under a name.
@@ -32,6 +39,7 @@ final class TagPuller: @unchecked Sendable {
             throw SSHError.remoteCommand(host: address, command: "hostname; date +%s", status: info.status, stderr: info.stderr)
         }
         let name = lines[0].trimmingCharacters(in: .whitespaces)
+        if tagsOnly && !Self.isTagName(name) { throw DiscoveryError.notATag(address: address, name: name) }
         try check(name, key: key, address: address)
         return (session, name, now)
     }

@@ -24,18 +24,42 @@ public enum WhaleTagRun {
         }
     }
 
-    public static func pull(targets: [String], options: PullOptions, console: Console) async throws -> Summary {
+    /// The networks `-l` and `-a` scan: `--subnet`s when given, else the automatic ones.
+    public static func subnets(_ cidrs: [String]) throws -> [Subnet] {
+        guard !cidrs.isEmpty else { return Subnet.automatic() }
+        return try cidrs.map {
+            guard let s = Subnet(cidr: $0) else {
+                throw UsageError("--subnet \($0): give an IPv4 network from /16 to /32, e.g. 192.168.1.0/24")
+            }
+            return s
+        }
+    }
+
+    /// `-l`: the tags on the LAN and what the ledger knows of their files.
+    public static func list(subnets: [Subnet], options: PullOptions, console: Console) async throws -> [DiscoveredTag] {
+        let (puller, _) = try setUp(options, console: console)
+        let pool = BlockingPool(threads: 16, name: "ceti-discover")
+        return try await TagDiscovery(puller: puller, options: options, console: console).discover(subnets, pool: pool)
+    }
+
+    /// `-t HOST...` (targets given) or `-a` (subnets given: discover, then pull every tag found).
+    public static func pull(targets: [String], discovering subnets: [Subnet]? = nil, options: PullOptions,
+                            console: Console) async throws -> Summary {
         let start = Date()
-        let ledger = options.dryRun ? try Ledger(readOnlyPath: options.ledgerPath) : try Ledger(path: options.ledgerPath)
-        let knownHosts = KnownHosts(path: options.knownHostsPath)
-        let puller = TagPuller(options: options, ledger: ledger, knownHosts: knownHosts, console: console)
-        let pool = BlockingPool(threads: max(1, min(options.jobs, targets.count)), name: "ceti-tag")
+        let (puller, _) = try setUp(options, console: console)
+        // A name given by the operator is the tag's identity; an address is learned from `hostname`.
+        var work = targets.map { (address: $0, name: isAddress($0) ? nil : Optional($0)) }
+        if let subnets {
+            let pool = BlockingPool(threads: 16, name: "ceti-discover")
+            let found = try await TagDiscovery(puller: puller, options: options, console: console).discover(subnets, pool: pool)
+            console.info("found \(found.count) tag(s): \(found.map { "\($0.name) (\($0.address))" }.joined(separator: ", "))")
+            work += found.map { (address: $0.address, name: Optional($0.name)) }
+        }
+        let pool = BlockingPool(threads: max(1, min(options.jobs, work.count)), name: "ceti-tag")
         var reports: [TagPullReport] = []
         try await withThrowingTaskGroup(of: TagPullReport.self) { group in
-            for target in targets {
-                // A name given by the operator is the tag's identity; an address is learned from `hostname`.
-                let expected = isAddress(target) ? nil : target
-                group.addTask { try await pool.run { puller.pull(address: target, expectedName: expected) } }
+            for w in work {
+                group.addTask { try await pool.run { puller.pull(address: w.address, expectedName: w.name) } }
             }
             for try await report in group {
                 Self.report(report, console: console)
@@ -44,6 +68,25 @@ public enum WhaleTagRun {
         }
         return Summary(dryRun: options.dryRun, tags: reports.sorted { $0.tag < $1.tag },
                        seconds: Date().timeIntervalSince(start))
+    }
+
+    private static func setUp(_ options: PullOptions, console: Console) throws -> (TagPuller, Ledger) {
+        let ledger = options.dryRun ? try Ledger(readOnlyPath: options.ledgerPath) : try Ledger(path: options.ledgerPath)
+        let knownHosts = KnownHosts(path: options.knownHostsPath)
+        return (TagPuller(options: options, ledger: ledger, knownHosts: knownHosts, console: console), ledger)
+    }
+
+    public static func listText(_ tags: [DiscoveredTag]) -> String {
+        guard !tags.isEmpty else { return "no tags found" }
+        var lines = ["HOSTNAME".padding(toLength: 20, withPad: " ", startingAt: 0) + "ADDRESS          FILES  BYTES        PULLED  UPLOADED"]
+        for t in tags {
+            lines.append(t.name.padding(toLength: 20, withPad: " ", startingAt: 0)
+                         + t.address.padding(toLength: 17, withPad: " ", startingAt: 0)
+                         + String(t.files).padding(toLength: 7, withPad: " ", startingAt: 0)
+                         + ByteSize.format(t.bytes).padding(toLength: 13, withPad: " ", startingAt: 0)
+                         + String(t.pulled).padding(toLength: 8, withPad: " ", startingAt: 0) + String(t.uploaded))
+        }
+        return lines.joined(separator: "\n")
     }
 
     static func isAddress(_ s: String) -> Bool {
