@@ -59,6 +59,8 @@ struct WhaleTag: AsyncParsableCommand {
     var remoteDir = "/data"
     @Option(name: .customLong("accept-new-host-key"), help: "Accept and pin a changed host key for this tag (after a reflash); repeatable.")
     var acceptNewHostKey: [String] = []
+    @Flag(name: .customLong("stop-capture"), help: "Stop the tag's capture service (sudo systemctl stop ceti-tag-data-capture) before pulling, and start it again after.")
+    var stopCapture = false
     @Flag(name: .customLong("no-remote-verify"), help: "Do not confirm copies with the tag's own sha256sum.")
     var noRemoteVerify = false
     @Flag(name: .customLong("dry-run"), help: "Show what would be pulled; writes nothing.")
@@ -94,6 +96,7 @@ struct WhaleTag: AsyncParsableCommand {
             options.dryRun = dryRun
             options.jobs = jobs
             options.clean = clean
+            options.stopCapture = stopCapture
             options.require = proof
             if list {
                 let tags = try await WhaleTagRun.list(subnets: try WhaleTagRun.subnets(subnet), options: options, console: console)

@@ -247,3 +247,12 @@ def test_clean_deletes_nothing_after_an_error_on_that_tag(ceti, sshd_tag, tmp_pa
     assert r.returncode == 1
     assert "nothing was deleted" in r.stderr
     assert (sshd_tag.data / "a.csv").exists()
+
+
+def test_stop_capture_without_sudo_pulls_nothing_and_says_why(ceti, sshd_tag, tmp_path):
+    # The loopback tag's user has no sudo: stopping the recorder fails, so nothing is pulled.
+    put(sshd_tag, "a.csv", b"a")
+    r = pull(ceti, sshd_tag, tmp_path, "--stop-capture")
+    assert r.returncode == 1
+    assert "ceti-tag-data-capture" in r.stderr and "nothing was pulled" in r.stderr, r.stderr
+    assert not (local(tmp_path) / "a.csv").exists()

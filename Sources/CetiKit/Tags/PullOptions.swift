@@ -11,6 +11,8 @@ public struct PullOptions: Sendable {
     public var dryRun = false
     /// After pulling, delete on the tag what `require` proves safe.
     public var clean = false
+    /// Stop the tag's capture service while pulling, and start it again afterwards.
+    public var stopCapture = false
     public var require: CleanProof = .uploaded
     /// A file modified less than this long ago (by the tag's clock) is still being written.
     public var settleSeconds: Int64 = 60

@@ -66,55 +66,72 @@ final class TagPuller: @unchecked Sendable {
         do {
             let (session, name, now) = try open(address: address, expectedName: expectedName)
             report.tag = name
-            let sftp = try SFTPClient(session: session)
-            let remoteDir = options.remoteDir.hasSuffix("/") ? String(options.remoteDir.dropLast()) : options.remoteDir
-            let localDir = options.dataDir + "/" + name
-            if !options.dryRun {
-                try FileManager.default.createDirectory(atPath: localDir, withIntermediateDirectories: true)
-            }
-            var received: [(outcome: PullOutcome, file: RemoteFile, sha: String, part: String)] = []
-            for file in try sftp.list(remoteDir) {
-                var outcome = PullOutcome(action: .ignored, name: file.name, size: file.size)
-                if !file.isRegular {
-                    outcome.message = file.isDirectory ? "folder" : "not a regular file"
-                } else if file.mtime > now - options.settleSeconds {
-                    outcome.action = .stillWriting
-                    outcome.message = "modified \(max(0, now - file.mtime)) s ago: the tag may still be writing it; pull it later"
-                } else if let copy = try ledger.copy(device: name, remotePath: remoteDir + "/" + file.name, size: file.size, mtime: file.mtime) {
-                    outcome.action = .skipped
-                    outcome.localPath = copy.localPath
-                    outcome.sha256 = copy.sha256
-                } else if options.dryRun {
-                    outcome.action = .wouldPull
-                } else {
-                    do {
-                        let (sha, part, bytes, resumed) = try download(sftp, remoteDir + "/" + file.name, file, into: localDir)
-                        outcome.action = resumed ? .resumed : .pulled
-                        outcome.bytesReceived = bytes
-                        received.append((outcome, file, sha, part))
-                        continue
-                    } catch {
-                        outcome.action = .failed
-                        outcome.message = "\(error)"
+            if options.stopCapture {
+                try CaptureService.stop(session)
+                // Whatever happens next, the tag records again afterwards (the original tool never
+                // restarted it, and tags went back to sea with the service off).
+                defer {
+                    if let problem = CaptureService.start(session) {
+                        report.error = [report.error, problem].compactMap { $0 }.joined(separator: "; ")
                     }
                 }
-                report.files.append(outcome)
-            }
-            report.files += try confirm(received, session: session, name: name, remoteDir: remoteDir, localDir: localDir)
-            if options.clean {
-                // Any error on this tag, and nothing on it is deleted.
-                if report.failed {
-                    report.error = "nothing was deleted on \(name) because of the errors above; fix them and rerun"
-                } else {
-                    report.cleaned = try TagCleaner(ledger: ledger, require: options.require, dryRun: options.dryRun)
-                        .clean(session: session, sftp: sftp, device: name, remoteDir: remoteDir)
-                }
+                try pullFiles(session: session, name: name, now: now, into: &report)
+            } else {
+                try pullFiles(session: session, name: name, now: now, into: &report)
             }
         } catch {
-            report.error = "\(error)"
+            // Keep a capture-restart problem, if any, next to the error that ended the pull.
+            report.error = ["\(error)", report.error].compactMap { $0 }.joined(separator: "; ")
         }
         report.files.sort { $0.name < $1.name }
         return report
+    }
+
+    private func pullFiles(session: SSHSession, name: String, now: Int64, into report: inout TagPullReport) throws {
+        let sftp = try SFTPClient(session: session)
+        let remoteDir = options.remoteDir.hasSuffix("/") ? String(options.remoteDir.dropLast()) : options.remoteDir
+        let localDir = options.dataDir + "/" + name
+        if !options.dryRun {
+            try FileManager.default.createDirectory(atPath: localDir, withIntermediateDirectories: true)
+        }
+        var received: [(outcome: PullOutcome, file: RemoteFile, sha: String, part: String)] = []
+        for file in try sftp.list(remoteDir) {
+            var outcome = PullOutcome(action: .ignored, name: file.name, size: file.size)
+            if !file.isRegular {
+                outcome.message = file.isDirectory ? "folder" : "not a regular file"
+            } else if file.mtime > now - options.settleSeconds {
+                outcome.action = .stillWriting
+                outcome.message = "modified \(max(0, now - file.mtime)) s ago: the tag may still be writing it; pull it later"
+            } else if let copy = try ledger.copy(device: name, remotePath: remoteDir + "/" + file.name, size: file.size, mtime: file.mtime) {
+                outcome.action = .skipped
+                outcome.localPath = copy.localPath
+                outcome.sha256 = copy.sha256
+            } else if options.dryRun {
+                outcome.action = .wouldPull
+            } else {
+                do {
+                    let (sha, part, bytes, resumed) = try download(sftp, remoteDir + "/" + file.name, file, into: localDir)
+                    outcome.action = resumed ? .resumed : .pulled
+                    outcome.bytesReceived = bytes
+                    received.append((outcome, file, sha, part))
+                    continue
+                } catch {
+                    outcome.action = .failed
+                    outcome.message = "\(error)"
+                }
+            }
+            report.files.append(outcome)
+        }
+        report.files += try confirm(received, session: session, name: name, remoteDir: remoteDir, localDir: localDir)
+        if options.clean {
+            // Any error on this tag, and nothing on it is deleted.
+            if report.failed {
+                report.error = "nothing was deleted on \(name) because of the errors above; fix them and rerun"
+            } else {
+                report.cleaned = try TagCleaner(ledger: ledger, require: options.require, dryRun: options.dryRun)
+                    .clean(session: session, sftp: sftp, device: name, remoteDir: remoteDir)
+            }
+        }
     }
 
     /// Downloads into `<name>.part`, continuing an earlier partial download (whose bytes are
