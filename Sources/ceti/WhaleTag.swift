@@ -40,22 +40,22 @@ struct WhaleTag: AsyncParsableCommand {
     var tag: [String] = []
     @Flag(name: .shortAndLong, help: "After pulling, delete on the tag the files proven safe (see --require).")
     var clean = false
-    @Option(help: "What -c needs before deleting a file: uploaded (a verified S3 object holds its bytes; default) or local (a verified local copy).")
+    @Option(help: "What -c needs before deleting a file: uploaded (a verified S3 object holds its bytes) or local (a verified local copy).")
     var require: String = "uploaded"
 
     @Option(help: "Scan this IPv4 network instead of the automatic ones (e.g. 192.168.1.0/24); repeatable.")
     var subnet: [String] = []
-    @Option(name: .customLong("data-dir"), help: "Where pulled files land, in <hostname>/ folders (default ./data).")
+    @Option(name: .customLong("data-dir"), help: "Where pulled files land, in <hostname>/ folders.")
     var dataDir = "data"
-    @Option(help: "SSH port (default 22).")
+    @Option(help: "SSH port.")
     var port = 22
-    @Option(help: "Login user (default pi).")
+    @Option(help: "Login user.")
     var user = "pi"
     @Option(name: .customLong("password-file"), help: "File holding the tags' password (else CETI_TAG_PASSWORD, else the factory password).")
     var passwordFile: String?
     @Option(help: "Private key to log in with (ed25519).")
     var identity: String?
-    @Option(name: .customLong("remote-dir"), help: "The tag's data folder (default /data).")
+    @Option(name: .customLong("remote-dir"), help: "The tag's data folder.")
     var remoteDir = "/data"
     @Option(name: .customLong("accept-new-host-key"), help: "Accept and pin a changed host key for this tag (after a reflash); repeatable.")
     var acceptNewHostKey: [String] = []
@@ -65,7 +65,7 @@ struct WhaleTag: AsyncParsableCommand {
     var noRemoteVerify = false
     @Flag(name: .customLong("dry-run"), help: "Show what would be pulled; writes nothing.")
     var dryRun = false
-    @Option(name: .shortAndLong, help: "Tags pulled in parallel (default 4).")
+    @Option(name: .shortAndLong, help: "Tags pulled in parallel.")
     var jobs = 4
     @OptionGroup var ledger: LedgerOption
     @OptionGroup var output: OutputOptions

@@ -37,7 +37,7 @@ public enum WhaleTagRun {
 
     /// `-l`: the tags on the LAN and what the ledger knows of their files.
     public static func list(subnets: [Subnet], options: PullOptions, console: Console) async throws -> [DiscoveredTag] {
-        let (puller, _) = try setUp(options, console: console)
+        let (puller, _) = try setUp(options, console: console, readOnly: true)
         let pool = BlockingPool(threads: 16, name: "ceti-discover")
         return try await TagDiscovery(puller: puller, options: options, console: console).discover(subnets, pool: pool)
     }
@@ -70,8 +70,8 @@ public enum WhaleTagRun {
                        seconds: Date().timeIntervalSince(start))
     }
 
-    private static func setUp(_ options: PullOptions, console: Console) throws -> (TagPuller, Ledger) {
-        let ledger = options.dryRun ? try Ledger(readOnlyPath: options.ledgerPath) : try Ledger(path: options.ledgerPath)
+    private static func setUp(_ options: PullOptions, console: Console, readOnly: Bool = false) throws -> (TagPuller, Ledger) {
+        let ledger = options.dryRun || readOnly ? try Ledger(readOnlyPath: options.ledgerPath) : try Ledger(path: options.ledgerPath)
         let knownHosts = KnownHosts(path: options.knownHostsPath)
         return (TagPuller(options: options, ledger: ledger, knownHosts: knownHosts, console: console), ledger)
     }
