@@ -256,3 +256,25 @@ def test_stop_capture_without_sudo_pulls_nothing_and_says_why(ceti, sshd_tag, tm
     assert r.returncode == 1
     assert "ceti-tag-data-capture" in r.stderr and "nothing was pulled" in r.stderr, r.stderr
     assert not (local(tmp_path) / "a.csv").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+def test_a_full_local_disk_is_one_clear_error_and_loses_nothing(ceti, sshd_tag, tmp_path):
+    blob = os.urandom(3 * MiB)
+    put(sshd_tag, "big.raw", blob)
+    put(sshd_tag, "small.csv", b"fits")
+    small_disk = tmp_path / "small-disk"
+    small_disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small_disk)], check=True)
+    try:
+        r = ceti("whaletag", "-t", sshd_tag.host, "--port", sshd_tag.port, "--user", sshd_tag.user,
+                 "--remote-dir", sshd_tag.data, "--data-dir", small_disk, "-c", "--require", "local",
+                 env_extra={"CETI_TAG_PASSWORD": sshd_tag.password})
+        assert r.returncode == 1
+        errors = [l for l in r.stderr.splitlines() if "big.raw" in l]
+        assert len(errors) == 1 and "space" in errors[0], r.stderr
+        assert "nothing was deleted" in r.stderr
+        assert (sshd_tag.data / "big.raw").read_bytes() == blob and (sshd_tag.data / "small.csv").exists()
+        assert not (small_disk / HOSTNAME / "big.raw").exists()
+    finally:
+        subprocess.run(["umount", str(small_disk)], check=False)

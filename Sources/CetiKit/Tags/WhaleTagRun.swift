@@ -37,7 +37,7 @@ public enum WhaleTagRun {
 
     /// `-l`: the tags on the LAN and what the ledger knows of their files.
     public static func list(subnets: [Subnet], options: PullOptions, console: Console) async throws -> [DiscoveredTag] {
-        let (puller, _) = try setUp(options, console: console, readOnly: true)
+        let puller = try setUp(options, console: console, readOnly: true)
         let pool = BlockingPool(threads: 16, name: "ceti-discover")
         return try await TagDiscovery(puller: puller, options: options, console: console).discover(subnets, pool: pool)
     }
@@ -46,7 +46,7 @@ public enum WhaleTagRun {
     public static func pull(targets: [String], discovering subnets: [Subnet]? = nil, options: PullOptions,
                             console: Console) async throws -> Summary {
         let start = Date()
-        let (puller, _) = try setUp(options, console: console)
+        let puller = try setUp(options, console: console)
         // A name given by the operator is the tag's identity; an address is learned from `hostname`.
         var work = targets.map { (address: $0, name: isAddress($0) ? nil : Optional($0)) }
         if let subnets {
@@ -70,10 +70,10 @@ public enum WhaleTagRun {
                        seconds: Date().timeIntervalSince(start))
     }
 
-    private static func setUp(_ options: PullOptions, console: Console, readOnly: Bool = false) throws -> (TagPuller, Ledger) {
+    private static func setUp(_ options: PullOptions, console: Console, readOnly: Bool = false) throws -> TagPuller {
         let ledger = options.dryRun || readOnly ? try Ledger(readOnlyPath: options.ledgerPath) : try Ledger(path: options.ledgerPath)
         let knownHosts = KnownHosts(path: options.knownHostsPath)
-        return (TagPuller(options: options, ledger: ledger, knownHosts: knownHosts, console: console), ledger)
+        return TagPuller(options: options, ledger: ledger, knownHosts: knownHosts, console: console)
     }
 
     public static func listText(_ tags: [DiscoveredTag]) -> String {
