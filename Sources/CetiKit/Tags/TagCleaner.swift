@@ -42,7 +42,9 @@ struct TagCleaner {
             }
             switch require {
             case .uploaded:
-                guard let object = try ledger.verifiedObject(sha256: copy.sha256, size: copy.size) else {
+                // The copy itself, or its verified FLAC/gzip, is a verified S3 object.
+                guard let object = try ledger.verifiedObject(sha256: copy.sha256, size: copy.size)
+                        ?? ledger.verifiedObjectOfDerivative(inputSHA256: copy.sha256) else {
                     keep("not uploaded yet")
                     continue
                 }

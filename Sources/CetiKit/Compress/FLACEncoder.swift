@@ -1,0 +1,183 @@
+import CFLAC
+import Foundation
+
+/// libFLAC's stream encoder writing to a file descriptor, with its verify mode on (every frame is
+/// decoded again as it is written) and our own MD5 of the PCM to compare with the STREAMINFO MD5
+/// it stores. Blocking: run it on a thread of our own. libFLAC 1.4 has no threads of its own,
+/// so ceti runs several files at once instead.
+struct FLACEncoder {
+    struct Result {
+        /// SHA-256 of the whole input file (header included, for WAV).
+        var inputSHA256: [UInt8]
+        /// MD5 of the PCM as FLAC defines it (signed little-endian samples), computed while reading.
+        var pcmMD5: [UInt8]
+        /// The MD5 libFLAC stored in STREAMINFO.
+        var streamMD5: [UInt8]
+        var samples: UInt64
+    }
+
+    enum EncodeError: Error, CustomStringConvertible {
+        case notWholeFrames(path: String, size: Int64, frameBytes: Int, format: String)
+        case empty(path: String)
+        case encoder(path: String, state: String)
+        case write(path: String, errno: Int32)
+        case read(path: String, message: String)
+        case md5Mismatch(path: String)
+
+        var description: String {
+            switch self {
+            case .notWholeFrames(let path, let size, let frame, let format):
+                return "\(path): \(size) bytes is not a whole number of \(frame)-byte frames for \(format); "
+                    + "is it a truncated recording, or are --channels/--bps wrong? Left untouched"
+            case .empty(let path): return "\(path) holds no audio; left untouched"
+            case .encoder(let path, let state): return "libFLAC failed on \(path): \(state)"
+            case .write(let path, let e):
+                return "cannot write \(path): \(String(cString: strerror(e)))" + (e == ENOSPC ? "; free some space and rerun" : "")
+            case .read(let path, let message): return "cannot read \(path): \(message)"
+            case .md5Mismatch(let path):
+                return "\(path): the FLAC's stored MD5 differs from the MD5 of the audio read; output discarded, original kept"
+            }
+        }
+    }
+
+    /// State the C callbacks reach through client_data.
+    final class Sink {
+        let fd: Int32
+        var writeErrno: Int32 = 0
+        var streamMD5: [UInt8] = []
+        init(fd: Int32) { self.fd = fd }
+    }
+
+    /// Encodes `length` bytes of PCM at `offset` of `inputFD` into `outputFD`.
+    static func encode(inputFD: Int32, inputPath: String, inputSize: Int64, pcmOffset: Int64, pcmLength: Int64,
+                       format: RawFormat, level: Int, outputFD: Int32, outputPath: String) throws -> Result {
+        guard pcmLength > 0 else { throw EncodeError.empty(path: inputPath) }
+        guard pcmLength % Int64(format.frameBytes) == 0 else {
+            throw EncodeError.notWholeFrames(path: inputPath, size: pcmLength, frameBytes: format.frameBytes, format: format.flacFlags)
+        }
+        guard let encoder = FLAC__stream_encoder_new() else { throw EncodeError.encoder(path: inputPath, state: "out of memory") }
+        defer { FLAC__stream_encoder_delete(encoder) }
+        let frames = UInt64(pcmLength) / UInt64(format.frameBytes)
+        FLAC__stream_encoder_set_verify(encoder, 1)
+        FLAC__stream_encoder_set_channels(encoder, UInt32(format.channels))
+        FLAC__stream_encoder_set_bits_per_sample(encoder, UInt32(format.bitsPerSample))
+        FLAC__stream_encoder_set_sample_rate(encoder, UInt32(format.sampleRate))
+        FLAC__stream_encoder_set_compression_level(encoder, UInt32(level))
+        FLAC__stream_encoder_set_total_samples_estimate(encoder, frames)
+
+        let sink = Sink(fd: outputFD)
+        let client = Unmanaged.passUnretained(sink).toOpaque()
+        let status = FLAC__stream_encoder_init_stream(encoder, flacWrite, flacSeek, flacTell, flacMetadata, client)
+        guard status == FLAC__STREAM_ENCODER_INIT_STATUS_OK else {
+            throw EncodeError.encoder(path: inputPath, state: "init status \(status.rawValue)")
+        }
+        var sha = Digest(.sha256)
+        var md5 = Digest(.md5)
+        // Whole frames per read, about 1 MiB.
+        let chunk = max(1, (1 << 20) / format.frameBytes) * format.frameBytes
+        let raw = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 16)
+        defer { raw.deallocate() }
+        var samples = [Int32](repeating: 0, count: chunk / format.bytesPerSample)
+        var le = [UInt8](repeating: 0, count: chunk)
+
+        func fail(_ e: Error) -> Error {
+            FLAC__stream_encoder_finish(encoder)
+            return sink.writeErrno != 0 ? EncodeError.write(path: outputPath, errno: sink.writeErrno) : e
+        }
+        // The header (WAV) is part of the input's hash but not of the audio.
+        if pcmOffset > 0 { try hashRange(inputFD, inputPath, 0, pcmOffset, into: &sha, buffer: raw) }
+        var done: Int64 = 0
+        while done < pcmLength {
+            let want = Int(min(Int64(chunk), pcmLength - done))
+            let got = try readFully(inputFD, inputPath, raw, want, at: pcmOffset + done)
+            guard got == want else { throw fail(EncodeError.read(path: inputPath, message: "it shrank while being read")) }
+            let bytes = UnsafeRawBufferPointer(rebasing: raw[0..<want])
+            sha.update(bytes)
+            let count = want / format.bytesPerSample
+            PCM.decode(bytes, format: format, into: &samples, littleEndian: &le)
+            md5.update(UnsafeRawBufferPointer(start: le, count: want))
+            let ok = samples.withUnsafeBufferPointer {
+                FLAC__stream_encoder_process_interleaved(encoder, $0.baseAddress, UInt32(count / format.channels))
+            }
+            guard ok != 0 else { throw fail(EncodeError.encoder(path: inputPath, state: stateString(encoder))) }
+            done += Int64(want)
+        }
+        if pcmOffset + pcmLength < inputSize {
+            try hashRange(inputFD, inputPath, pcmOffset + pcmLength, inputSize - pcmOffset - pcmLength, into: &sha, buffer: raw)
+        }
+        // finish() flushes, runs the last verify and rewrites STREAMINFO (with the MD5) in place.
+        guard FLAC__stream_encoder_finish(encoder) != 0 else {
+            if sink.writeErrno != 0 { throw EncodeError.write(path: outputPath, errno: sink.writeErrno) }
+            throw EncodeError.encoder(path: inputPath, state: stateString(encoder))
+        }
+        let pcmMD5 = md5.finalize()
+        guard sink.streamMD5 == pcmMD5 else { throw EncodeError.md5Mismatch(path: inputPath) }
+        return Result(inputSHA256: sha.finalize(), pcmMD5: pcmMD5, streamMD5: sink.streamMD5, samples: frames)
+    }
+
+    static func stateString(_ encoder: UnsafeMutablePointer<FLAC__StreamEncoder>) -> String {
+        // The resolved string names the verify decoder's state too when verification failed.
+        guard let text = FLAC__stream_encoder_get_resolved_state_string(encoder) else { return "unknown state" }
+        return String(cString: text)
+    }
+
+    static func readFully(_ fd: Int32, _ path: String, _ buffer: UnsafeMutableRawBufferPointer, _ want: Int, at offset: Int64) throws -> Int {
+        var got = 0
+        while got < want {
+            let n = pread(fd, buffer.baseAddress! + got, want - got, off_t(offset + Int64(got)))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw EncodeError.read(path: path, message: String(cString: strerror(errno)))
+            }
+            if n == 0 { break }
+            got += n
+        }
+        return got
+    }
+
+    static func hashRange(_ fd: Int32, _ path: String, _ offset: Int64, _ length: Int64, into sha: inout Digest,
+                          buffer: UnsafeMutableRawBufferPointer) throws {
+        var done: Int64 = 0
+        while done < length {
+            let want = Int(min(Int64(buffer.count), length - done))
+            let got = try readFully(fd, path, buffer, want, at: offset + done)
+            guard got == want else { throw EncodeError.read(path: path, message: "it shrank while being read") }
+            sha.update(UnsafeRawBufferPointer(rebasing: buffer[0..<got]))
+            done += Int64(got)
+        }
+    }
+}
+
+private let flacWrite: FLAC__StreamEncoderWriteCallback = { _, buffer, bytes, _, _, client in
+    let sink = Unmanaged<FLACEncoder.Sink>.fromOpaque(client!).takeUnretainedValue()
+    var done = 0
+    while done < bytes {
+        let n = write(sink.fd, buffer! + done, bytes - done)
+        if n < 0 {
+            if errno == EINTR { continue }
+            sink.writeErrno = errno
+            return FLAC__STREAM_ENCODER_WRITE_STATUS_FATAL_ERROR
+        }
+        done += n
+    }
+    return FLAC__STREAM_ENCODER_WRITE_STATUS_OK
+}
+
+private let flacSeek: FLAC__StreamEncoderSeekCallback = { _, offset, client in
+    let sink = Unmanaged<FLACEncoder.Sink>.fromOpaque(client!).takeUnretainedValue()
+    return lseek(sink.fd, off_t(offset), SEEK_SET) < 0 ? FLAC__STREAM_ENCODER_SEEK_STATUS_ERROR : FLAC__STREAM_ENCODER_SEEK_STATUS_OK
+}
+
+private let flacTell: FLAC__StreamEncoderTellCallback = { _, offset, client in
+    let sink = Unmanaged<FLACEncoder.Sink>.fromOpaque(client!).takeUnretainedValue()
+    let pos = lseek(sink.fd, 0, SEEK_CUR)
+    guard pos >= 0 else { return FLAC__STREAM_ENCODER_TELL_STATUS_ERROR }
+    offset!.pointee = UInt64(pos)
+    return FLAC__STREAM_ENCODER_TELL_STATUS_OK
+}
+
+private let flacMetadata: FLAC__StreamEncoderMetadataCallback = { _, metadata, client in
+    let sink = Unmanaged<FLACEncoder.Sink>.fromOpaque(client!).takeUnretainedValue()
+    guard let m = metadata, m.pointee.type == FLAC__METADATA_TYPE_STREAMINFO else { return }
+    sink.streamMD5 = withUnsafeBytes(of: m.pointee.data.stream_info.md5sum) { Array($0) }
+}

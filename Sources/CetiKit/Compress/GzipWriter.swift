@@ -1,0 +1,144 @@
+import CDeflate
+import CZlib
+import Foundation
+
+/// gzip for sensor CSVs: the input is cut into 1 MiB blocks, each compressed (libdeflate, on as
+/// many threads as there are cores) into a complete gzip member; the members are concatenated,
+/// which every gunzip reads as one file. The output is then inflated again with zlib — an
+/// independent implementation — and must give back the input's size and SHA-256.
+enum GzipWriter {
+    static let blockSize = 1 << 20
+
+    enum GzipError: Error, CustomStringConvertible {
+        case read(path: String, message: String)
+        case write(path: String, errno: Int32)
+        case verify(path: String, message: String)
+        case empty(path: String)
+
+        var description: String {
+            switch self {
+            case .read(let path, let message): return "cannot read \(path): \(message)"
+            case .write(let path, let e):
+                return "cannot write \(path): \(String(cString: strerror(e)))" + (e == ENOSPC ? "; free some space and rerun" : "")
+            case .verify(let path, let message): return "\(path) did not verify: \(message); output discarded, original kept"
+            case .empty(let path): return "\(path) is empty; left untouched"
+            }
+        }
+    }
+
+    /// Compresses `inputFD` into `outputFD`; returns the input's SHA-256.
+    static func compress(inputFD: Int32, inputPath: String, size: Int64, level: Int, outputFD: Int32,
+                         outputPath: String, threads: Int) throws -> [UInt8] {
+        guard size > 0 else { throw GzipError.empty(path: inputPath) }
+        let blocks = Blocks(workers: max(1, threads), level: level)
+        var sha = Digest(.sha256)
+        var offset: Int64 = 0
+        while offset < size {
+            // Read up to one block per worker, compress them at once, write them in order.
+            var n = 0
+            while n < blocks.workers && offset < size {
+                let want = Int(min(Int64(blockSize), size - offset))
+                let got = try FLACEncoder.readFully(inputFD, inputPath, blocks.inputs[n], want, at: offset)
+                guard got == want else { throw GzipError.read(path: inputPath, message: "it shrank while being read") }
+                sha.update(UnsafeRawBufferPointer(rebasing: blocks.inputs[n][0..<got]))
+                blocks.lengths[n] = got
+                offset += Int64(got)
+                n += 1
+            }
+            DispatchQueue.concurrentPerform(iterations: n) { blocks.compress($0) }
+            for i in 0..<n {
+                try writeAll(outputFD, outputPath, UnsafeRawBufferPointer(rebasing: blocks.outputs[i][0..<blocks.produced[i]]))
+            }
+        }
+        return sha.finalize()
+    }
+
+    /// One compressor and one pair of buffers per worker; worker i touches only index i.
+    final class Blocks: @unchecked Sendable {
+        let workers: Int
+        let compressors: [OpaquePointer]
+        let bound: Int
+        let inputs: [UnsafeMutableRawBufferPointer]
+        let outputs: [UnsafeMutableRawBufferPointer]
+        // Raw memory, not arrays: workers write their own slots at the same time.
+        let lengths: UnsafeMutablePointer<Int>
+        let produced: UnsafeMutablePointer<Int>
+
+        init(workers: Int, level: Int) {
+            self.workers = workers
+            compressors = (0..<workers).map { _ in libdeflate_alloc_compressor(Int32(level))! }
+            bound = libdeflate_gzip_compress_bound(compressors[0], GzipWriter.blockSize)
+            inputs = (0..<workers).map { _ in UnsafeMutableRawBufferPointer.allocate(byteCount: GzipWriter.blockSize, alignment: 16) }
+            outputs = (0..<workers).map { [bound] _ in UnsafeMutableRawBufferPointer.allocate(byteCount: bound, alignment: 16) }
+            lengths = .allocate(capacity: workers)
+            produced = .allocate(capacity: workers)
+        }
+
+        deinit {
+            compressors.forEach { libdeflate_free_compressor($0) }
+            (inputs + outputs).forEach { $0.deallocate() }
+            lengths.deallocate()
+            produced.deallocate()
+        }
+
+        func compress(_ i: Int) {
+            produced[i] = libdeflate_gzip_compress(compressors[i], inputs[i].baseAddress, lengths[i], outputs[i].baseAddress, bound)
+        }
+    }
+
+    static func writeAll(_ fd: Int32, _ path: String, _ bytes: UnsafeRawBufferPointer) throws {
+        var done = 0
+        while done < bytes.count {
+            let n = write(fd, bytes.baseAddress! + done, bytes.count - done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw GzipError.write(path: path, errno: errno)
+            }
+            done += n
+        }
+    }
+
+    /// Inflates every member of a gzip file with zlib; returns the total size and SHA-256.
+    static func inflate(path: String) throws -> (size: Int64, sha256: [UInt8]) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw GzipError.verify(path: path, message: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        var stream = z_stream()
+        guard inflateInit2_(&stream, 15 + 16, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+            throw GzipError.verify(path: path, message: "zlib could not start")
+        }
+        defer { inflateEnd(&stream) }
+        let inBuf = UnsafeMutablePointer<UInt8>.allocate(capacity: 1 << 20)
+        let outBuf = UnsafeMutablePointer<UInt8>.allocate(capacity: 1 << 20)
+        defer { inBuf.deallocate(); outBuf.deallocate() }
+        var sha = Digest(.sha256)
+        var total: Int64 = 0
+        var ended = false
+        while true {
+            let n = read(fd, inBuf, 1 << 20)
+            if n < 0 { throw GzipError.verify(path: path, message: String(cString: strerror(errno))) }
+            if n == 0 { break }
+            stream.next_in = inBuf
+            stream.avail_in = UInt32(n)
+            while stream.avail_in > 0 {
+                if ended {
+                    // Another member follows.
+                    inflateReset(&stream)
+                    ended = false
+                }
+                stream.next_out = outBuf
+                stream.avail_out = 1 << 20
+                let rc = CZlib.inflate(&stream, Z_NO_FLUSH)
+                let produced = (1 << 20) - Int(stream.avail_out)
+                sha.update(UnsafeRawBufferPointer(start: outBuf, count: produced))
+                total += Int64(produced)
+                if rc == Z_STREAM_END { ended = true; continue }
+                guard rc == Z_OK || rc == Z_BUF_ERROR else {
+                    throw GzipError.verify(path: path, message: "zlib: " + (stream.msg.map { String(cString: $0) } ?? "error \(rc)"))
+                }
+            }
+        }
+        guard ended else { throw GzipError.verify(path: path, message: "the gzip stream is truncated") }
+        return (total, sha.finalize())
+    }
+}
