@@ -278,3 +278,22 @@ def test_a_full_local_disk_is_one_clear_error_and_loses_nothing(ceti, sshd_tag, 
         assert not (small_disk / HOSTNAME / "big.raw").exists()
     finally:
         subprocess.run(["umount", str(small_disk)], check=False)
+
+
+def test_clean_accepts_an_uploaded_flac_as_proof_for_its_raw(ceti, bucket, sshd_tag, tmp_path):
+    import struct
+    raw = b"".join(struct.pack(">hhh", i % 300, -i % 200, i % 7) for i in range(48000))
+    put(sshd_tag, "1700000000000.raw", raw)
+    put(sshd_tag, "data_gps.csv", b"t,lat,lon\n1,2,3\n")
+    pull(ceti, sshd_tag, tmp_path, check=0)
+    ceti("compress", tmp_path / "pulled", check=0)  # raw → flac, csv → csv.gz, originals removed
+    assert (local(tmp_path) / "1700000000000.flac").exists() and not (local(tmp_path) / "1700000000000.raw").exists()
+
+    # Before the upload nothing is proven; after it, the tag's raw and csv are deleted.
+    r = pull(ceti, sshd_tag, tmp_path, "-c", "--json", check=0)
+    assert {c["action"] for c in json.loads(r.stdout)["tags"][0]["cleaned"]} == {"kept"}
+    ceti("s3upload", "--bucket", bucket, "--endpoint-url", ceti.s3env.endpoint, tmp_path / "pulled", check=0)
+    r = pull(ceti, sshd_tag, tmp_path, "-c", "--json", check=0)
+    cleaned = {c["name"]: c["action"] for c in json.loads(r.stdout)["tags"][0]["cleaned"]}
+    assert cleaned == {"1700000000000.raw": "deleted", "data_gps.csv": "deleted"}
+    assert list(sshd_tag.data.iterdir()) == []
