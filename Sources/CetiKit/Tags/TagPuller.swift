@@ -39,6 +39,10 @@ final class TagPuller: @unchecked Sendable {
             throw SSHError.remoteCommand(host: address, command: "hostname; date +%s", status: info.status, stderr: info.stderr)
         }
         let name = lines[0].trimmingCharacters(in: .whitespaces)
+        // The name becomes a local folder and a ledger key: nothing that could climb out of --data-dir.
+        guard !name.isEmpty, !name.contains("/"), name != ".", name != "..", !name.hasPrefix(".") else {
+            throw SSHError.protocolError(host: address, operation: "reading its hostname", message: "'\(name)' cannot name a folder")
+        }
         if tagsOnly && !Self.isTagName(name) { throw DiscoveryError.notATag(address: address, name: name) }
         try check(name, key: key, address: address)
         return (session, name, now)
