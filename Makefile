@@ -30,8 +30,13 @@ unit: deps
 integration: build
 	CETI_BIN=$(CURDIR)/.build/debug/ceti bash scripts/with-s3.sh $(PYTEST) -q -p no:cacheprovider Tests/integration $(ARGS)
 
+# S3 upload (SeaweedFS via with-s3.sh; ARGS), then the SFTP pull against OpenSSH sftp/scp (needs
+# root: starts and always stops its own sshd via scripts/tag-sim.sh; WARGS, plus --quick from ARGS),
+# then compress against flac/gzip/pigz (CARGS).
 bench: release
 	CETI_BIN=$(CURDIR)/.build/release/ceti CETI_TEST_BUCKETS="ceti-bench" bash scripts/with-s3.sh $(VENV)/bin/python bench/s3upload_bench.py $(ARGS)
+	CETI_BIN=$(CURDIR)/.build/release/ceti $(VENV)/bin/python bench/whaletag_bench.py $(filter --quick,$(ARGS)) $(WARGS)
+	CETI_BIN=$(CURDIR)/.build/release/ceti $(VENV)/bin/python bench/compress_bench.py $(filter --quick,$(ARGS)) $(CARGS)
 
 install: release
 	install -d $(DESTDIR)$(PREFIX)/bin

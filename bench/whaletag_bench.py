@@ -1,0 +1,1075 @@
+#!/usr/bin/env python3
+"""ceti whaletag against OpenSSH `sftp` and `scp`, all pulling from the same local sshd.
+
+Needs root (scripts/tag-sim.sh creates the `cetitag` user and starts a real OpenSSH sshd on
+127.0.0.1); no S3 server. Normally run via `make bench`, or directly:
+
+    .venv/bin/python bench/whaletag_bench.py [--quick] [--reps N] [--cases ...] [--tools ...]
+
+Cases (the same files for every tool):
+  lo-500      one 500 MB file, straight to the sshd on loopback
+  lo-2g       a 2 GB tag folder (11 x 172 MB raw audio + 36 CSVs, 108 MB) on loopback
+  rtt-500     the 500 MB file through Tests/integration/tcpproxy.py holding each chunk
+              10 ms in each direction (~20 ms added RTT)
+  rtt-2g      the tag folder, same relay
+  relay0-500  (calibration) the 500 MB file through the same relay without delay: shows
+              what the Python relay itself can carry, compared with lo-500
+
+Tools:
+  ceti        ceti whaletag -t 127.0.0.1 (password login), with the tag-side sha256sum check
+  ceti-nv     the same with --no-remote-verify (transfer only, comparable to sftp/scp)
+  sftp        sftp -b BATCH (`get DIR/* OUT/`), key login, OpenSSH defaults otherwise
+  scp         scp DIR/* OUT/ (OpenSSH >= 9 scp speaks SFTP by default)
+  scp-O       scp -O (the legacy scp/rcp protocol)
+  sftp-ctr    (diagnostic, loopback cases) sftp forced to ceti's cipher and MAC (aes128-ctr,
+              hmac-sha2-256); not counted as "best OpenSSH"
+
+Each run is one child process measured with wait4 through a tiny C launcher (as in
+s3upload_bench.py): wall seconds, user+sys CPU seconds, peak RSS. wait4's rusage includes
+reaped descendants, so sftp's and scp's numbers include their `ssh` child (which does the
+crypto). The sshd's CPU over the run is read from /proc (the listener's own plus its reaped
+sessions', the tag-side sha256sum included); the relay's CPU is this process's own CPU over
+the run (the relay runs in threads here while the main thread only waits). Every run writes
+into a fresh output directory; afterwards, outside the timed region, the output must hold
+exactly the source's file names and sizes, and two files' SHA-256 must match the source's.
+The output is deleted (and the disk synced) before the next run.
+
+Data sets are generated once under $REPO/.tmp/bench-data/tag/ and reused (random bytes,
+CSV-like text; mtimes set well in the past, since whaletag skips files modified in the last
+minute). All source data is in the page cache during the runs.
+
+Prints a Markdown table; appends a dated section to $REPO/BENCHMARKS.md (not with --quick
+unless --record; never with --no-record). Raw results go to bench/out/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import random
+import re
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "Tests/integration"))
+from tcpproxy import start_tcp_proxy  # noqa: E402
+
+TAG_SIM = REPO / "scripts/tag-sim.sh"
+TAG_USER = "cetitag"
+TAG_PASSWORD = "ceticeti"
+MB = 1_000_000
+MiB = 1024 * 1024
+TARGET_RATIO = 0.9        # ceti throughput >= 0.9x the best OpenSSH tool's
+RELAY_DELAY = 0.010       # seconds each way: ~20 ms more RTT
+DATA_MTIME = 1726531200   # 2024-09-17 00:00 UTC: far from "still being written"
+
+ALL_CASES = ["lo-500", "lo-2g", "rtt-500", "rtt-2g", "relay0-500"]
+ALL_TOOLS = ["ceti", "ceti-nv", "sftp", "scp", "scp-O", "sftp-ctr"]
+OPENSSH_TOOLS = ("sftp", "scp", "scp-O")
+CEti_TOOLS = ("ceti", "ceti-nv")
+RELAY0_TOOLS = ("ceti-nv", "sftp")  # the calibration case needs only one tool of each kind
+# Diagnostic: sftp with the cipher and MAC ceti's libssh2 1.10 negotiates; loopback cases only,
+# not counted as "best OpenSSH" (the target compares with OpenSSH's defaults).
+CTR_OPTS = ["-c", "aes128-ctr", "-o", "MACs=hmac-sha2-256"]
+TOOL_NAMES = {"ceti-nv": "ceti --no-remote-verify", "scp-O": "scp -O",
+              "sftp-ctr": "sftp -c aes128-ctr -o MACs=hmac-sha2-256 (diagnostic)"}
+
+
+@dataclass
+class Case:
+    key: str
+    title: str
+    dataset: str
+    delay: float | None   # None: straight to sshd; else through the relay with this delay
+
+
+# ---- data sets ------------------------------------------------------------------------
+@dataclass
+class FileSpec:
+    name: str
+    size: int
+    kind: str  # "random" or "csv"
+
+
+def dataset_specs(quick: bool) -> dict[str, list[FileSpec]]:
+    if quick:
+        one, n_raw, raw, n_csv, csv_total = 20 * MB, 4, 8 * MB, 6, 3 * MB
+    else:
+        one, n_raw, raw, n_csv, csv_total = 500 * MB, 11, 172 * MB, 36, 108 * MB
+    rng = random.Random(20240917)
+    weights = [rng.uniform(1.5, 4.5) for _ in range(n_csv)]
+    sizes = [int(csv_total * w / sum(weights)) for w in weights]
+    sizes[-1] += csv_total - sum(sizes)
+    tree = [FileSpec(f"sound_{i:03d}.raw", raw, "random") for i in range(n_raw)]
+    kinds = ["sensors", "gps", "battery", "depth"]
+    tree += [FileSpec(f"{kinds[i % len(kinds)]}_{i:03d}.csv", s, "csv") for i, s in enumerate(sizes)]
+    return {"one": [FileSpec("recording_000.raw", one, "random")], "tree": tree}
+
+
+_CSV_POOL: bytes | None = None
+
+
+def csv_bytes(index: int, size: int) -> bytes:
+    global _CSV_POOL
+    if _CSV_POOL is None:
+        r = random.Random(7)
+        rows = [f"{1726531200 + i * 0.04:.2f},{r.uniform(0, 1500):.2f},{r.uniform(2, 28):.3f},"
+                f"{r.uniform(-1, 1):.5f},{r.uniform(-1, 1):.5f},{r.uniform(-1, 1):.5f},{r.randint(0, 4095)}\n"
+                for i in range(20000)]
+        _CSV_POOL = "".join(rows).encode()
+    head = f"# file {index}\ntime,depth_m,temp_c,ax,ay,az,light\n".encode()
+    out = bytearray(head)
+    start = (index * 7919) % (len(_CSV_POOL) // 2)
+    while len(out) < size:
+        out += _CSV_POOL[start:start + size - len(out)]
+        start = 0
+    return bytes(out[:size])
+
+
+def write_random(path: Path, size: int) -> None:
+    with open(path, "wb") as f:
+        left = size
+        while left > 0:
+            n = min(8 * MiB, left)
+            f.write(os.urandom(n))
+            left -= n
+
+
+@dataclass
+class DataSet:
+    name: str
+    root: Path
+    files: list[FileSpec]
+    check: dict[str, str] = field(default_factory=dict)  # name -> sha256 of the files verified per run
+
+    @property
+    def total(self) -> int:
+        return sum(f.size for f in self.files)
+
+    @property
+    def count(self) -> int:
+        return len(self.files)
+
+
+def dataset_ok(root: Path, files: list[FileSpec]) -> bool:
+    if not root.is_dir():
+        return False
+    want = {f.name: f.size for f in files}
+    have = {}
+    for e in os.scandir(root):
+        if not e.is_file(follow_symlinks=False):
+            return False
+        have[e.name] = e.stat(follow_symlinks=False).st_size
+    return have == want
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(4 * MiB):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def ensure_dataset(base: Path, name: str, files: list[FileSpec]) -> DataSet:
+    root = base / name
+    if dataset_ok(root, files):
+        log(f"data set {name}: reusing {root}")
+    else:
+        log(f"data set {name}: generating {len(files)} files, {sum(f.size for f in files) / MB:,.0f} MB in {root}")
+        t0 = time.monotonic()
+        if root.exists():
+            shutil.rmtree(root)
+        root.mkdir(parents=True)
+        for i, spec in enumerate(files):
+            p = root / spec.name
+            if spec.kind == "random":
+                write_random(p, spec.size)
+            else:
+                p.write_bytes(csv_bytes(i, spec.size))
+        if not dataset_ok(root, files):
+            sys.exit(f"bench: generated data set {root} does not match its spec")
+        (base / f"{name}.sha256.json").unlink(missing_ok=True)
+        log(f"data set {name}: done in {time.monotonic() - t0:.1f} s")
+    # Readable by the tag user through every parent; mtimes far in the past.
+    for d in [root, *root.parents]:
+        if d == REPO / ".tmp":
+            break
+        d.chmod(0o755)
+    if not world_traversable(root):
+        sys.exit(f"bench: {root} is not traversable by other users (the tag user `{TAG_USER}` reads it)")
+    for spec in files:
+        p = root / spec.name
+        p.chmod(0o644)
+        os.utime(p, (DATA_MTIME, DATA_MTIME))
+    # The files hashed after every run: the first and the last by name (the sha256 is cached).
+    names = sorted(f.name for f in files)
+    picked = sorted({names[0], names[-1]})
+    manifest = base / f"{name}.sha256.json"
+    cached = {}
+    try:
+        cached = json.loads(manifest.read_text())
+    except (OSError, ValueError):
+        pass
+    check = {}
+    for n in picked:
+        st = (root / n).stat()
+        key = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+        if cached.get(n, {}).get("key") == key:
+            check[n] = cached[n]["sha256"]
+        else:
+            check[n] = sha256_file(root / n)
+            cached[n] = {"key": key, "sha256": check[n]}
+    manifest.write_text(json.dumps(cached, indent=1))
+    return DataSet(name, root, files, check)
+
+
+def warm_page_cache(sets: list[DataSet]) -> float:
+    t0 = time.monotonic()
+    buf = bytearray(4 * MiB)
+    for ds in sets:
+        for spec in ds.files:
+            with open(ds.root / spec.name, "rb", buffering=0) as f:
+                while f.readinto(buf):
+                    pass
+    return time.monotonic() - t0
+
+
+# ---- measuring a child (the launcher is the one of s3upload_bench.py) ---------------------
+# Why a launcher: on Linux a child's ru_maxrss starts from the high-water RSS of the image it
+# exec'd from, and Python spawns from its own image; the tiny C launcher posix_spawns the tool,
+# wait4s for it and writes the tool's own rusage (its reaped descendants included) to a file.
+LAUNCHER_C = r"""
+#include <errno.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+extern char **environ;
+int main(int argc, char **argv) {
+    if (argc < 3) { fprintf(stderr, "usage: ruspawn RESULT CMD...\n"); return 2; }
+    pid_t pid;
+    int rc = posix_spawnp(&pid, argv[2], NULL, NULL, argv + 2, environ);
+    if (rc != 0) { fprintf(stderr, "ruspawn: %s: %s\n", argv[2], strerror(rc)); return 127; }
+    signal(SIGINT, SIG_IGN);  /* the tool gets terminal signals itself; we wait for it */
+    int st; struct rusage ru;
+    while (wait4(pid, &st, 0, &ru) < 0) {
+        if (errno != EINTR) { perror("ruspawn: wait4"); return 126; }
+    }
+    int code = WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : 125;
+    FILE *f = fopen(argv[1], "w");
+    if (!f) { perror("ruspawn: result file"); return 126; }
+    fprintf(f, "%d %ld.%06ld %ld.%06ld %ld\n", code, (long)ru.ru_utime.tv_sec, (long)ru.ru_utime.tv_usec,
+            (long)ru.ru_stime.tv_sec, (long)ru.ru_stime.tv_usec, ru.ru_maxrss);
+    fclose(f);
+    return code;
+}
+"""
+
+
+def build_launcher(scratch: Path) -> list[str]:
+    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if not cc:
+        sys.exit("bench: no C compiler (cc) for the rusage launcher")
+    src, exe = scratch / "ruspawn.c", scratch / "ruspawn"
+    src.write_text(LAUNCHER_C)
+    r = subprocess.run([cc, "-O2", "-o", str(exe), str(src)], capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"bench: cannot compile the launcher: {r.stderr.strip()[:500]}")
+    return [str(exe)]
+
+
+@dataclass
+class Measured:
+    rc: int
+    wall: float
+    cpu: float
+    user: float
+    sys: float
+    maxrss_kib: int
+    server_cpu: float | None
+    relay_cpu: float | None
+    machine_cpu: float
+    stderr: str
+    timed_out: bool = False
+
+
+class ServerCpu:
+    """CPU seconds of the sshd and everything it forks, from a cgroup of its own.
+
+    /proc is not enough: after login, sshd's privileged monitor exits without reaping the
+    session process (which does the crypto and internal-sftp), so that CPU never reaches the
+    listener's cutime. A cgroup counts every task in it, exited ones included. We create one
+    (cgroup v2 if mounted, else v1 cpuacct), move the listener into it (its future sessions
+    inherit it) and remove it after the sshd is stopped. None when that is not possible."""
+
+    def __init__(self, pid: int | None):
+        self.dir: Path | None = None
+        self.kind = ""
+        if pid is None:
+            return
+        for kind, base, counter in self._hierarchies():
+            d = base / f"ceti-whaletag-bench-{os.getpid()}"
+            try:
+                d.mkdir()
+            except OSError:
+                continue
+            try:
+                (d / "cgroup.procs").write_text(f"{pid}\n")
+                self.dir, self.kind, self.counter = d, kind, counter
+                if self.read() is None:
+                    raise OSError("no counter")
+                return
+            except OSError as e:
+                log(f"warning: cannot use cgroup {d} for sshd CPU accounting: {e}")
+                self.dir = None
+                try:
+                    d.rmdir()
+                except OSError:
+                    pass
+
+    @staticmethod
+    def _hierarchies() -> list[tuple[str, Path, str]]:
+        out = []
+        try:
+            for line in Path("/proc/mounts").read_text().splitlines():
+                f = line.split()
+                if len(f) >= 4 and f[2] == "cgroup2":
+                    out.append(("cgroup v2", Path(f[1]), "cpu.stat"))
+            for line in Path("/proc/mounts").read_text().splitlines():
+                f = line.split()
+                if len(f) >= 4 and f[2] == "cgroup" and "cpuacct" in f[3].split(","):
+                    out.append(("cgroup v1 cpuacct", Path(f[1]), "cpuacct.usage"))
+        except OSError:
+            pass
+        return out
+
+    def read(self) -> float | None:
+        if self.dir is None:
+            return None
+        try:
+            text = (self.dir / self.counter).read_text()
+        except OSError:
+            return None
+        if self.counter == "cpu.stat":
+            m = re.search(r"^usage_usec (\d+)", text, re.M)
+            return int(m.group(1)) / 1e6 if m else None
+        return int(text.strip()) / 1e9
+
+    def remove(self) -> None:
+        if self.dir is None:
+            return
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self.dir.rmdir()
+                return
+            except OSError as e:
+                if time.monotonic() > deadline:
+                    log(f"warning: cannot remove cgroup {self.dir}: {e}")
+                    return
+                time.sleep(0.2)
+
+
+def sessions_of(listener: int | None) -> list[int]:
+    """The listener's live, non-zombie children (one per SSH connection)."""
+    kids = []
+    if listener is None:
+        return kids
+    for e in os.listdir("/proc"):
+        if not e.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{e}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[1] == str(listener) and fields[0] not in ("Z", "X"):
+            kids.append(int(e))
+    return kids
+
+
+def wait_sessions_gone(listener: int | None, timeout: float = 10) -> None:
+    """Until the server side of the run has ended (its CPU is then all counted)."""
+    deadline = time.monotonic() + timeout
+    while sessions_of(listener) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)
+
+
+def machine_cpu() -> float:
+    """CPU seconds all CPUs have spent busy since boot (/proc/stat: all but idle and iowait)."""
+    f = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    v = [int(x) for x in f]
+    busy = v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] if len(v) > 7 else 0)  # user nice system irq softirq steal
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def self_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+_current_child: subprocess.Popen | None = None
+
+
+def run_measured(cmd: list[str], env: dict[str, str], log_prefix: Path, listener: int | None,
+                 server: ServerCpu, relay: bool, timeout: float, launcher: list[str]) -> Measured:
+    global _current_child
+    out_path, err_path = log_prefix.with_suffix(".stdout"), log_prefix.with_suffix(".stderr")
+    res_path = log_prefix.with_suffix(".rusage")
+    res_path.unlink(missing_ok=True)
+    timed_out = threading.Event()
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        s0, r0, k0 = server.read(), self_cpu(), machine_cpu()
+        t0 = time.monotonic()
+        child = subprocess.Popen([*launcher, str(res_path), *cmd], env=env, stdin=subprocess.DEVNULL,
+                                 stdout=out, stderr=err, start_new_session=True)
+        _current_child = child
+
+        def kill() -> None:
+            timed_out.set()
+            try:
+                os.killpg(child.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+        timer = threading.Timer(timeout, kill)
+        timer.start()
+        try:
+            while True:
+                try:
+                    _pid, status, _ru = os.wait4(child.pid, 0)
+                    break
+                except InterruptedError:
+                    continue
+        finally:
+            timer.cancel()
+        wall = time.monotonic() - t0
+        r1, k1 = self_cpu(), machine_cpu()
+        child.returncode = os.waitstatus_to_exitcode(status)
+        _current_child = None
+    wait_sessions_gone(listener)
+    s1 = server.read()
+    try:
+        f = res_path.read_text().split()
+        rc, user, sys_, maxrss = int(f[0]), float(f[1]), float(f[2]), int(f[3])
+    except (OSError, ValueError, IndexError):
+        rc, user, sys_, maxrss = (child.returncode or -1), float("nan"), float("nan"), 0
+    return Measured(rc=rc, wall=wall, cpu=user + sys_, user=user, sys=sys_, maxrss_kib=maxrss,
+                    server_cpu=(s1 - s0) if s0 is not None and s1 is not None else None,
+                    relay_cpu=(r1 - r0) if relay else None, machine_cpu=k1 - k0,
+                    stderr=err_path.read_text(errors="replace"), timed_out=timed_out.is_set())
+
+
+# ---- the simulated tag -------------------------------------------------------------------
+def tag_sim(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    cmd = ["bash", str(TAG_SIM), *(str(a) for a in args)]
+    cp = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
+                        timeout=timeout)
+    if cp.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {cp.returncode}:\n{cp.stderr}{cp.stdout}")
+    return cp
+
+
+def world_traversable(p: Path) -> bool:
+    for d in [p, *p.parents]:
+        try:
+            if not d.stat().st_mode & 0o001:
+                return False
+        except FileNotFoundError:
+            continue
+    return True
+
+
+def proc_start(pid: int) -> str | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields[19]
+
+
+def tag_workdir() -> Path:
+    """Like Tests/integration/conftest.py's _tag_workdir: a dir the tag user can traverse, with an
+    `owner` file (pid + start time) so that the tests' stale-dir reaper leaves it alone while we run."""
+    base = REPO / ".tmp" / "tag-sim"
+    if not world_traversable(base.parent):
+        base = Path("/tmp/ceti-tag-sim")
+    base.mkdir(parents=True, exist_ok=True)
+    base.chmod(0o755)
+    d = Path(tempfile.mkdtemp(prefix="bench.", dir=base))
+    d.chmod(0o755)
+    (d / "owner").write_text(f"{os.getpid()} {proc_start(os.getpid())}\n")
+    return d
+
+
+# ---- misc ---------------------------------------------------------------------------------
+def log(msg: str) -> None:
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+def sh(cmd: list[str], both: bool = False) -> str:
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        text = (r.stdout + r.stderr) if both else (r.stdout.strip() or r.stderr.strip())
+        return text.strip().splitlines()[0] if text.strip() else "?"
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"? ({e})"
+
+
+def ceti_source(ceti: str) -> str:
+    env = dict(os.environ, GIT_OPTIONAL_LOCKS="0")  # read-only git: never refresh the index
+    try:
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=30, env=env).stdout.strip()
+        head_time = subprocess.run(["git", "-C", str(REPO), "log", "-1", "--format=%ct"], capture_output=True,
+                                   text=True, timeout=30, env=env).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "diff", "--quiet", "HEAD", "--", "Sources",
+                                "Package.swift"], capture_output=True, timeout=30, env=env).returncode != 0
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    if not head:
+        return ""
+    built = dt.datetime.fromtimestamp(os.path.getmtime(ceti), dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    if head_time.isdigit() and int(head_time) > os.path.getmtime(ceti):
+        return f" (built {built}; HEAD {head} is newer than the binary)"
+    return f" (built {built} from commit {head}{' + uncommitted changes in Sources/' if dirty else ''})"
+
+
+def machine_info() -> dict[str, str]:
+    model, mem = "?", "?"
+    try:
+        model = next(l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                     if l.startswith("model name"))
+        kib = next(int(l.split()[1]) for l in Path("/proc/meminfo").read_text().splitlines()
+                   if l.startswith("MemTotal:"))
+        mem = f"{kib / 1024 / 1024:.1f} GiB"
+    except (OSError, StopIteration, ValueError):
+        pass
+    return {"nproc": str(os.cpu_count()), "cpu": model, "memory": mem, "kernel": platform.release()}
+
+
+def negotiated_cipher(ssh_opts: list[str], port: int, env: dict[str, str]) -> str:
+    """What OpenSSH's client negotiates with this sshd by default (from `ssh -v`)."""
+    try:
+        r = subprocess.run(["ssh", "-v", "-p", str(port), *ssh_opts, f"{TAG_USER}@127.0.0.1", "true"],
+                           capture_output=True, text=True, timeout=30, env=env, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"? ({e})"
+    m = re.search(r"kex: server->client cipher: (\S+) MAC: (\S+)", r.stderr)
+    return f"{m.group(1)} (MAC {m.group(2)})" if m else "?"
+
+
+def read_name_lists(payload: bytes) -> list[list[str]]:
+    """The ten name-lists of an SSH_MSG_KEXINIT payload (RFC 4253 §7.1)."""
+    if not payload or payload[0] != 20:
+        raise ValueError("not a KEXINIT")
+    pos, lists = 17, []
+    for _ in range(10):
+        n = int.from_bytes(payload[pos:pos + 4], "big")
+        lists.append(payload[pos + 4:pos + 4 + n].decode().split(","))
+        pos += 4 + n
+    return lists
+
+
+def ceti_cipher(ceti: str, env: dict[str, str], scratch: Path, sshd_config: Path) -> str:
+    """What ceti (libssh2) negotiates with this sshd: ceti's KEXINIT, caught by a fake server that
+    hangs up after reading it, against the sshd's own lists (`sshd -T`). First client choice the
+    server supports wins (RFC 4253 §7.1)."""
+    import socket
+    lsock = socket.create_server(("127.0.0.1", 0))
+    lsock.settimeout(15)
+    port = lsock.getsockname()[1]
+    got: dict[str, list[list[str]]] = {}
+
+    def serve() -> None:
+        try:
+            conn, _ = lsock.accept()
+            conn.settimeout(10)
+            conn.sendall(b"SSH-2.0-OpenSSH_9.2p1 bench-probe\r\n")
+            buf = b""
+            while b"\r\n" not in buf:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return
+                buf += chunk
+            buf = buf.split(b"\r\n", 1)[1]
+            while len(buf) < 5 or len(buf) < 4 + int.from_bytes(buf[:4], "big"):
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                buf += chunk
+            length, pad = int.from_bytes(buf[:4], "big"), buf[4]
+            got["client"] = read_name_lists(buf[5:4 + length - pad])
+            conn.close()
+        except (OSError, ValueError):
+            pass
+        finally:
+            lsock.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    probe_env = dict(env, CETI_TAG_PASSWORD=TAG_PASSWORD, XDG_CONFIG_HOME=str(scratch / "probe/config"),
+                     XDG_DATA_HOME=str(scratch / "probe/data"))
+    try:
+        subprocess.run([ceti, "whaletag", "-t", "127.0.0.1", "--port", str(port), "--user", TAG_USER,
+                        "--remote-dir", "/nonexistent", "--data-dir", str(scratch / "probe/out"),
+                        "--ledger", str(scratch / "probe/ledger.sqlite"), "--quiet"],
+                       env=probe_env, capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        pass
+    t.join(20)
+    if "client" not in got:
+        return "?"
+    try:
+        cfg = subprocess.run(["/usr/sbin/sshd", "-T", "-f", str(sshd_config)], capture_output=True, text=True,
+                             timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    server = {l.split()[0]: l.split()[1].split(",") for l in cfg.splitlines() if len(l.split()) == 2}
+    client = got["client"]
+    cipher = next((c for c in client[3] if c in server.get("ciphers", [])), "?")
+    if "gcm" in cipher or "chacha20" in cipher:
+        return f"{cipher} (MAC <implicit>)"
+    mac = next((m for m in client[5] if m in server.get("macs", [])), "?")
+    return f"{cipher} (MAC {mac})"
+
+
+def output_problems(out: Path, ds: DataSet) -> list[str]:
+    """Every source name with its size somewhere under out (ceti adds a <host>/ level), nothing
+    else except empty dirs; the checked files' SHA-256 equal the source's."""
+    found: dict[str, Path] = {}
+    extra: list[str] = []
+    for dirpath, _dirs, names in os.walk(out):
+        for n in names:
+            p = Path(dirpath) / n
+            if n in found:
+                extra.append(f"{n} twice")
+            found[n] = p
+    want = {f.name: f.size for f in ds.files}
+    problems = []
+    missing = sorted(set(want) - set(found))
+    extra += sorted(set(found) - set(want))
+    if missing:
+        problems.append(f"{len(missing)} files missing (e.g. {missing[0]})")
+    if extra:
+        problems.append(f"unexpected files: {', '.join(extra[:3])}")
+    wrong = [n for n in want if n in found and found[n].stat().st_size != want[n]]
+    if wrong:
+        problems.append(f"{len(wrong)} files with the wrong size (e.g. {wrong[0]})")
+    for n, digest in ds.check.items():
+        if n in found and n not in wrong and sha256_file(found[n]) != digest:
+            problems.append(f"{n}: SHA-256 differs from the source")
+    return problems
+
+
+# ---- the benchmark ------------------------------------------------------------------------
+@dataclass
+class Run:
+    case: str
+    tool: str
+    rep: int
+    bytes: int
+    m: Measured | None = None
+    ok: bool = False
+    problem: str = ""
+    relay_down: int | None = None
+    cmd: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Row:
+    case: str
+    tool: str
+    n: int
+    ok: bool
+    wall_med: float
+    wall_min: float
+    mbps: float
+    cpu_med: float
+    server_med: float | None
+    relay_med: float | None
+    other_med: float | None
+    rss_max_mib: float
+    ratio: float | None = None
+    verdict: str = ""
+
+
+def other_cpu(m: Measured) -> float | None:
+    """Machine-wide busy CPU over the run not accounted to client, server or relay (other work
+    on the machine, kernel threads such as writeback): clamped at 0."""
+    if m.server_cpu is None or m.cpu != m.cpu:
+        return None
+    return max(0.0, m.machine_cpu - m.cpu - m.server_cpu - (m.relay_cpu or 0.0))
+
+
+def summarize(runs: list[Run], cases: list[Case], tools: list[str]) -> list[Row]:
+    rows: list[Row] = []
+    for case in cases:
+        by: dict[str, Row] = {}
+        for tool in tools:
+            rs = [r for r in runs if r.case == case.key and r.tool == tool and r.m is not None]
+            if not rs:
+                continue
+            walls = [r.m.wall for r in rs]
+            wmed = statistics.median(walls)
+            srv = [r.m.server_cpu for r in rs if r.m.server_cpu is not None]
+            rel = [r.m.relay_cpu for r in rs if r.m.relay_cpu is not None]
+            oth = [other_cpu(r.m) for r in rs if other_cpu(r.m) is not None]
+            by[tool] = Row(case.key, tool, len(rs), all(r.ok for r in rs), wmed, min(walls),
+                           rs[0].bytes / MB / wmed, statistics.median(r.m.cpu for r in rs),
+                           statistics.median(srv) if srv else None, statistics.median(rel) if rel else None,
+                           statistics.median(oth) if oth else None,
+                           max(r.m.maxrss_kib for r in rs) / 1024)
+        openssh = [by[t] for t in OPENSSH_TOOLS if t in by and by[t].ok]
+        best = max(openssh, key=lambda r: r.mbps) if openssh else None
+        for t in CEti_TOOLS:
+            c = by.get(t)
+            if not c or not best:
+                continue
+            c.ratio = c.mbps / best.mbps
+            if not c.ok:
+                c.verdict = "invalid (failed run)"
+            elif case.key == "relay0-500":
+                c.verdict = "(calibration)"
+            else:
+                c.verdict = f"yes (vs {best.tool})" if c.ratio >= TARGET_RATIO else f"no (vs {best.tool})"
+        rows += [by[t] for t in tools if t in by]
+    return rows
+
+
+def markdown_table(rows: list[Row], titles: dict[str, str]) -> str:
+    head = ("| case | tool | runs | wall s (median) | wall s (min) | MB/s | client CPU s | server CPU s | "
+            "relay CPU s | other CPU s | peak RSS MiB | × best OpenSSH | target met (≥ 0.9×) |")
+    lines = [head, "|" + "|".join(["---"] * 2 + ["--:"] * 10 + ["---"]) + "|"]
+
+    def f(x: float | None, d: int = 2) -> str:
+        return "—" if x is None else f"{x:.{d}f}"
+
+    for r in rows:
+        name = titles[r.case] + ("" if r.ok else " **(FAILED)**")
+        tool = TOOL_NAMES.get(r.tool, r.tool)
+        lines.append(f"| {name} | {tool} | {r.n} | {f(r.wall_med)} | {f(r.wall_min)} | {f(r.mbps, 1)} | "
+                     f"{f(r.cpu_med)} | {f(r.server_med)} | {f(r.relay_med) if r.relay_med is not None else ''} | "
+                     f"{f(r.other_med)} | "
+                     f"{f(r.rss_max_mib, 1)} | {f(r.ratio) if r.ratio is not None else ''} | {r.verdict} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="small data sets: a smoke run, not a measurement")
+    ap.add_argument("--reps", type=int, default=2, help="timed runs per case and tool (default 2)")
+    ap.add_argument("--budget-min", type=float, default=12.0,
+                    help="skip further rounds when they would end later than this many minutes after "
+                         "the start (default 12)")
+    ap.add_argument("--cases", default=",".join(ALL_CASES), help=f"comma list (default {','.join(ALL_CASES)})")
+    ap.add_argument("--tools", default=",".join(ALL_TOOLS), help=f"comma list (default {','.join(ALL_TOOLS)})")
+    ap.add_argument("--timeout", type=float, default=600, help="seconds before a run is killed")
+    ap.add_argument("--record", action="store_true", help="append to BENCHMARKS.md even with --quick")
+    ap.add_argument("--no-record", action="store_true", help="do not append to BENCHMARKS.md")
+    args = ap.parse_args()
+    case_keys = [c for c in args.cases.split(",") if c]
+    tools = [t for t in args.tools.split(",") if t]
+    for c in case_keys:
+        if c not in ALL_CASES:
+            ap.error(f"unknown case {c}")
+    for t in tools:
+        if t not in ALL_TOOLS:
+            ap.error(f"unknown tool {t}")
+    if os.geteuid() != 0:
+        sys.exit("bench: must run as root (scripts/tag-sim.sh creates a user and starts sshd)")
+
+    started = time.monotonic()
+    ceti_src = os.environ.get("CETI_BIN") or str(REPO / ".build/release/ceti")
+    for exe in (ceti_src, shutil.which("sftp"), shutil.which("scp"), shutil.which("ssh")):
+        if not exe or not os.access(exe, os.X_OK):
+            sys.exit(f"bench: {exe or 'sftp/scp/ssh'} is not executable")
+
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    scratch = REPO / ".tmp/bench-work" / f"whaletag-{stamp}"
+    logs = scratch / "logs"
+    logs.mkdir(parents=True)
+    out_dir = REPO / "bench/out"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # A private copy of the binary: a rebuild elsewhere during the bench cannot swap it.
+    ceti = str(scratch / "ceti")
+    shutil.copy2(ceti_src, ceti)
+
+    data_base = REPO / ".tmp/bench-data/tag" / ("quick" if args.quick else "full")
+    specs = dataset_specs(args.quick)
+    t_gen = time.monotonic()
+    sets = {"one": ensure_dataset(data_base, "one", specs["one"]),
+            "tree": ensure_dataset(data_base, "tree", specs["tree"])}
+    os.sync()
+    warm = warm_page_cache(list(sets.values()))
+    gen_seconds = time.monotonic() - t_gen
+    log(f"data ready in {gen_seconds:.1f} s (page-cache warm-up read {warm:.1f} s)")
+
+    one_mb, tree = sets["one"].total / MB, sets["tree"]
+    raws = [f for f in tree.files if f.kind == "random"]
+    titles = {
+        "lo-500": f"{one_mb:,.0f} MB file, loopback",
+        "lo-2g": f"{tree.total / MB:,.0f} MB tag tree ({len(raws)} × {raws[0].size / MB:.0f} MB + "
+                 f"{tree.count - len(raws)} CSV), loopback",
+        "rtt-500": f"{one_mb:,.0f} MB file, relay +20 ms RTT",
+        "rtt-2g": f"{tree.total / MB:,.0f} MB tag tree, relay +20 ms RTT",
+        "relay0-500": f"{one_mb:,.0f} MB file, relay without delay (calibration)",
+    }
+    all_cases = {
+        "lo-500": Case("lo-500", titles["lo-500"], "one", None),
+        "lo-2g": Case("lo-2g", titles["lo-2g"], "tree", None),
+        "rtt-500": Case("rtt-500", titles["rtt-500"], "one", RELAY_DELAY),
+        "rtt-2g": Case("rtt-2g", titles["rtt-2g"], "tree", RELAY_DELAY),
+        "relay0-500": Case("relay0-500", titles["relay0-500"], "one", 0.0),
+    }
+    cases = [all_cases[k] for k in ALL_CASES if k in case_keys]
+
+    launcher = build_launcher(scratch)
+    machine = machine_info()
+    versions = {
+        "ceti": sh([ceti, "--version"]) + ceti_source(ceti_src),
+        "ssh": sh(["ssh", "-V"], both=True),
+        "libssh2": sh(["bash", "-c", "dpkg -s libssh2-1 | grep '^Version'"]).removeprefix("Version: "),
+    }
+    log(f"machine: {machine}")
+    log(f"versions: {versions}")
+
+    workdir = tag_workdir()
+    server = ServerCpu(None)
+    proxies = []
+    runs: list[Run] = []
+    skipped = ""
+    reps_done = 0
+    cipher = cipher_ceti = "?"
+    failures: list[Run] = []
+    try:
+        tag_sim("loopback", workdir)
+        port = int((workdir / "port").read_text())
+        listener_txt = (workdir / "sshd.pid").read_text().strip() if (workdir / "sshd.pid").exists() else ""
+        listener = int(listener_txt) if listener_txt.isdigit() else None
+        key = workdir / "client_key"
+        server = ServerCpu(listener)
+        log(f"sshd on 127.0.0.1:{port} (pid {listener}), dir {workdir}; server CPU from "
+            f"{server.kind + ' ' + str(server.dir) if server.dir else 'nowhere (no usable cgroup)'}")
+
+        base_env = {k: v for k, v in os.environ.items()
+                    if not k.startswith("CETI_") and k not in ("SSH_AUTH_SOCK", "SSH_AGENT_PID")}
+        ssh_opts = ["-F", "/dev/null", "-i", str(key), "-o", "IdentitiesOnly=yes",
+                    "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"]
+        cipher = negotiated_cipher(ssh_opts, port, base_env)
+        cipher_ceti = ceti_cipher(ceti, base_env, scratch, workdir / "sshd_config")
+        log(f"OpenSSH negotiates {cipher}; ceti (libssh2) negotiates {cipher_ceti}")
+
+        def one_run(case: Case, tool: str, rep: int, target_port: int, proxy) -> Run:
+            ds = sets[case.dataset]
+            r = Run(case.key, tool, rep, ds.total)
+            tag = f"{case.key}-{tool}-r{rep}"
+            out = scratch / "out" / tag
+            if out.exists():
+                shutil.rmtree(out)
+            out.mkdir(parents=True)
+            env = dict(base_env)
+            if tool.startswith("ceti"):
+                env.update({"CETI_TAG_PASSWORD": TAG_PASSWORD,
+                            "XDG_CONFIG_HOME": str(scratch / "xdg" / tag / "config"),
+                            "XDG_DATA_HOME": str(scratch / "xdg" / tag / "data")})
+                cmd = [ceti, "whaletag", "-t", "127.0.0.1", "--port", str(target_port), "--user", TAG_USER,
+                       "--remote-dir", str(ds.root), "--data-dir", str(out),
+                       "--ledger", str(scratch / "xdg" / tag / "ledger.sqlite")]
+                if tool == "ceti-nv":
+                    cmd.append("--no-remote-verify")
+            elif tool in ("sftp", "sftp-ctr"):
+                batch = scratch / f"sftp-{tag}.batch"
+                batch.write_text(f"get {ds.root}/* {out}/\n")
+                cmd = ["sftp", "-q", *(CTR_OPTS if tool == "sftp-ctr" else []), "-b", str(batch),
+                       "-P", str(target_port), *ssh_opts, f"{TAG_USER}@127.0.0.1"]
+            else:
+                cmd = ["scp", "-q", *(["-O"] if tool == "scp-O" else []), "-P", str(target_port), *ssh_opts,
+                       f"{TAG_USER}@127.0.0.1:{ds.root}/*", f"{out}/"]
+            r.cmd = cmd
+            down0 = proxy.down if proxy else 0
+            log(f"run {tag}: {' '.join(cmd)}")
+            m = run_measured(cmd, env, logs / tag, listener, server, proxy is not None, args.timeout, launcher)
+            r.m = m
+            if proxy:
+                r.relay_down = proxy.down - down0
+            # ---- verification, outside the timed region
+            problems = []
+            if m.timed_out:
+                problems.append(f"killed after {args.timeout:.0f} s")
+            if m.rc != 0:
+                problems.append(f"exit status {m.rc}")
+            problems += output_problems(out, ds)
+            r.ok = not problems
+            r.problem = "; ".join(problems)
+            srv = f", server cpu {m.server_cpu:.2f} s" if m.server_cpu is not None else ""
+            oth = other_cpu(m)
+            srv += f", other cpu {oth:.2f} s" if oth is not None else ""
+            rel = f", relay cpu {m.relay_cpu:.2f} s" if m.relay_cpu is not None else ""
+            log(f"     wall {m.wall:.2f} s ({ds.total / MB / m.wall:.1f} MB/s), cpu {m.cpu:.2f} s "
+                f"(user {m.user:.2f} sys {m.sys:.2f}){srv}{rel}, peak RSS {m.maxrss_kib / 1024:.1f} MiB; "
+                f"{'ok' if r.ok else 'PROBLEM: ' + r.problem}")
+            if not r.ok and m.stderr.strip():
+                log("     stderr (last lines):\n" + "\n".join(m.stderr.strip().splitlines()[-15:]))
+            shutil.rmtree(out, ignore_errors=True)
+            os.sync()
+            time.sleep(1)
+            return r
+
+        deadline = started + args.budget_min * 60
+        round_seconds: list[float] = []
+        for rep in range(1, args.reps + 1):
+            if rep > 1 and time.monotonic() + max(round_seconds) > deadline:
+                skipped = (f"rounds {rep}..{args.reps} skipped: one more round (~{max(round_seconds):.0f} s) "
+                           f"would exceed the {args.budget_min:g} min budget")
+                log(skipped)
+                break
+            t_round = time.monotonic()
+            for case in cases:
+                case_tools = [t for t in tools if (case.key != "relay0-500" or t in RELAY0_TOOLS)
+                              and (t != "sftp-ctr" or case.delay is None)]
+                shift = (rep - 1) % len(case_tools)  # rotate who goes first
+                order = case_tools[shift:] + case_tools[:shift]
+                proxy = None
+                if case.delay is not None:
+                    proxy = start_tcp_proxy("127.0.0.1", port, delay=case.delay)
+                    proxies.append(proxy)
+                try:
+                    for tool in order:
+                        runs.append(one_run(case, tool, rep, proxy.port if proxy else port, proxy))
+                finally:
+                    if proxy:
+                        proxy.stop()
+            round_seconds.append(time.monotonic() - t_round)
+            reps_done = rep
+    finally:
+        for p in proxies:
+            p.stop()
+        try:
+            tag_sim("stop", workdir)
+        except (RuntimeError, subprocess.SubprocessError, OSError) as e:
+            log(f"warning: stopping the simulated tag failed: {e}")
+        server.remove()
+        for f in ("sshd.log", "sshd_config"):
+            if (workdir / f).is_file():
+                shutil.copyfile(workdir / f, logs / f)
+        shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(scratch / "out", ignore_errors=True)
+
+    total_seconds = time.monotonic() - started
+    rows = summarize(runs, cases, tools)
+    table = markdown_table(rows, titles)
+    settings = (
+        f"`ceti whaletag -t 127.0.0.1 --port P --user {TAG_USER} --remote-dir DIR --data-dir OUT --ledger L` "
+        f"(password login via CETI_TAG_PASSWORD; fresh XDG_CONFIG_HOME, XDG_DATA_HOME and ledger per run; "
+        f"with and without `--no-remote-verify`); `sftp -q -b BATCH` with `get DIR/* OUT/`; "
+        f"`scp -q [-O] cetitag@127.0.0.1:DIR/* OUT/` (OpenSSH 9's scp uses the SFTP protocol unless -O); "
+        f"OpenSSH tools log in with an ed25519 key, `-F /dev/null` (OpenSSH defaults); negotiated cipher: "
+        f"OpenSSH {cipher}, ceti/libssh2 {cipher_ceti}; "
+        f"server: OpenSSH sshd from scripts/tag-sim.sh on 127.0.0.1 (internal-sftp); "
+        f"relay cases: Tests/integration/tcpproxy.py in the bench process, each chunk held "
+        f"{RELAY_DELAY * 1000:.0f} ms per direction; {reps_done} timed run(s) per case and tool, tool "
+        f"order rotated per round, fresh output dir per run (deleted and synced between runs, outside "
+        f"timing), output checked after every run (names, sizes, SHA-256 of two files); "
+        f"all source data in the page cache (read once before the runs, no cache dropping); "
+        f"rusage by ruspawn (C: posix_spawn + wait4)."
+    )
+    print()
+    print(table)
+    print()
+    print(f"Settings: {settings}")
+    failures = [r for r in runs if not r.ok]
+    for r in failures:
+        print(f"PROBLEM {r.case}/{r.tool}/r{r.rep}: {r.problem}\n  command: {' '.join(r.cmd)}")
+    print(f"\nTotal bench time {total_seconds:.0f} s (data preparation {gen_seconds:.0f} s). Logs: {logs}")
+    if skipped:
+        print(skipped)
+
+    raw = {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(), "quick": args.quick, "machine": machine,
+        "versions": versions, "cipher_openssh": cipher, "cipher_ceti": cipher_ceti, "settings": settings, "total_seconds": total_seconds,
+        "runs": [{"case": r.case, "tool": r.tool, "rep": r.rep, "ok": r.ok, "problem": r.problem,
+                  "bytes": r.bytes, "relay_down": r.relay_down, "cmd": r.cmd,
+                  **({"rc": r.m.rc, "wall": r.m.wall, "cpu": r.m.cpu, "user": r.m.user, "sys": r.m.sys,
+                      "maxrss_kib": r.m.maxrss_kib, "server_cpu": r.m.server_cpu, "relay_cpu": r.m.relay_cpu,
+                      "machine_cpu": r.m.machine_cpu}
+                     if r.m else {})}
+                 for r in runs],
+    }
+    raw_path = out_dir / f"whaletag-{stamp}{'-quick' if args.quick else ''}.json"
+    raw_path.write_text(json.dumps(raw, indent=1))
+    print(f"Raw results: {raw_path}")
+
+    if not args.no_record and (not args.quick or args.record):
+        section = benchmarks_section(machine, versions, settings, table, runs, args, total_seconds, skipped)
+        path = REPO / "BENCHMARKS.md"
+        with open(path, "a") as f:
+            f.write("\n" + section)
+        print(f"Appended to {path}")
+    return 1 if failures else 0
+
+
+def benchmarks_section(machine, versions, settings, table, runs, args, total_seconds, skipped) -> str:
+    date = sh(["date", "-u"])
+    lines = [
+        f"## {date} — whaletag (SFTP pull) vs OpenSSH sftp/scp"
+        f"{' (quick smoke run: small data, not a measurement)' if args.quick else ''}",
+        "",
+        "`bench/whaletag_bench.py` (second line of `make bench`). Target: ceti ≥ 0.9× OpenSSH throughput "
+        "in every case.",
+        "",
+        f"- Machine: {machine['nproc']} CPUs ({machine['cpu']}), {machine['memory']} RAM, Linux {machine['kernel']}",
+        f"- Versions: ceti {versions['ceti']}; {versions['ssh']} (client and sshd); libssh2 (ceti) "
+        f"{versions['libssh2']}",
+        f"- Settings: {settings}",
+        f"- Total bench time: {total_seconds:.0f} s" + (f"; {skipped}" if skipped else ""),
+        "- Columns: medians over the runs (peak RSS: the maximum); MB/s = decimal megabytes (10⁶ bytes) / "
+        "median wall; client CPU s = user+sys of the pulling process from wait4, which includes reaped "
+        "children (for sftp/scp: their `ssh`, which does the crypto); server CPU s = the sshd's user+sys "
+        "over the run (sessions, internal-sftp, and for ceti without --no-remote-verify the tag-side "
+        "`sha256sum`; counted in a cgroup of the sshd's own); relay CPU s = the Python relay's; other CPU s = "
+        "machine-wide busy CPU over the run minus those three (other work on the shared machine, kernel "
+        "writeback); × best OpenSSH = MB/s ÷ the fastest of "
+        "sftp / scp / scp -O in that case.",
+        "",
+        table,
+        "",
+    ]
+    failures = [r for r in runs if not r.ok]
+    for r in failures:
+        lines.append(f"- FAILED {r.case}/{r.tool}/r{r.rep}: {r.problem} — `{' '.join(r.cmd)}`")
+    if failures:
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _on_signal(signum, _frame):
+    if _current_child is not None and _current_child.returncode is None:
+        try:
+            os.killpg(_current_child.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    sys.exit(128 + signum)  # SystemExit: the finally blocks stop the sshd and the relay
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    sys.exit(main())
