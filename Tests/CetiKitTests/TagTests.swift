@@ -63,3 +63,30 @@ import Testing
         #expect(try ledger.copy(device: "wt-1a2b3c4d", remotePath: "/data/1.raw", size: 10, mtime: 101) == nil)
     }
 }
+
+@Suite struct PCMTests {
+    func decode(_ bytes: [UInt8], _ f: RawFormat) -> ([Int32], [UInt8]) {
+        var s = [Int32](repeating: 0, count: bytes.count / f.bytesPerSample)
+        var le = [UInt8](repeating: 0, count: bytes.count)
+        bytes.withUnsafeBytes { PCM.decode($0, format: f, into: &s, littleEndian: &le) }
+        return (s, le)
+    }
+
+    @Test func layouts() {
+        var f = RawFormat(channels: 1, bitsPerSample: 16, sampleRate: 8000, bigEndian: true, signed: true)
+        #expect(decode([0x80, 0x00, 0x00, 0x01, 0xFF, 0xFE], f).0 == [-32768, 1, -2])
+        #expect(decode([0x80, 0x00, 0x00, 0x01], f).1 == [0x00, 0x80, 0x01, 0x00])
+        f.bigEndian = false
+        #expect(decode([0x00, 0x80, 0x01, 0x00], f).0 == [-32768, 1])
+        f.signed = false  // unsigned 16-bit: 0x8000 is silence
+        #expect(decode([0x00, 0x80, 0x00, 0x00], f).0 == [0, -32768])
+        f = RawFormat(channels: 1, bitsPerSample: 24, sampleRate: 8000, bigEndian: true, signed: true)
+        let (s, le) = decode([0xFF, 0xFF, 0xFE, 0x7F, 0xFF, 0xFF], f)
+        #expect(s == [-2, 8_388_607])
+        #expect(le == [0xFE, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F])
+        f.bigEndian = false
+        #expect(decode([0x00, 0x00, 0x80], f).0 == [-8_388_608])
+        f = RawFormat(channels: 1, bitsPerSample: 8, sampleRate: 8000, bigEndian: false, signed: false)
+        #expect(decode([0x80, 0x00, 0xFF], f).0 == [0, -128, 127])
+    }
+}
