@@ -85,7 +85,7 @@ struct WhaleTag: AsyncParsableCommand {
             let config = try ConfigFile.load(explicit: nil, environment: env)
             let password = try TagPassword.resolve(file: passwordFile, environment: env)
             var options = PullOptions(
-                dataDir: FileWalker.absolutePath(dataDir),
+                dataDir: FileWalker.absolute(dataDir),
                 login: SSHLogin(user: user, password: password, identity: identity),
                 knownHostsPath: KnownHosts.defaultPath(environment: env),
                 ledgerPath: Ledger.resolvePath(flag: ledger.ledger, environment: env, config: config))

@@ -85,9 +85,8 @@ public struct FileWalker {
         return fingerprint(st)
     }
 
-    public static func absolutePath(_ path: String) -> String { absolute(path) }
-
-    static func absolute(_ path: String) -> String {
+    /// An absolute, standardized path without a trailing slash.
+    public static func absolute(_ path: String) -> String {
         var p = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
         p = (p as NSString).standardizingPath
         while p.count > 1 && p.hasSuffix("/") { p.removeLast() }
