@@ -90,3 +90,10 @@ import Testing
         #expect(decode([0x80, 0x00, 0xFF], f).0 == [0, -128, 127])
     }
 }
+
+@Suite struct PrintableTests {
+    @Test func controlCharactersAreEscaped() {
+        #expect("plain é 鯨.csv".printable == "plain é 鯨.csv")
+        #expect("new\nline\t\u{1b}[2J".printable == "new\\nline\\t\\u{1b}[2J")
+    }
+}

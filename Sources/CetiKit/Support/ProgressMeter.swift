@@ -27,13 +27,18 @@ public final class ProgressMeter: @unchecked Sendable {
         timer = t
     }
 
+    /// Work found after the start (a tag's files, once its folder is listed).
+    public func add(files: Int, bytes: Int64) {
+        lock.withLock { totalFiles += files; totalBytes += bytes }
+    }
+
     public func end() {
         timer?.cancel()
         timer = nil
         console.status(nil)
     }
 
-    /// Bytes that went over the wire (negative when a failed attempt is undone).
+    /// Bytes that went over the wire, either way (negative when a failed attempt is undone).
     public func sent(_ n: Int64) {
         lock.withLock { sentBytes += n; doneBytes += n }
     }

@@ -9,12 +9,14 @@ final class TagPuller: @unchecked Sendable {
     let ledger: Ledger
     let knownHosts: KnownHosts
     let console: Console
+    let meter: ProgressMeter
 
-    init(options: PullOptions, ledger: Ledger, knownHosts: KnownHosts, console: Console) {
+    init(options: PullOptions, ledger: Ledger, knownHosts: KnownHosts, console: Console, meter: ProgressMeter) {
         self.options = options
         self.ledger = ledger
         self.knownHosts = knownHosts
         self.console = console
+        self.meter = meter
     }
 
     /// Whale tags are named `wt-` and at least six lowercase hex (or alphanumeric) characters.
@@ -99,7 +101,10 @@ final class TagPuller: @unchecked Sendable {
             try FileManager.default.createDirectory(atPath: localDir, withIntermediateDirectories: true)
         }
         var received: [(outcome: PullOutcome, file: RemoteFile, sha: String, part: String)] = []
-        for file in try sftp.list(remoteDir) {
+        let listing = try sftp.list(remoteDir)
+        let regular = listing.filter(\.isRegular)
+        meter.add(files: regular.count, bytes: regular.reduce(0) { $0 + $1.size })
+        for file in listing {
             var outcome = PullOutcome(action: .ignored, name: file.name, size: file.size)
             if !file.isRegular {
                 outcome.message = file.isDirectory ? "folder" : "not a regular file"
@@ -118,11 +123,15 @@ final class TagPuller: @unchecked Sendable {
                     outcome.action = resumed ? .resumed : .pulled
                     outcome.bytesReceived = bytes
                     received.append((outcome, file, sha, part))
+                    meter.fileFinished()
                     continue
                 } catch {
                     outcome.action = .failed
                     outcome.message = "\(error)"
                 }
+            }
+            if file.isRegular {
+                meter.fileFinished(skippedBytes: file.size, skipped: outcome.action != .failed, failed: outcome.action == .failed)
             }
             report.files.append(outcome)
         }
@@ -168,6 +177,7 @@ final class TagPuller: @unchecked Sendable {
                 offset += Int64(n)
             }
             sha.update(chunk)
+            meter.sent(Int64(chunk.count))
         }
         guard offset == file.size else {
             throw PullError.sizeChanged(name: file.name, expected: file.size, got: offset)

@@ -56,6 +56,9 @@ public enum WhaleTagRun {
             work += found.map { (address: $0.address, name: Optional($0.name)) }
         }
         let pool = BlockingPool(threads: max(1, min(options.jobs, work.count)), name: "ceti-tag")
+        // Totals grow as each tag's folder is listed.
+        puller.meter.begin(files: 0, bytes: 0)
+        defer { puller.meter.end() }
         var reports: [TagPullReport] = []
         try await withThrowingTaskGroup(of: TagPullReport.self) { group in
             for w in work {
@@ -73,7 +76,8 @@ public enum WhaleTagRun {
     private static func setUp(_ options: PullOptions, console: Console, readOnly: Bool = false) throws -> TagPuller {
         let ledger = options.dryRun || readOnly ? try Ledger(readOnlyPath: options.ledgerPath) : try Ledger(path: options.ledgerPath)
         let knownHosts = KnownHosts(path: options.knownHostsPath)
-        return TagPuller(options: options, ledger: ledger, knownHosts: knownHosts, console: console)
+        return TagPuller(options: options, ledger: ledger, knownHosts: knownHosts, console: console,
+                         meter: ProgressMeter(console: console))
     }
 
     public static func listText(_ tags: [DiscoveredTag]) -> String {
@@ -103,7 +107,7 @@ public enum WhaleTagRun {
         for f in r.files {
             switch f.action {
             case .failed:
-                console.error("\(r.tag): \(f.name): \(f.message ?? "failed")")
+                console.error("\(r.tag): \(f.name.printable): \(f.message ?? "failed")")
             case .stillWriting:
                 console.info("\(r.tag): \(f.name): \(f.message ?? "")")
             case .ignored:
@@ -114,13 +118,13 @@ public enum WhaleTagRun {
                 guard console.showsResults else { continue }
                 console.result(f.action.rawValue.padding(toLength: 13, withPad: " ", startingAt: 0)
                                + ByteSize.format(f.size).padding(toLength: 11, withPad: " ", startingAt: 0)
-                               + " \(r.tag)/\(f.name)")
+                               + " \(r.tag)/\(f.name.printable)")
             }
         }
         for c in r.cleaned {
             console.result(c.action.rawValue.padding(toLength: 13, withPad: " ", startingAt: 0)
                            + ByteSize.format(c.size).padding(toLength: 11, withPad: " ", startingAt: 0)
-                           + " \(r.tag)/\(c.name): \(c.reason)")
+                           + " \(r.tag)/\(c.name.printable): \(c.reason)")
         }
     }
 }

@@ -112,7 +112,7 @@ public enum UploadRun {
         guard console.showsResults else { return }
         let line = o.action.rawValue.padding(toLength: 15, withPad: " ", startingAt: 0)
             + ByteSize.format(o.size).padding(toLength: 11, withPad: " ", startingAt: 0)
-            + " \(o.path) -> s3://\(options.bucket)/\(o.key)"
+            + " \(o.path.printable) -> s3://\(options.bucket)/\(o.key.printable)"
         if console.stderrIsTTY && (o.action == .skipped || o.action == .present) {
             console.verbose(line)
         } else {
