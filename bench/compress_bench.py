@@ -26,7 +26,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
-from s3upload_bench import build_launcher, machine_info, run_measured  # noqa: E402
+from benchlib import build_launcher, machine_info, run_measured  # noqa: E402
 
 RAW_FLAGS = ["--force-raw-format", "--channels=3", "--bps=16", "--sample-rate=96000", "--sign=signed", "--endian=big"]
 
@@ -138,7 +138,7 @@ def main() -> int:
             d = work / "run"
             fresh_copy(files, d)
             (work / "ledger.sqlite").unlink(missing_ok=True)
-            m = run_measured(cmd(d), env, work / f"{kind}-{len(results)}-{rep}", None, 3600, launcher)
+            m = run_measured(cmd(d), env, work / f"{kind}-{len(results)}-{rep}", 3600, launcher)
             if m.rc != 0:
                 print(f"{tool} failed ({m.rc}): {m.stderr[-2000:]}", file=sys.stderr)
                 return 1

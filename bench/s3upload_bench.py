@@ -32,15 +32,11 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import random
 import re
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,10 +44,13 @@ from pathlib import Path
 import boto3
 from botocore.config import Config
 
-REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import (  # noqa: E402
+    KiB, MiB, REPO, DataSet, FileSpec, Measured, build_launcher, ceti_source, ensure_dataset,
+    install_signal_handlers, log, machine_info, run_measured, sh,
+)
+
 REGION = "us-east-1"
-MiB = 1024 * 1024
-KiB = 1024
 
 # Targets from the issue (ceti relative to aws s3 sync).
 TARGET_WALL = 0.5
@@ -68,28 +67,6 @@ CASE_TITLES = {
 
 
 # ---- data sets ------------------------------------------------------------------------
-@dataclass
-class FileSpec:
-    rel: str          # path below the data set's root: DEVICE/...
-    size: int
-    kind: str         # "random" or "csv"
-
-
-@dataclass
-class DataSet:
-    name: str
-    root: Path
-    files: list[FileSpec]
-
-    @property
-    def count(self) -> int:
-        return len(self.files)
-
-    @property
-    def total(self) -> int:
-        return sum(f.size for f in self.files)
-
-
 def dataset_specs(quick: bool) -> dict[str, list[FileSpec]]:
     rng = random.Random(20240917)
     if quick:
@@ -103,9 +80,6 @@ def dataset_specs(quick: bool) -> dict[str, list[FileSpec]]:
     per_dev = max(1, n_small // 10)
     small = [FileSpec(f"wt-c{i // per_dev:07d}/f_{i:05d}.csv", 4 * KiB, "csv") for i in range(n_small)]
     return {"onegb": one, "tag": tag, "small": small}
-
-
-_CSV_POOL: bytes | None = None
 
 
 def case_titles(sets: dict[str, DataSet]) -> dict[str, str]:
@@ -122,88 +96,7 @@ def case_titles(sets: dict[str, DataSet]) -> dict[str, str]:
     }
 
 
-def csv_bytes(index: int, size: int) -> bytes:
-    """Plausible sensor CSV text of exactly `size` bytes (cheap: slices a shared pool)."""
-    global _CSV_POOL
-    if _CSV_POOL is None:
-        rng = random.Random(7)
-        rows = [f"{1726531200 + i * 0.04:.2f},{rng.uniform(0, 1500):.2f},{rng.uniform(2, 28):.3f},"
-                f"{rng.uniform(-1, 1):.5f},{rng.uniform(-1, 1):.5f},{rng.uniform(-1, 1):.5f},"
-                f"{rng.randint(0, 4095)}\n" for i in range(4000)]
-        _CSV_POOL = "".join(rows).encode()
-    head = f"# file {index}\ntime,depth_m,temp_c,ax,ay,az,light\n".encode()
-    need = max(0, size - len(head))
-    start = (index * 7919) % (len(_CSV_POOL) // 2)
-    body = _CSV_POOL[start:start + need]
-    while len(body) < need:
-        body += _CSV_POOL[: need - len(body)]
-    data = (head + body)[:size]
-    if size > 0:
-        data = data[:-1] + b"\n"
-    return data
-
-
-def write_random(path: Path, size: int) -> None:
-    chunk = 8 * MiB
-    with open(path, "wb") as f:
-        left = size
-        while left > 0:
-            n = min(chunk, left)
-            f.write(os.urandom(n))
-            left -= n
-
-
-def dataset_ok(root: Path, files: list[FileSpec]) -> bool:
-    if not root.is_dir():
-        return False
-    want = {f.rel: f.size for f in files}
-    seen = 0
-    for dirpath, _dirs, names in os.walk(root):
-        for n in names:
-            rel = os.path.relpath(os.path.join(dirpath, n), root)
-            if want.get(rel) != os.path.getsize(os.path.join(dirpath, n)):
-                return False
-            seen += 1
-    return seen == len(want)
-
-
-def ensure_dataset(base: Path, name: str, files: list[FileSpec]) -> DataSet:
-    root = base / name
-    if dataset_ok(root, files):
-        log(f"data set {name}: reusing {root}")
-        return DataSet(name, root, files)
-    log(f"data set {name}: generating {len(files)} files, {fmt_bytes(sum(f.size for f in files))} in {root}")
-    t0 = time.monotonic()
-    if root.exists():
-        shutil.rmtree(root)
-    for i, spec in enumerate(files):
-        p = root / spec.rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        if spec.kind == "random":
-            write_random(p, spec.size)
-        else:
-            p.write_bytes(csv_bytes(i, spec.size))
-    if not dataset_ok(root, files):
-        sys.exit(f"bench: generated data set {root} does not match its spec")
-    log(f"data set {name}: done in {time.monotonic() - t0:.1f} s")
-    return DataSet(name, root, files)
-
-
-# ---- measuring a child ------------------------------------------------------------------
-@dataclass
-class Measured:
-    rc: int
-    wall: float
-    cpu: float
-    user: float
-    sys: float
-    maxrss_kib: int
-    server_cpu: float | None
-    stdout: str
-    stderr: str
-    timed_out: bool = False
-
-
+# ---- the server's CPU (the child itself is measured by benchlib.run_measured) ---------------
 def find_server_pid(port: int = 8333) -> int | None:
     """The pid listening on the S3 port (our SeaweedFS `weed mini`), via ss."""
     try:
@@ -226,123 +119,6 @@ def proc_cpu_seconds(pid: int | None) -> float | None:
     # fields[0] is state (field 3); utime, stime are fields 14, 15
     ticks = int(fields[11]) + int(fields[12])
     return ticks / os.sysconf("SC_CLK_TCK")
-
-
-# Why a launcher: on Linux a child's ru_maxrss starts from the high-water RSS of the memory
-# image it exec'd from, and Python spawns children from its own (vfork/fork) image, so a
-# direct os.wait4 on a child of this ~60-80 MiB Python process reports at least that much,
-# even for /bin/true. The launcher is a tiny C program (about 1 MiB resident): it
-# posix_spawns the tool, wait4s for it and writes the tool's own rusage to a file.
-LAUNCHER_C = r"""
-#include <errno.h>
-#include <signal.h>
-#include <spawn.h>
-#include <stdio.h>
-#include <string.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
-extern char **environ;
-int main(int argc, char **argv) {
-    if (argc < 3) { fprintf(stderr, "usage: ruspawn RESULT CMD...\n"); return 2; }
-    pid_t pid;
-    int rc = posix_spawnp(&pid, argv[2], NULL, NULL, argv + 2, environ);
-    if (rc != 0) { fprintf(stderr, "ruspawn: %s: %s\n", argv[2], strerror(rc)); return 127; }
-    signal(SIGINT, SIG_IGN);  /* the tool gets terminal signals itself; we wait for it */
-    int st; struct rusage ru;
-    while (wait4(pid, &st, 0, &ru) < 0) {
-        if (errno != EINTR) { perror("ruspawn: wait4"); return 126; }
-    }
-    int code = WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : 125;
-    FILE *f = fopen(argv[1], "w");
-    if (!f) { perror("ruspawn: result file"); return 126; }
-    fprintf(f, "%d %ld.%06ld %ld.%06ld %ld\n", code, (long)ru.ru_utime.tv_sec, (long)ru.ru_utime.tv_usec,
-            (long)ru.ru_stime.tv_sec, (long)ru.ru_stime.tv_usec, ru.ru_maxrss);
-    fclose(f);
-    return code;
-}
-"""
-
-
-def build_launcher(scratch: Path) -> tuple[list[str], str]:
-    """(command prefix taking RESULT_FILE as first argument, description)."""
-    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    if cc:
-        src, exe = scratch / "ruspawn.c", scratch / "ruspawn"
-        src.write_text(LAUNCHER_C)
-        r = subprocess.run([cc, "-O2", "-o", str(exe), str(src)], capture_output=True, text=True)
-        if r.returncode == 0:
-            return [str(exe)], "ruspawn (C: posix_spawn + wait4)"
-        log(f"warning: cannot compile the launcher with {cc}: {r.stderr.strip()[:500]}")
-    if os.access("/usr/bin/time", os.X_OK):
-        return ["GNU_TIME"], "GNU time (%U %S %M, 10 ms CPU resolution)"
-    log("warning: no C compiler and no /usr/bin/time: peak RSS will include this Python's RSS")
-    return [], "direct os.wait4 (peak RSS includes the bench's own RSS: upper bound only)"
-
-
-_current_child: subprocess.Popen | None = None
-
-
-def run_measured(cmd: list[str], env: dict[str, str], log_prefix: Path, server_pid: int | None,
-                 timeout: float, launcher: list[str]) -> Measured:
-    global _current_child
-    out_path = log_prefix.with_suffix(".stdout")
-    err_path = log_prefix.with_suffix(".stderr")
-    res_path = log_prefix.with_suffix(".rusage")
-    res_path.unlink(missing_ok=True)
-    if launcher == ["GNU_TIME"]:
-        full = ["/usr/bin/time", "-o", str(res_path), "-f", "%x %U %S %M", *cmd]
-    elif launcher:
-        full = [*launcher, str(res_path), *cmd]
-    else:
-        full = cmd
-    timed_out = threading.Event()
-    with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        s0 = proc_cpu_seconds(server_pid)
-        t0 = time.monotonic()
-        # Own process group: a timeout kills the launcher and the tool together.
-        child = subprocess.Popen(full, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                 start_new_session=True)
-        _current_child = child
-
-        def kill() -> None:
-            timed_out.set()
-            try:
-                os.killpg(child.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-        timer = threading.Timer(timeout, kill)
-        timer.start()
-        try:
-            while True:
-                try:
-                    _pid, status, ru = os.wait4(child.pid, 0)
-                    break
-                except InterruptedError:
-                    continue
-        finally:
-            timer.cancel()
-        wall = time.monotonic() - t0
-        s1 = proc_cpu_seconds(server_pid)
-        child.returncode = os.waitstatus_to_exitcode(status)  # keep Popen from waiting again
-        _current_child = None
-    rc, user, sys_, maxrss = child.returncode, ru.ru_utime, ru.ru_stime, ru.ru_maxrss
-    if launcher:
-        try:
-            fields = res_path.read_text().split()
-            if launcher == ["GNU_TIME"] and fields[0] == "Command":  # "Command exited with non-zero status N"
-                fields = res_path.read_text().splitlines()[-1].split()
-            rc, user, sys_, maxrss = int(fields[0]), float(fields[1]), float(fields[2]), int(fields[3])
-        except (OSError, ValueError, IndexError):
-            rc = rc if rc != 0 else -1  # no rusage: the launcher itself failed or was killed
-            user = sys_ = float("nan")
-            maxrss = 0
-    return Measured(
-        rc=rc, wall=wall, cpu=user + sys_, user=user, sys=sys_,
-        maxrss_kib=maxrss,  # KiB on Linux
-        server_cpu=(s1 - s0) if s0 is not None and s1 is not None else None,
-        stdout=out_path.read_text(errors="replace"), stderr=err_path.read_text(errors="replace"),
-        timed_out=timed_out.is_set())
 
 
 # ---- S3 side ------------------------------------------------------------------------------
@@ -382,62 +158,6 @@ class Run:
     files: int = 0
     dest: str = ""
     cmd: list[str] = field(default_factory=list)
-
-
-def log(msg: str) -> None:
-    print(f"bench: {msg}", file=sys.stderr, flush=True)
-
-
-def fmt_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
-
-
-def sh(cmd: list[str]) -> str:
-    try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
-        return (r.stdout.strip() or r.stderr.strip()).splitlines()[0] if (r.stdout or r.stderr) else "?"
-    except (OSError, subprocess.SubprocessError, IndexError) as e:
-        return f"? ({e})"
-
-
-def ceti_source(ceti: str) -> str:
-    """Which sources the binary was built from, as far as read-only git can tell."""
-    env = dict(os.environ, GIT_OPTIONAL_LOCKS="0")  # never refresh (write) the index
-    try:
-        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, timeout=30, env=env).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "diff", "--quiet", "HEAD", "--", "Sources",
-                                "Package.swift"], capture_output=True, timeout=30, env=env).returncode != 0
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    if not head:
-        return ""
-    built = dt.datetime.fromtimestamp(os.path.getmtime(ceti), dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    return f" (built {built} from commit {head}{' + uncommitted changes in Sources/' if dirty else ''})"
-
-
-def machine_info() -> dict[str, str]:
-    model = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = "?"
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-                break
-    except OSError:
-        pass
-    return {"nproc": str(os.cpu_count()), "cpu": model, "memory": mem, "kernel": platform.release()}
 
 
 def main() -> int:
@@ -555,7 +275,8 @@ def main() -> int:
                    "--only-show-errors", "--no-progress"]
         r.cmd, r.dest = cmd, f"s3://{bucket}/{prefix}/"
         log(f"run {case}/{tool}/r{rep}: {' '.join(cmd)}")
-        m = run_measured(cmd, env, logs / f"{case}-{tool}-r{rep}", server_pid, args.timeout, launcher)
+        m = run_measured(cmd, env, logs / f"{case}-{tool}-r{rep}", args.timeout, launcher,
+                         server_cpu=lambda: proc_cpu_seconds(server_pid))
         r.m = m
         # ---- verification, outside the timed region
         problems = []
@@ -800,16 +521,6 @@ def benchmarks_section(machine, versions, settings, table, rows, runs, args, tot
     return "\n".join(lines)
 
 
-def _on_signal(signum, _frame):
-    if _current_child is not None and _current_child.returncode is None:
-        try:
-            os.killpg(_current_child.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    sys.exit(128 + signum)
-
-
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
+    install_signal_handlers()
     sys.exit(main())

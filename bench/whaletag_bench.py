@@ -24,8 +24,8 @@ Tools:
   sftp-ctr    (diagnostic, loopback cases) sftp forced to ceti's cipher and MAC (aes128-ctr,
               hmac-sha2-256); not counted as "best OpenSSH"
 
-Each run is one child process measured with wait4 through a tiny C launcher (as in
-s3upload_bench.py): wall seconds, user+sys CPU seconds, peak RSS. wait4's rusage includes
+Each run is one child process measured with wait4 through a tiny C launcher (from
+benchlib.py): wall seconds, user+sys CPU seconds, peak RSS. wait4's rusage includes
 reaped descendants, so sftp's and scp's numbers include their `ssh` child (which does the
 crypto). The sshd's CPU over the run is read from /proc (the listener's own plus its reaped
 sessions', the tag-side sha256sum included); the relay's CPU is this process's own CPU over
@@ -49,12 +49,9 @@ import datetime as dt
 import hashlib
 import json
 import os
-import platform
 import random
 import re
-import resource
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -64,7 +61,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import (  # noqa: E402
+    MiB, REPO, DataSet, FileSpec, Measured, build_launcher, ceti_source, dataset_ok, ensure_dataset,
+    install_signal_handlers, log, machine_info, run_measured, sh,
+)
+
 sys.path.insert(0, str(REPO / "Tests/integration"))
 from tcpproxy import start_tcp_proxy  # noqa: E402
 
@@ -72,7 +74,6 @@ TAG_SIM = REPO / "scripts/tag-sim.sh"
 TAG_USER = "cetitag"
 TAG_PASSWORD = "ceticeti"
 MB = 1_000_000
-MiB = 1024 * 1024
 TARGET_RATIO = 0.9        # ceti throughput >= 0.9x the best OpenSSH tool's
 RELAY_DELAY = 0.010       # seconds each way: ~20 ms more RTT
 DATA_MTIME = 1726531200   # 2024-09-17 00:00 UTC: far from "still being written"
@@ -98,13 +99,6 @@ class Case:
 
 
 # ---- data sets ------------------------------------------------------------------------
-@dataclass
-class FileSpec:
-    name: str
-    size: int
-    kind: str  # "random" or "csv"
-
-
 def dataset_specs(quick: bool) -> dict[str, list[FileSpec]]:
     if quick:
         one, n_raw, raw, n_csv, csv_total = 20 * MB, 4, 8 * MB, 6, 3 * MB
@@ -120,63 +114,6 @@ def dataset_specs(quick: bool) -> dict[str, list[FileSpec]]:
     return {"one": [FileSpec("recording_000.raw", one, "random")], "tree": tree}
 
 
-_CSV_POOL: bytes | None = None
-
-
-def csv_bytes(index: int, size: int) -> bytes:
-    global _CSV_POOL
-    if _CSV_POOL is None:
-        r = random.Random(7)
-        rows = [f"{1726531200 + i * 0.04:.2f},{r.uniform(0, 1500):.2f},{r.uniform(2, 28):.3f},"
-                f"{r.uniform(-1, 1):.5f},{r.uniform(-1, 1):.5f},{r.uniform(-1, 1):.5f},{r.randint(0, 4095)}\n"
-                for i in range(20000)]
-        _CSV_POOL = "".join(rows).encode()
-    head = f"# file {index}\ntime,depth_m,temp_c,ax,ay,az,light\n".encode()
-    out = bytearray(head)
-    start = (index * 7919) % (len(_CSV_POOL) // 2)
-    while len(out) < size:
-        out += _CSV_POOL[start:start + size - len(out)]
-        start = 0
-    return bytes(out[:size])
-
-
-def write_random(path: Path, size: int) -> None:
-    with open(path, "wb") as f:
-        left = size
-        while left > 0:
-            n = min(8 * MiB, left)
-            f.write(os.urandom(n))
-            left -= n
-
-
-@dataclass
-class DataSet:
-    name: str
-    root: Path
-    files: list[FileSpec]
-    check: dict[str, str] = field(default_factory=dict)  # name -> sha256 of the files verified per run
-
-    @property
-    def total(self) -> int:
-        return sum(f.size for f in self.files)
-
-    @property
-    def count(self) -> int:
-        return len(self.files)
-
-
-def dataset_ok(root: Path, files: list[FileSpec]) -> bool:
-    if not root.is_dir():
-        return False
-    want = {f.name: f.size for f in files}
-    have = {}
-    for e in os.scandir(root):
-        if not e.is_file(follow_symlinks=False):
-            return False
-        have[e.name] = e.stat(follow_symlinks=False).st_size
-    return have == want
-
-
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -185,26 +122,13 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def ensure_dataset(base: Path, name: str, files: list[FileSpec]) -> DataSet:
-    root = base / name
-    if dataset_ok(root, files):
-        log(f"data set {name}: reusing {root}")
-    else:
-        log(f"data set {name}: generating {len(files)} files, {sum(f.size for f in files) / MB:,.0f} MB in {root}")
-        t0 = time.monotonic()
-        if root.exists():
-            shutil.rmtree(root)
-        root.mkdir(parents=True)
-        for i, spec in enumerate(files):
-            p = root / spec.name
-            if spec.kind == "random":
-                write_random(p, spec.size)
-            else:
-                p.write_bytes(csv_bytes(i, spec.size))
-        if not dataset_ok(root, files):
-            sys.exit(f"bench: generated data set {root} does not match its spec")
-        (base / f"{name}.sha256.json").unlink(missing_ok=True)
-        log(f"data set {name}: done in {time.monotonic() - t0:.1f} s")
+def ensure_tag_dataset(base: Path, name: str, files: list[FileSpec]) -> DataSet:
+    """benchlib.ensure_dataset, made readable by the tag user, with old mtimes and the SHA-256 of
+    the files checked after every run."""
+    manifest = base / f"{name}.sha256.json"
+    if not dataset_ok(base / name, files):
+        manifest.unlink(missing_ok=True)  # about to be regenerated: the cached hashes are stale
+    root = ensure_dataset(base, name, files, size_text=lambda n: f"{n / MB:,.0f} MB").root
     # Readable by the tag user through every parent; mtimes far in the past.
     for d in [root, *root.parents]:
         if d == REPO / ".tmp":
@@ -213,13 +137,12 @@ def ensure_dataset(base: Path, name: str, files: list[FileSpec]) -> DataSet:
     if not world_traversable(root):
         sys.exit(f"bench: {root} is not traversable by other users (the tag user `{TAG_USER}` reads it)")
     for spec in files:
-        p = root / spec.name
+        p = root / spec.rel
         p.chmod(0o644)
         os.utime(p, (DATA_MTIME, DATA_MTIME))
     # The files hashed after every run: the first and the last by name (the sha256 is cached).
-    names = sorted(f.name for f in files)
+    names = sorted(f.rel for f in files)
     picked = sorted({names[0], names[-1]})
-    manifest = base / f"{name}.sha256.json"
     cached = {}
     try:
         cached = json.loads(manifest.read_text())
@@ -243,73 +166,13 @@ def warm_page_cache(sets: list[DataSet]) -> float:
     buf = bytearray(4 * MiB)
     for ds in sets:
         for spec in ds.files:
-            with open(ds.root / spec.name, "rb", buffering=0) as f:
+            with open(ds.root / spec.rel, "rb", buffering=0) as f:
                 while f.readinto(buf):
                     pass
     return time.monotonic() - t0
 
 
-# ---- measuring a child (the launcher is the one of s3upload_bench.py) ---------------------
-# Why a launcher: on Linux a child's ru_maxrss starts from the high-water RSS of the image it
-# exec'd from, and Python spawns from its own image; the tiny C launcher posix_spawns the tool,
-# wait4s for it and writes the tool's own rusage (its reaped descendants included) to a file.
-LAUNCHER_C = r"""
-#include <errno.h>
-#include <signal.h>
-#include <spawn.h>
-#include <stdio.h>
-#include <string.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
-extern char **environ;
-int main(int argc, char **argv) {
-    if (argc < 3) { fprintf(stderr, "usage: ruspawn RESULT CMD...\n"); return 2; }
-    pid_t pid;
-    int rc = posix_spawnp(&pid, argv[2], NULL, NULL, argv + 2, environ);
-    if (rc != 0) { fprintf(stderr, "ruspawn: %s: %s\n", argv[2], strerror(rc)); return 127; }
-    signal(SIGINT, SIG_IGN);  /* the tool gets terminal signals itself; we wait for it */
-    int st; struct rusage ru;
-    while (wait4(pid, &st, 0, &ru) < 0) {
-        if (errno != EINTR) { perror("ruspawn: wait4"); return 126; }
-    }
-    int code = WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : 125;
-    FILE *f = fopen(argv[1], "w");
-    if (!f) { perror("ruspawn: result file"); return 126; }
-    fprintf(f, "%d %ld.%06ld %ld.%06ld %ld\n", code, (long)ru.ru_utime.tv_sec, (long)ru.ru_utime.tv_usec,
-            (long)ru.ru_stime.tv_sec, (long)ru.ru_stime.tv_usec, ru.ru_maxrss);
-    fclose(f);
-    return code;
-}
-"""
-
-
-def build_launcher(scratch: Path) -> list[str]:
-    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    if not cc:
-        sys.exit("bench: no C compiler (cc) for the rusage launcher")
-    src, exe = scratch / "ruspawn.c", scratch / "ruspawn"
-    src.write_text(LAUNCHER_C)
-    r = subprocess.run([cc, "-O2", "-o", str(exe), str(src)], capture_output=True, text=True)
-    if r.returncode != 0:
-        sys.exit(f"bench: cannot compile the launcher: {r.stderr.strip()[:500]}")
-    return [str(exe)]
-
-
-@dataclass
-class Measured:
-    rc: int
-    wall: float
-    cpu: float
-    user: float
-    sys: float
-    maxrss_kib: int
-    server_cpu: float | None
-    relay_cpu: float | None
-    machine_cpu: float
-    stderr: str
-    timed_out: bool = False
-
-
+# ---- the server's CPU (the client is measured by benchlib.run_measured and its launcher) ------
 class ServerCpu:
     """CPU seconds of the sshd and everything it forks, from a cgroup of its own.
 
@@ -412,71 +275,6 @@ def wait_sessions_gone(listener: int | None, timeout: float = 10) -> None:
     time.sleep(0.2)
 
 
-def machine_cpu() -> float:
-    """CPU seconds all CPUs have spent busy since boot (/proc/stat: all but idle and iowait)."""
-    f = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    v = [int(x) for x in f]
-    busy = v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] if len(v) > 7 else 0)  # user nice system irq softirq steal
-    return busy / os.sysconf("SC_CLK_TCK")
-
-
-def self_cpu() -> float:
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
-
-
-_current_child: subprocess.Popen | None = None
-
-
-def run_measured(cmd: list[str], env: dict[str, str], log_prefix: Path, listener: int | None,
-                 server: ServerCpu, relay: bool, timeout: float, launcher: list[str]) -> Measured:
-    global _current_child
-    out_path, err_path = log_prefix.with_suffix(".stdout"), log_prefix.with_suffix(".stderr")
-    res_path = log_prefix.with_suffix(".rusage")
-    res_path.unlink(missing_ok=True)
-    timed_out = threading.Event()
-    with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        s0, r0, k0 = server.read(), self_cpu(), machine_cpu()
-        t0 = time.monotonic()
-        child = subprocess.Popen([*launcher, str(res_path), *cmd], env=env, stdin=subprocess.DEVNULL,
-                                 stdout=out, stderr=err, start_new_session=True)
-        _current_child = child
-
-        def kill() -> None:
-            timed_out.set()
-            try:
-                os.killpg(child.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-        timer = threading.Timer(timeout, kill)
-        timer.start()
-        try:
-            while True:
-                try:
-                    _pid, status, _ru = os.wait4(child.pid, 0)
-                    break
-                except InterruptedError:
-                    continue
-        finally:
-            timer.cancel()
-        wall = time.monotonic() - t0
-        r1, k1 = self_cpu(), machine_cpu()
-        child.returncode = os.waitstatus_to_exitcode(status)
-        _current_child = None
-    wait_sessions_gone(listener)
-    s1 = server.read()
-    try:
-        f = res_path.read_text().split()
-        rc, user, sys_, maxrss = int(f[0]), float(f[1]), float(f[2]), int(f[3])
-    except (OSError, ValueError, IndexError):
-        rc, user, sys_, maxrss = (child.returncode or -1), float("nan"), float("nan"), 0
-    return Measured(rc=rc, wall=wall, cpu=user + sys_, user=user, sys=sys_, maxrss_kib=maxrss,
-                    server_cpu=(s1 - s0) if s0 is not None and s1 is not None else None,
-                    relay_cpu=(r1 - r0) if relay else None, machine_cpu=k1 - k0,
-                    stderr=err_path.read_text(errors="replace"), timed_out=timed_out.is_set())
-
-
 # ---- the simulated tag -------------------------------------------------------------------
 def tag_sim(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess:
     cmd = ["bash", str(TAG_SIM), *(str(a) for a in args)]
@@ -517,52 +315,6 @@ def tag_workdir() -> Path:
     d.chmod(0o755)
     (d / "owner").write_text(f"{os.getpid()} {proc_start(os.getpid())}\n")
     return d
-
-
-# ---- misc ---------------------------------------------------------------------------------
-def log(msg: str) -> None:
-    print(f"bench: {msg}", file=sys.stderr, flush=True)
-
-
-def sh(cmd: list[str], both: bool = False) -> str:
-    try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
-        text = (r.stdout + r.stderr) if both else (r.stdout.strip() or r.stderr.strip())
-        return text.strip().splitlines()[0] if text.strip() else "?"
-    except (OSError, subprocess.SubprocessError) as e:
-        return f"? ({e})"
-
-
-def ceti_source(ceti: str) -> str:
-    env = dict(os.environ, GIT_OPTIONAL_LOCKS="0")  # read-only git: never refresh the index
-    try:
-        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, timeout=30, env=env).stdout.strip()
-        head_time = subprocess.run(["git", "-C", str(REPO), "log", "-1", "--format=%ct"], capture_output=True,
-                                   text=True, timeout=30, env=env).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "diff", "--quiet", "HEAD", "--", "Sources",
-                                "Package.swift"], capture_output=True, timeout=30, env=env).returncode != 0
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    if not head:
-        return ""
-    built = dt.datetime.fromtimestamp(os.path.getmtime(ceti), dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    if head_time.isdigit() and int(head_time) > os.path.getmtime(ceti):
-        return f" (built {built}; HEAD {head} is newer than the binary)"
-    return f" (built {built} from commit {head}{' + uncommitted changes in Sources/' if dirty else ''})"
-
-
-def machine_info() -> dict[str, str]:
-    model, mem = "?", "?"
-    try:
-        model = next(l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
-                     if l.startswith("model name"))
-        kib = next(int(l.split()[1]) for l in Path("/proc/meminfo").read_text().splitlines()
-                   if l.startswith("MemTotal:"))
-        mem = f"{kib / 1024 / 1024:.1f} GiB"
-    except (OSError, StopIteration, ValueError):
-        pass
-    return {"nproc": str(os.cpu_count()), "cpu": model, "memory": mem, "kernel": platform.release()}
 
 
 def negotiated_cipher(ssh_opts: list[str], port: int, env: dict[str, str]) -> str:
@@ -662,7 +414,7 @@ def output_problems(out: Path, ds: DataSet) -> list[str]:
             if n in found:
                 extra.append(f"{n} twice")
             found[n] = p
-    want = {f.name: f.size for f in ds.files}
+    want = {f.rel: f.size for f in ds.files}
     problems = []
     missing = sorted(set(want) - set(found))
     extra += sorted(set(found) - set(want))
@@ -815,8 +567,8 @@ def main() -> int:
     data_base = REPO / ".tmp/bench-data/tag" / ("quick" if args.quick else "full")
     specs = dataset_specs(args.quick)
     t_gen = time.monotonic()
-    sets = {"one": ensure_dataset(data_base, "one", specs["one"]),
-            "tree": ensure_dataset(data_base, "tree", specs["tree"])}
+    sets = {"one": ensure_tag_dataset(data_base, "one", specs["one"]),
+            "tree": ensure_tag_dataset(data_base, "tree", specs["tree"])}
     os.sync()
     warm = warm_page_cache(list(sets.values()))
     gen_seconds = time.monotonic() - t_gen
@@ -841,7 +593,7 @@ def main() -> int:
     }
     cases = [all_cases[k] for k in ALL_CASES if k in case_keys]
 
-    launcher = build_launcher(scratch)
+    launcher, launcher_desc = build_launcher(scratch, required=True)
     machine = machine_info()
     versions = {
         "ceti": sh([ceti, "--version"]) + ceti_source(ceti_src),
@@ -906,7 +658,8 @@ def main() -> int:
             r.cmd = cmd
             down0 = proxy.down if proxy else 0
             log(f"run {tag}: {' '.join(cmd)}")
-            m = run_measured(cmd, env, logs / tag, listener, server, proxy is not None, args.timeout, launcher)
+            m = run_measured(cmd, env, logs / tag, args.timeout, launcher, server_cpu=server.read,
+                             settle=lambda: wait_sessions_gone(listener), relay=proxy is not None)
             r.m = m
             if proxy:
                 r.relay_down = proxy.down - down0
@@ -989,7 +742,7 @@ def main() -> int:
         f"order rotated per round, fresh output dir per run (deleted and synced between runs, outside "
         f"timing), output checked after every run (names, sizes, SHA-256 of two files); "
         f"all source data in the page cache (read once before the runs, no cache dropping); "
-        f"rusage by ruspawn (C: posix_spawn + wait4)."
+        f"rusage by {launcher_desc}."
     )
     print()
     print(table)
@@ -1060,16 +813,6 @@ def benchmarks_section(machine, versions, settings, table, runs, args, total_sec
     return "\n".join(lines)
 
 
-def _on_signal(signum, _frame):
-    if _current_child is not None and _current_child.returncode is None:
-        try:
-            os.killpg(_current_child.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    sys.exit(128 + signum)  # SystemExit: the finally blocks stop the sshd and the relay
-
-
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
+    install_signal_handlers()  # its SystemExit lets the finally blocks stop the sshd and the relay
     sys.exit(main())
