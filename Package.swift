@@ -23,10 +23,12 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // Typed wrappers for libcurl's variadic curl_easy_setopt/getinfo, nothing more.
         .target(name: "CCurlShim", dependencies: ["CCurl"]),
+        // statx for file birth times (needs _GNU_SOURCE), nothing more.
+        .target(name: "CSysShim"),
         .target(
             name: "CetiKit",
             dependencies: [
-                "CCurl", "CCurlShim", "COpenSSL", "CSQLite", "CSSH2", "CFLAC", "CDeflate", "CZlib",
+                "CCurl", "CCurlShim", "CSysShim", "COpenSSL", "CSQLite", "CSSH2", "CFLAC", "CDeflate", "CZlib",
                 .product(name: "Yams", package: "Yams"),
             ]
         ),

@@ -1,8 +1,71 @@
 import ArgumentParser
+import CetiKit
+import Foundation
 
-struct GeneralOffload: NotYetImplemented {
+struct GeneralOffload: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "general_offload",
-        abstract: "Verified copy of a drone/GoPro/mooring card into staging and backup (not implemented yet).")
-    @Argument(parsing: .allUnrecognized) var arguments: [String] = []
+        abstract: "Verified copy of a drone/GoPro/mooring card into staging and a dated backup, after the device-ID check.",
+        discussion: """
+            The device ID must be one of the registered IDs: the lines of `Device ID List.txt` at the \
+            bucket root (cached locally, so an offload without uplink uses the last copy and says how old \
+            it is), or of --registry FILE. A near miss is refused (exit 2) with the closest registered IDs.
+
+            Every regular file below SOURCE (sub-folders included; OS litter such as .Trashes, \
+            .Spotlight-V100, .fseventsd, System Volume Information, ._* and .DS_Store skipped) is copied to \
+            DATA_DIR/backup/<YYYY-MM-DD>/<DEVICE_ID>/ and STAGING_DIR/<DEVICE_ID>/ as <epoch_ms>.<ext> from \
+            its birth time (else its mtime); a taken name gets -1, -2, …, nothing is ever overwritten, and \
+            names.tsv beside the copies maps every new name to the original path. The source is read once \
+            and hashed; each copy is fsynced, dropped from the page cache, read back and compared. The card \
+            is never modified. A file whose verified backup is in the ledger is reported as already saved.
+
+            Exit status: 0 all copied or already saved, 1 a file failed, 2 usage error (unregistered ID).
+            """)
+
+    @Argument(help: "The card's folder, e.g. /media/op/3531-3034.") var source: String
+    @Argument(help: "The device's ID label, e.g. CETI-DJI_MINI2-1.") var deviceID: String
+    @Argument(help: "Staging folder (default DATA_DIR/staging).") var stagingDir: String?
+
+    @Flag(name: [.customShort("t"), .customLong("dry-run")], help: "List files, sizes, new names and what is already saved; writes nothing.")
+    var dryRun = false
+    @Option(name: .customLong("data-dir"), help: "Where the backup goes (DATA_DIR/backup/<date>/<ID>/).") var dataDir = "data"
+    @Option(help: "Use this device-ID list (one ID per line) instead of the bucket's.") var registry: String?
+    @OptionGroup var s3: S3Options
+    @OptionGroup var ledger: LedgerOption
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        let console = output.console
+        try await runReportingErrors(console) {
+            let env = ProcessInfo.processInfo.environment
+            let config = try ConfigFile.load(explicit: s3.config, environment: env)
+            let devices: DeviceRegistry
+            if let registry {
+                devices = try DeviceRegistry.fromFile(registry)
+            } else {
+                let settings = try S3Settings.resolve(s3.flags, environment: env, config: config)
+                var http = CurlClient.Options()
+                http.connections = 1
+                http.connectTimeoutSeconds = 10
+                let curl = CurlClient(options: http)
+                defer { curl.shutdown() }
+                // Two quick attempts: offline is normal on the boat, and the cache answers then.
+                let client = S3Client(endpoint: settings.endpoint, region: settings.region, credentials: settings.credentials,
+                                      http: curl, retry: RetryPolicy(maxAttempts: 2, baseDelay: 0.5, maxDelay: 1))
+                devices = try await DeviceRegistry.fetch(s3: client, bucket: settings.bucket,
+                                                         cachePath: DeviceRegistry.cachePath(bucket: settings.bucket, environment: env))
+            }
+            var options = OffloadOptions(source: FileWalker.absolute(source), deviceID: deviceID,
+                                         dataDir: FileWalker.absolute(dataDir), stagingDir: stagingDir.map(FileWalker.absolute),
+                                         ledgerPath: Ledger.resolvePath(flag: ledger.ledger, environment: env, config: config))
+            options.dryRun = dryRun
+            let summary = try OffloadRun.execute(options, registry: devices, console: console)
+            if output.json {
+                console.output(try JSONOutput.encode(summary))
+            } else if !output.quiet {
+                console.output(summary.line)
+            }
+            return summary.exitCode
+        }
+    }
 }

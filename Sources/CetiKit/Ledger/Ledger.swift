@@ -291,6 +291,19 @@ public final class Ledger: @unchecked Sendable {
         }
     }
 
+    /// Every recorded copy of a device file with this size and mtime (backup and staging, say).
+    public func copies(device: String, remotePath: String, size: Int64, mtime: Int64) throws -> [CopyRecord] {
+        try locked {
+            try db.query("""
+                SELECT c.path, s.sha256, s.remote_verified, c.verified_at FROM sources s JOIN copies c ON c.source_id = s.id
+                WHERE s.device = ? AND s.remote_path = ? AND s.size = ? AND s.mtime = ? ORDER BY c.id
+                """, [.text(device), .text(remotePath), .int(size), .int(mtime)]).map { r in
+                CopyRecord(device: device, remotePath: remotePath, size: size, mtime: mtime, sha256: r[1].text!,
+                           localPath: r[0].text!, remoteVerified: r[2].int == 1, verifiedAt: r[3].text!)
+            }
+        }
+    }
+
     /// Records a device file and its verified local copy in one transaction.
     public func recordCopy(_ c: CopyRecord) throws {
         try locked {
