@@ -38,15 +38,3 @@ struct S3Options: ParsableArguments {
         S3Settings.Flags(bucket: bucket, endpointURL: endpointURL, region: region, profile: profile)
     }
 }
-
-/// Subcommands that arrive in later releases: they say so and exit 2.
-protocol NotYetImplemented: AsyncParsableCommand {
-    var arguments: [String] { get }
-}
-
-extension NotYetImplemented {
-    func run() async throws {
-        Console().error("\(Self.configuration.commandName ?? "this command") is not implemented yet")
-        throw ExitCode(2)
-    }
-}
