@@ -57,12 +57,7 @@ struct Compress: AsyncParsableCommand {
             options.keep = keep
             options.dryRun = dryRun
             let summary = try await CompressRun.execute(options, console: console)
-            if output.json {
-                console.output(try JSONOutput.encode(summary))
-            } else if !output.quiet {
-                console.output(summary.line)
-            }
-            return summary.exitCode
+            return try output.finish(summary, console: console)
         }
     }
 }

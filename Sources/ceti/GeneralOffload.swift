@@ -60,12 +60,7 @@ struct GeneralOffload: AsyncParsableCommand {
                                          ledgerPath: Ledger.resolvePath(flag: ledger.ledger, environment: env, config: config))
             options.dryRun = dryRun
             let summary = try OffloadRun.execute(options, registry: devices, console: console)
-            if output.json {
-                console.output(try JSONOutput.encode(summary))
-            } else if !output.quiet {
-                console.output(summary.line)
-            }
-            return summary.exitCode
+            return try output.finish(summary, console: console)
         }
     }
 }

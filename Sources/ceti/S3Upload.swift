@@ -87,12 +87,7 @@ struct S3Upload: AsyncParsableCommand {
                 options.stallSeconds = s
             }
             let summary = try await UploadRun.execute(options, settings: settings, console: console)
-            if output.json {
-                console.output(try JSONOutput.encode(summary))
-            } else if !output.quiet {
-                console.output(summary.line)
-            }
-            return summary.exitCode
+            return try output.finish(summary, console: console)
         }
     }
 }

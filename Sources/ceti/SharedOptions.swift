@@ -13,6 +13,17 @@ struct OutputOptions: ParsableArguments {
     var console: Console {
         Console(verbosity: quiet ? .quiet : verbose ? .verbose : .normal, json: json)
     }
+
+    /// Prints the run's summary (its JSON document with --json, nothing with --quiet) and
+    /// returns its exit status.
+    func finish(_ summary: some RunSummary, console: Console) throws -> Int32 {
+        if json {
+            console.output(try JSONOutput.encode(summary))
+        } else if !quiet {
+            console.output(summary.line)
+        }
+        return summary.exitCode
+    }
 }
 
 /// The ledger's location, shared by every subcommand that reads or writes it.

@@ -105,12 +105,7 @@ struct WhaleTag: AsyncParsableCommand {
             }
             let summary = try await WhaleTagRun.pull(targets: tag, discovering: all ? try WhaleTagRun.subnets(subnet) : nil,
                                                      options: options, console: console)
-            if output.json {
-                console.output(try JSONOutput.encode(summary))
-            } else if !output.quiet {
-                console.output(summary.line)
-            }
-            return summary.exitCode
+            return try output.finish(summary, console: console)
         }
     }
 }
