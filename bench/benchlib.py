@@ -372,3 +372,10 @@ def on_signal(signum, _frame):
 def install_signal_handlers() -> None:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+
+
+def record(section: str, started: float) -> None:
+    """Append a dated results section to BENCHMARKS.md."""
+    with open(REPO / "BENCHMARKS.md", "a") as f:
+        f.write(section)
+    log(f"appended to BENCHMARKS.md; total {time.monotonic() - started:.0f} s")

@@ -26,7 +26,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
-from benchlib import build_launcher, machine_info, run_measured  # noqa: E402
+from benchlib import record, build_launcher, machine_info, run_measured  # noqa: E402
 
 RAW_FLAGS = ["--force-raw-format", "--channels=3", "--bps=16", "--sample-rate=96000", "--sign=signed", "--endian=big"]
 
@@ -212,9 +212,7 @@ def main() -> int:
 
 {chr(10).join('- ' + t for t in targets)}
 """
-    with open(REPO / "BENCHMARKS.md", "a") as f:
-        f.write(section)
-    print(f"appended to BENCHMARKS.md; total {time.monotonic() - t_start:.0f} s", file=sys.stderr)
+    record(section, t_start)
     return 0
 
 

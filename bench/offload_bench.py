@@ -24,7 +24,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from benchlib import REPO, build_launcher, machine_info, run_measured, write_random  # noqa: E402
+from benchlib import record, REPO, build_launcher, machine_info, run_measured, write_random  # noqa: E402
 
 
 def make_card(root: Path, quick: bool) -> int:
@@ -119,9 +119,7 @@ def main() -> int:
 
 {chr(10).join('- ' + t for t in targets)}
 """
-    with open(REPO / "BENCHMARKS.md", "a") as f:
-        f.write(section)
-    print(f"appended to BENCHMARKS.md; total {time.monotonic() - t0:.0f} s", file=sys.stderr)
+    record(section, t0)
     return 0
 
 
