@@ -61,6 +61,12 @@ import Testing
         // Another size or mtime is another file (the tag reused the name).
         #expect(try ledger.copy(device: "wt-1a2b3c4d", remotePath: "/data/1.raw", size: 11, mtime: 100) == nil)
         #expect(try ledger.copy(device: "wt-1a2b3c4d", remotePath: "/data/1.raw", size: 10, mtime: 101) == nil)
+        // A second copy of the same file (backup and staging) still counts as one file pulled.
+        var staged = c
+        staged.localPath = "/s/wt-1a2b3c4d/1.raw"
+        try ledger.recordCopy(staged)
+        let status = try #require(try ledger.status().first)
+        #expect(status.device == "wt-1a2b3c4d" && status.pulledFiles == 1 && status.pulledBytes == 10)
     }
 }
 

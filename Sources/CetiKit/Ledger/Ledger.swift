@@ -387,6 +387,14 @@ public final class Ledger: @unchecked Sendable {
                 s.inFlightBytes = r[2].int ?? 0
                 byDevice[s.device] = s
             }
+            for r in try db.query("""
+                SELECT device, COUNT(*), SUM(size) FROM sources WHERE id IN (SELECT source_id FROM copies) GROUP BY device
+                """) {
+                var s = entry(r[0].text!)
+                s.pulledFiles = Int(r[1].int!)
+                s.pulledBytes = r[2].int ?? 0
+                byDevice[s.device] = s
+            }
             for r in try db.query("SELECT device, local_path, message FROM failures ORDER BY at") {
                 var s = entry(r[0].text!)
                 s.failed += 1

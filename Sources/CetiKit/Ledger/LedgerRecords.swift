@@ -64,6 +64,9 @@ public struct DeviceStatus: Sendable, Equatable, Codable {
     public var failed: Int = 0
     public var lastVerifiedAt: String? = nil
     public var failures: [String] = []
+    /// Files pulled or copied from the device (distinct device files with a verified local copy).
+    public var pulledFiles: Int = 0
+    public var pulledBytes: Int64 = 0
 }
 
 /// A file on a device and its verified local copy.
