@@ -62,6 +62,27 @@ import Testing
         }
     }
 
+    @Test func largeFilesHashOnTwoThreadsToTheSameResult() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ceti-hash2-\(UUID())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let size = (70 << 20) + 5  // above the two-thread threshold, not a whole number of parts
+        var bytes = [UInt8](repeating: 0, count: size)
+        var x: UInt32 = 12345
+        for i in 0..<size { x = x &* 1_103_515_245 &+ 12345; bytes[i] = UInt8(truncatingIfNeeded: x >> 16) }
+        let path = dir.appendingPathComponent("big").path
+        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        let fp = try #require(FileWalker.fingerprint(path: path))
+        let layout = PartLayout(size: fp.size, requestedPartSize: 8 << 20)
+        let h = try FileHashes.compute(path: path, layout: layout, fingerprint: fp)
+        #expect(h.sha256 == Digest.sha256(bytes))
+        let expected = (1...layout.partCount).map { n -> [UInt8] in
+            let (offset, length) = layout.range(ofPart: n)
+            return Digest.md5(Array(bytes[Int(offset)..<Int(offset + length)]))
+        }
+        #expect(h.partMD5s == expected)
+    }
+
     @Test func byteSizes() {
         #expect(ByteSize.parse("8MiB") == 8 << 20)
         #expect(ByteSize.parse("500k") == Int64(512_000))

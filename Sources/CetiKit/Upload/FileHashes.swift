@@ -28,6 +28,9 @@ public struct FileHashes: Sendable, Equatable {
         guard fd >= 0 else { throw HashError.unreadable(path: path, message: String(cString: strerror(errno))) }
         defer { close(fd) }
         posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL)
+        if layout.isMultipart && layout.size >= 64 << 20 {
+            return try computeOnTwoThreads(fd: fd, path: path, layout: layout, fingerprint: fingerprint)
+        }
         var sha = Digest(.sha256)
         var md5s: [[UInt8]] = []
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096)
@@ -43,6 +46,57 @@ public struct FileHashes: Sendable, Equatable {
         }
         guard FileWalker.fingerprint(path: path) == fingerprint else { throw HashError.changedWhileReading(path: path) }
         return FileHashes(sha256: sha.finalize(), partMD5s: md5s, layout: layout)
+    }
+
+    /// A large file's whole-file SHA-256 on this thread and its part MD5s on a second one (both
+    /// read through the page cache): the first byte of a big upload waits ~1/3 less.
+    private static func computeOnTwoThreads(fd: Int32, path: String, layout: PartLayout,
+                                            fingerprint: FileFingerprint) throws -> FileHashes {
+        let parts = PartMD5s(fd: fd, path: path, layout: layout)
+        let finished = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            parts.run()
+            finished.signal()
+        }
+        thread.name = "ceti-md5"
+        thread.start()
+        var sha = Digest(.sha256)
+        let shaResult = Result { try hash(&sha, fd: fd, path: path, offset: 0, length: layout.size) }
+        finished.wait()
+        try shaResult.get()
+        if let error = parts.error { throw error }
+        guard FileWalker.fingerprint(path: path) == fingerprint else { throw HashError.changedWhileReading(path: path) }
+        return FileHashes(sha256: sha.finalize(), partMD5s: parts.md5s, layout: layout)
+    }
+
+    /// The part MD5s, computed on the thread that calls `run`; read after it returns.
+    private final class PartMD5s: @unchecked Sendable {
+        let fd: Int32
+        let path: String
+        let layout: PartLayout
+        var md5s: [[UInt8]] = []
+        var error: Error?
+
+        init(fd: Int32, path: String, layout: PartLayout) {
+            self.fd = fd
+            self.path = path
+            self.layout = layout
+        }
+
+        func run() {
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: FileHashes.chunk, alignment: 4096)
+            defer { buffer.deallocate() }
+            do {
+                for part in 1...layout.partCount {
+                    let (offset, length) = layout.range(ofPart: part)
+                    var md5 = Digest(.md5)
+                    try FileHashes.read(fd: fd, path: path, offset: offset, length: length, buffer: buffer) { md5.update($0) }
+                    md5s.append(md5.finalize())
+                }
+            } catch {
+                self.error = error
+            }
+        }
     }
 
     /// SHA-256 of one byte range (a part about to be sent).
@@ -77,7 +131,7 @@ public struct FileHashes: Sendable, Equatable {
         close(fd)
     }
 
-    private static func read(fd: Int32, path: String, offset: Int64, length: Int64, buffer: UnsafeMutableRawBufferPointer,
+    fileprivate static func read(fd: Int32, path: String, offset: Int64, length: Int64, buffer: UnsafeMutableRawBufferPointer,
                              _ consume: (UnsafeRawBufferPointer) -> Void) throws {
         var done: Int64 = 0
         while done < length {
