@@ -66,14 +66,14 @@ struct Compressor: Sendable {
 
     private func encode(_ path: String, kind: Kind, output: String) throws -> DerivativeRecord {
         let input = open(path, O_RDONLY | O_CLOEXEC)
-        guard input >= 0 else { throw CompressError.unreadable(path: path, message: String(cString: strerror(errno))) }
+        guard input >= 0 else { throw FileIOError.read(path: path, message: String(cString: strerror(errno))) }
         defer { close(input) }
         var st = stat()
         fstat(input, &st)
         let size = Int64(st.st_size)
         let part = output + ".part"
         let out = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard out >= 0 else { throw CompressError.unwritable(path: part, message: String(cString: strerror(errno))) }
+        guard out >= 0 else { throw FileIOError.write(path: part, errno: errno) }
         var committed = false
         defer {
             close(out)
@@ -101,7 +101,7 @@ struct Compressor: Sendable {
                                                outputFD: out, outputPath: part, threads: gzipThreads)
             parameters = "-\(options.gzipLevel)"
         }
-        guard fsync(out) == 0 else { throw FLACEncoder.EncodeError.write(path: part, errno: errno) }
+        guard fsync(out) == 0 else { throw FileIOError.write(path: part, errno: errno) }
         if kind == .gzip {
             // Re-inflate with zlib: the same size and SHA-256 as the input, or it does not count.
             let (inflated, sha) = try GzipWriter.inflate(path: part)
@@ -114,7 +114,7 @@ struct Compressor: Sendable {
         }
         let outputSHA = try FileHashes.sha256(path: part)
         let outputSize = FileWalker.fingerprint(path: part)?.size ?? 0
-        guard rename(part, output) == 0 else { throw CompressError.unwritable(path: output, message: String(cString: strerror(errno))) }
+        guard rename(part, output) == 0 else { throw FileIOError.write(path: output, errno: errno) }
         committed = true
         FileHashes.syncDirectory((output as NSString).deletingLastPathComponent)
         let record = DerivativeRecord(inputPath: path, inputSHA256: inputSHA.hex, inputSize: size, outputPath: output,
@@ -125,7 +125,7 @@ struct Compressor: Sendable {
     }
 
     private func removeOriginal(_ path: String) throws {
-        guard unlink(path) == 0 else { throw CompressError.unwritable(path: path, message: String(cString: strerror(errno))) }
+        guard unlink(path) == 0 else { throw FileIOError.write(path: path, errno: errno) }
         FileHashes.syncDirectory((path as NSString).deletingLastPathComponent)
     }
 }
@@ -133,8 +133,6 @@ struct Compressor: Sendable {
 enum CompressError: Error, CustomStringConvertible {
     case outputExists(output: String)
     case inputChanged(input: String, output: String)
-    case unreadable(path: String, message: String)
-    case unwritable(path: String, message: String)
 
     var description: String {
         switch self {
@@ -142,9 +140,6 @@ enum CompressError: Error, CustomStringConvertible {
             return "\(output) already exists and the ledger does not prove it is this file's verified output; both left untouched: move it away and rerun"
         case .inputChanged(let input, _):
             return "\(input) changed while (or since) it was compressed; it was kept: rerun when it is finished"
-        case .unreadable(let path, let message): return "cannot read \(path): \(message)"
-        case .unwritable(let path, let message):
-            return "cannot write \(path): \(message)" + (message.contains("space") ? "; free some space and rerun" : "")
         }
     }
 }

@@ -20,8 +20,6 @@ struct FLACEncoder {
         case notWholeFrames(path: String, size: Int64, frameBytes: Int, format: String)
         case empty(path: String)
         case encoder(path: String, state: String)
-        case write(path: String, errno: Int32)
-        case read(path: String, message: String)
         case md5Mismatch(path: String)
 
         var description: String {
@@ -31,9 +29,6 @@ struct FLACEncoder {
                     + "is it a truncated recording, or are --channels/--bps wrong? Left untouched"
             case .empty(let path): return "\(path) holds no audio; left untouched"
             case .encoder(let path, let state): return "libFLAC failed on \(path): \(state)"
-            case .write(let path, let e):
-                return "cannot write \(path): \(String(cString: strerror(e)))" + (e == ENOSPC ? "; free some space and rerun" : "")
-            case .read(let path, let message): return "cannot read \(path): \(message)"
             case .md5Mismatch(let path):
                 return "\(path): the FLAC's stored MD5 differs from the MD5 of the audio read; output discarded, original kept"
             }
@@ -82,15 +77,15 @@ struct FLACEncoder {
 
         func fail(_ e: Error) -> Error {
             FLAC__stream_encoder_finish(encoder)
-            return sink.writeErrno != 0 ? EncodeError.write(path: outputPath, errno: sink.writeErrno) : e
+            return sink.writeErrno != 0 ? FileIOError.write(path: outputPath, errno: sink.writeErrno) : e
         }
         // The header (WAV) is part of the input's hash but not of the audio.
-        if pcmOffset > 0 { try hashRange(inputFD, inputPath, 0, pcmOffset, into: &sha, buffer: raw) }
+        if pcmOffset > 0 { try FileHashes.hash(&sha, fd: inputFD, path: inputPath, offset: 0, length: pcmOffset) }
         var done: Int64 = 0
         while done < pcmLength {
             let want = Int(min(Int64(chunk), pcmLength - done))
-            let got = try readFully(inputFD, inputPath, raw, want, at: pcmOffset + done)
-            guard got == want else { throw fail(EncodeError.read(path: inputPath, message: "it shrank while being read")) }
+            let got = try FileIO.readFully(inputFD, inputPath, raw, want, at: pcmOffset + done)
+            guard got == want else { throw fail(FileIOError.read(path: inputPath, message: "it shrank while being read")) }
             let bytes = UnsafeRawBufferPointer(rebasing: raw[0..<want])
             sha.update(bytes)
             let count = want / format.bytesPerSample
@@ -103,11 +98,12 @@ struct FLACEncoder {
             done += Int64(want)
         }
         if pcmOffset + pcmLength < inputSize {
-            try hashRange(inputFD, inputPath, pcmOffset + pcmLength, inputSize - pcmOffset - pcmLength, into: &sha, buffer: raw)
+            try FileHashes.hash(&sha, fd: inputFD, path: inputPath, offset: pcmOffset + pcmLength,
+                                length: inputSize - pcmOffset - pcmLength)
         }
         // finish() flushes, runs the last verify and rewrites STREAMINFO (with the MD5) in place.
         guard FLAC__stream_encoder_finish(encoder) != 0 else {
-            if sink.writeErrno != 0 { throw EncodeError.write(path: outputPath, errno: sink.writeErrno) }
+            if sink.writeErrno != 0 { throw FileIOError.write(path: outputPath, errno: sink.writeErrno) }
             throw EncodeError.encoder(path: inputPath, state: stateString(encoder))
         }
         let pcmMD5 = md5.finalize()
@@ -121,31 +117,6 @@ struct FLACEncoder {
         return String(cString: text)
     }
 
-    static func readFully(_ fd: Int32, _ path: String, _ buffer: UnsafeMutableRawBufferPointer, _ want: Int, at offset: Int64) throws -> Int {
-        var got = 0
-        while got < want {
-            let n = pread(fd, buffer.baseAddress! + got, want - got, off_t(offset + Int64(got)))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw EncodeError.read(path: path, message: String(cString: strerror(errno)))
-            }
-            if n == 0 { break }
-            got += n
-        }
-        return got
-    }
-
-    static func hashRange(_ fd: Int32, _ path: String, _ offset: Int64, _ length: Int64, into sha: inout Digest,
-                          buffer: UnsafeMutableRawBufferPointer) throws {
-        var done: Int64 = 0
-        while done < length {
-            let want = Int(min(Int64(buffer.count), length - done))
-            let got = try readFully(fd, path, buffer, want, at: offset + done)
-            guard got == want else { throw EncodeError.read(path: path, message: "it shrank while being read") }
-            sha.update(UnsafeRawBufferPointer(rebasing: buffer[0..<got]))
-            done += Int64(got)
-        }
-    }
 }
 
 private let flacWrite: FLAC__StreamEncoderWriteCallback = { _, buffer, bytes, _, _, client in

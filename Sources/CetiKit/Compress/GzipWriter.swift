@@ -10,16 +10,11 @@ enum GzipWriter {
     static let blockSize = 1 << 20
 
     enum GzipError: Error, CustomStringConvertible {
-        case read(path: String, message: String)
-        case write(path: String, errno: Int32)
         case verify(path: String, message: String)
         case empty(path: String)
 
         var description: String {
             switch self {
-            case .read(let path, let message): return "cannot read \(path): \(message)"
-            case .write(let path, let e):
-                return "cannot write \(path): \(String(cString: strerror(e)))" + (e == ENOSPC ? "; free some space and rerun" : "")
             case .verify(let path, let message): return "\(path) did not verify: \(message); output discarded, original kept"
             case .empty(let path): return "\(path) is empty; left untouched"
             }
@@ -38,8 +33,8 @@ enum GzipWriter {
             var n = 0
             while n < blocks.workers && offset < size {
                 let want = Int(min(Int64(blockSize), size - offset))
-                let got = try FLACEncoder.readFully(inputFD, inputPath, blocks.inputs[n], want, at: offset)
-                guard got == want else { throw GzipError.read(path: inputPath, message: "it shrank while being read") }
+                let got = try FileIO.readFully(inputFD, inputPath, blocks.inputs[n], want, at: offset)
+                guard got == want else { throw FileIOError.read(path: inputPath, message: "it shrank while being read") }
                 sha.update(UnsafeRawBufferPointer(rebasing: blocks.inputs[n][0..<got]))
                 blocks.lengths[n] = got
                 offset += Int64(got)
@@ -47,7 +42,7 @@ enum GzipWriter {
             }
             DispatchQueue.concurrentPerform(iterations: n) { blocks.compress($0) }
             for i in 0..<n {
-                try writeAll(outputFD, outputPath, UnsafeRawBufferPointer(rebasing: blocks.outputs[i][0..<blocks.produced[i]]))
+                try FileIO.writeAll(outputFD, outputPath, UnsafeRawBufferPointer(rebasing: blocks.outputs[i][0..<blocks.produced[i]]))
             }
         }
         return sha.finalize()
@@ -83,18 +78,6 @@ enum GzipWriter {
 
         func compress(_ i: Int) {
             produced[i] = libdeflate_gzip_compress(compressors[i], inputs[i].baseAddress, lengths[i], outputs[i].baseAddress, bound)
-        }
-    }
-
-    static func writeAll(_ fd: Int32, _ path: String, _ bytes: UnsafeRawBufferPointer) throws {
-        var done = 0
-        while done < bytes.count {
-            let n = write(fd, bytes.baseAddress! + done, bytes.count - done)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw GzipError.write(path: path, errno: errno)
-            }
-            done += n
         }
     }
 

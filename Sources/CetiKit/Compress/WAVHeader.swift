@@ -21,7 +21,7 @@ struct WAVHeader {
         let headLength = Int(min(fileSize, 1 << 16))
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(headLength, 12), alignment: 8)
         defer { buffer.deallocate() }
-        let got = try FLACEncoder.readFully(fd, path, buffer, headLength, at: 0)
+        let got = try FileIO.readFully(fd, path, buffer, headLength, at: 0)
         let b = UnsafeRawBufferPointer(rebasing: buffer[0..<got])
         func u16(_ o: Int) -> Int { Int(b[o]) | Int(b[o + 1]) << 8 }
         func u32(_ o: Int) -> Int64 { Int64(u16(o)) | Int64(u16(o + 2)) << 16 }

@@ -135,9 +135,9 @@ public enum OffloadRun {
         let exists = FileManager.default.fileExists(atPath: path)
         let text = (exists ? "" : "original\tname\tsize\tsha256\n") + lines.joined(separator: "\n") + "\n"
         let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw VerifiedCopy.CopyError.write(path: path, errno: errno) }
+        guard fd >= 0 else { throw FileIOError.write(path: path, errno: errno) }
         defer { close(fd) }
-        try Array(text.utf8).withUnsafeBytes { try GzipWriter.writeAll(fd, path, $0) }
+        try Array(text.utf8).withUnsafeBytes { try FileIO.writeAll(fd, path, $0) }
         fsync(fd)
     }
 

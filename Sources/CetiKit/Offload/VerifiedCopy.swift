@@ -6,15 +6,12 @@ import Foundation
 enum VerifiedCopy {
     enum CopyError: Error, CustomStringConvertible {
         case read(path: String, message: String)
-        case write(path: String, errno: Int32)
         case mismatch(path: String)
         case exists(path: String)
 
         var description: String {
             switch self {
             case .read(let path, let message): return "cannot read \(path): \(message); the card may have been removed"
-            case .write(let path, let e):
-                return "cannot write \(path): \(String(cString: strerror(e)))" + (e == ENOSPC ? "; free some space and rerun" : "")
             case .mismatch(let path): return "\(path) read back different bytes than were written; that copy was removed"
             case .exists(let path): return "\(path) appeared while copying; nothing was overwritten"
             }
@@ -39,7 +36,7 @@ enum VerifiedCopy {
         for p in parts {
             try? FileManager.default.createDirectory(atPath: (p as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             let fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-            guard fd >= 0 else { throw CopyError.write(path: p, errno: errno) }
+            guard fd >= 0 else { throw FileIOError.write(path: p, errno: errno) }
             fds.append(fd)
         }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096)
@@ -56,14 +53,14 @@ enum VerifiedCopy {
             let bytes = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
             sha.update(bytes)
             for (fd, p) in zip(fds, parts) {
-                do { try GzipWriter.writeAll(fd, p, bytes) } catch { throw CopyError.write(path: p, errno: errno) }
+                try FileIO.writeAll(fd, p, bytes)
             }
             offset += Int64(n)
         }
         let expected = sha.finalize().hex
         var times = [timespec(tv_sec: mtime.tv_sec, tv_nsec: mtime.tv_nsec), mtime]
         for (fd, p) in zip(fds, parts) {
-            guard fsync(fd) == 0 else { throw CopyError.write(path: p, errno: errno) }
+            guard fsync(fd) == 0 else { throw FileIOError.write(path: p, errno: errno) }
             futimens(fd, &times)
             posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)
         }
@@ -76,7 +73,7 @@ enum VerifiedCopy {
             guard link(p, final) == 0 else {
                 let e = errno
                 linked.forEach { unlink($0) }
-                throw e == EEXIST ? CopyError.exists(path: final) : CopyError.write(path: final, errno: e)
+                throw e == EEXIST ? CopyError.exists(path: final) : FileIOError.write(path: final, errno: e)
             }
             linked.append(final)
         }

@@ -153,7 +153,7 @@ final class TagPuller: @unchecked Sendable {
                           into localDir: String) throws -> (String, String, Int64, Bool) {
         let part = localDir + "/" + file.name + ".part"
         let fd = Glibc.open(part, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw PullError.localWrite(path: part, message: String(cString: strerror(errno))) }
+        guard fd >= 0 else { throw FileIOError.write(path: part, errno: errno) }
         defer { close(fd) }
         var st = stat()
         fstat(fd, &st)
@@ -166,23 +166,15 @@ final class TagPuller: @unchecked Sendable {
         if have > 0 { try FileHashes.hash(&sha, fd: fd, path: part, offset: 0, length: have) }
         var offset = have
         let bytes = try sftp.read(remotePath, from: have) { chunk in
-            var done = 0
-            while done < chunk.count {
-                let n = pwrite(fd, chunk.baseAddress! + done, chunk.count - done, off_t(offset))
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw PullError.localWrite(path: part, message: String(cString: strerror(errno)))
-                }
-                done += n
-                offset += Int64(n)
-            }
+            try FileIO.writeAll(fd, part, chunk, at: offset)
+            offset += Int64(chunk.count)
             sha.update(chunk)
             meter.sent(Int64(chunk.count))
         }
         guard offset == file.size else {
             throw PullError.sizeChanged(name: file.name, expected: file.size, got: offset)
         }
-        guard fsync(fd) == 0 else { throw PullError.localWrite(path: part, message: String(cString: strerror(errno))) }
+        guard fsync(fd) == 0 else { throw FileIOError.write(path: part, errno: errno) }
         return (sha.finalize().hex, part, bytes, have > 0)
     }
 
@@ -237,13 +229,10 @@ final class TagPuller: @unchecked Sendable {
 
 /// Local failures while pulling.
 public enum PullError: Error, CustomStringConvertible {
-    case localWrite(path: String, message: String)
     case sizeChanged(name: String, expected: Int64, got: Int64)
 
     public var description: String {
         switch self {
-        case .localWrite(let path, let message):
-            return "cannot write \(path): \(message)" + (message.contains("space") ? "; free space on the laptop and rerun (the download resumes)" : "")
         case .sizeChanged(let name, let expected, let got):
             return "\(name) changed size while it was pulled (\(expected) → \(got) bytes): it is still being written; rerun later"
         }
