@@ -9,11 +9,9 @@ public struct FileHashes: Sendable, Equatable {
     public var etag: String { layout.etag(partMD5s: partMD5s) }
 
     public enum HashError: Error, CustomStringConvertible {
-        case unreadable(path: String, message: String)
         case changedWhileReading(path: String)
         public var description: String {
             switch self {
-            case .unreadable(let p, let m): return "cannot read \(p): \(m)"
             case .changedWhileReading(let p):
                 return "\(p) changed while it was being read; it is still being written — rerun when it is finished"
             }
@@ -25,7 +23,7 @@ public struct FileHashes: Sendable, Equatable {
     /// Reads the file once (blocking: call it on a BlockingPool thread).
     public static func compute(path: String, layout: PartLayout, fingerprint: FileFingerprint) throws -> FileHashes {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw HashError.unreadable(path: path, message: String(cString: strerror(errno))) }
+        guard fd >= 0 else { throw FileIOError.read(path: path, message: String(cString: strerror(errno))) }
         defer { close(fd) }
         posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL)
         if layout.isMultipart && layout.size >= 64 << 20 {
@@ -109,7 +107,7 @@ public struct FileHashes: Sendable, Equatable {
     /// SHA-256 (hex) of a whole file.
     public static func sha256(path: String) throws -> String {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw HashError.unreadable(path: path, message: String(cString: strerror(errno))) }
+        guard fd >= 0 else { throw FileIOError.read(path: path, message: String(cString: strerror(errno))) }
         defer { close(fd) }
         var st = stat()
         fstat(fd, &st)
@@ -136,12 +134,9 @@ public struct FileHashes: Sendable, Equatable {
         var done: Int64 = 0
         while done < length {
             let want = Int(min(Int64(buffer.count), length - done))
-            let n = pread(fd, buffer.baseAddress, want, off_t(offset + done))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw HashError.unreadable(path: path, message: String(cString: strerror(errno)))
-            }
-            if n == 0 { throw HashError.changedWhileReading(path: path) }
+            let n = try FileIO.readFully(fd, path, buffer, want, at: offset + done)
+            // The file ended early: it was truncated under us.
+            guard n == want else { throw HashError.changedWhileReading(path: path) }
             consume(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
             done += Int64(n)
         }
