@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Simulated whale tags for the whaletag tests (DESIGN.md §1 and §6). Run as root.
 #
-#   tag-sim.sh loopback DIR   one real OpenSSH sshd on 127.0.0.1 at a free port in 2222..2299
+#   tag-sim.sh loopback DIR [HOSTNAME]
+#                             one real OpenSSH sshd on 127.0.0.1 at a free port in 2222..2299
 #                             (written to DIR/port), own ed25519 host key DIR/host_key, client
 #                             key DIR/client_key (in DIR/authorized_keys), log DIR/sshd.log,
 #                             pid DIR/sshd.pid; the tag's data dir is DIR/data (mode 777).
 #                             Tests pass `--remote-dir DIR/data` (the host's /data is not ours).
+#                             With HOSTNAME, sshd runs in UTS and mount namespaces of its own
+#                             where `hostname` answers HOSTNAME (e.g. wt-0a1b2c3d) and DIR/data
+#                             is also bind-mounted on /data: a tag on loopback, whose files are
+#                             at /data as on a real tag (created on the host when missing).
 #   tag-sim.sh rekey DIR      (loopback) new host key, sshd restarted on the same port
 #   tag-sim.sh lan DIR N      a LAN in network namespaces: hub `ceti-hub` (bridge br0,
 #                             10.77.0.1/24); tags `ceti-tag1..N` at 10.77.0.(10+i) with sshd
@@ -340,7 +345,17 @@ start_loopback_sshd() {  # DIR PORT -> 0 ok, 1 port taken, dies otherwise
     write_sshd_config "$dir/sshd_config" "127.0.0.1:$port" "$dir/host_key" "$dir/sshd.pid" \
         "$dir/authorized_keys"
     local mark; mark="$( { wc -l <"$dir/sshd.log"; } 2>/dev/null || echo 0)"
-    launch "$dir/sshd.launch.pid" "$dir/sshd.log" "$SSHD" -D -e -f "$dir/sshd_config"
+    if [[ -s "$dir/hostname" ]]; then
+        mkdir -p /data
+        launch "$dir/sshd.launch.pid" "$dir/sshd.log" unshare --uts --mount --propagation private sh -c '
+            set -e
+            hostname "$1"
+            mount --bind "$2" /data
+            shift 2
+            exec "$@"' sh "$(cat "$dir/hostname")" "$dir/data" "$SSHD" -D -e -f "$dir/sshd_config"
+    else
+        launch "$dir/sshd.launch.pid" "$dir/sshd.log" "$SSHD" -D -e -f "$dir/sshd_config"
+    fi
     wait_sshd "$dir/sshd.launch.pid" "$dir/sshd.pid" "$deadline" || rc=$?
     if ((rc == 1)) && tail -n "+$((mark + 1))" "$dir/sshd.log" | grep -qiE 'address already in use|cannot bind'; then
         stop_loopback_sshd "$dir"
@@ -366,6 +381,12 @@ cmd_loopback() {
     need_root
     local dir; dir="$(abspath "$1")"
     mkdir -p -- "$dir"
+    if [[ -n "${2:-}" ]]; then
+        [[ "$2" =~ ^[a-z0-9][a-z0-9-]*$ ]] || die "hostname '$2': lowercase letters, digits and '-' only"
+        echo "$2" >"$dir/hostname"
+    else
+        rm -f -- "$dir/hostname"
+    fi
     chmod o+x "$dir"   # the tag user traverses it (authorized_keys, data)
     stop_loopback_sshd "$dir"
     prepare_run_sshd
@@ -720,7 +741,7 @@ cmd_stop() {
 
 (($# >= 1)) || usage
 case "$1" in
-    loopback) (($# == 2)) || usage; cmd_loopback "$2" ;;
+    loopback) (($# == 2 || $# == 3)) || usage; cmd_loopback "$2" "${3:-}" ;;
     rekey) (($# == 2)) || usage; cmd_rekey "$2" ;;
     lan) (($# == 3)) || usage; cmd_lan "$2" "$3" ;;
     hub-exec) shift; cmd_hub_exec "$@" ;;

@@ -16,7 +16,7 @@ struct CetiCommand: AsyncParsableCommand {
             2 usage or configuration error.
             """,
         version: Ceti.version,
-        subcommands: [WhaleTag.self, GeneralOffload.self, Compress.self, S3Upload.self, Status.self]
+        subcommands: [Ingest.self, WhaleTag.self, GeneralOffload.self, Compress.self, S3Upload.self, Status.self]
     )
 }
 

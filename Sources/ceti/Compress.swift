@@ -23,13 +23,7 @@ struct Compress: AsyncParsableCommand {
 
     @Argument(help: "Directories to compress (recursively).")
     var directories: [String]
-    @Option(help: "Raw audio: channels.") var channels = 3
-    @Option(help: "Raw audio: bits per sample, 16 or 24.") var bps = 16
-    @Option(name: .customLong("sample-rate"), help: "Raw audio: sample rate in Hz.") var sampleRate = 96_000
-    @Option(help: "Raw audio: byte order, big or little.") var endian = "big"
-    @Option(help: "Raw audio: signed or unsigned samples.") var sign = "signed"
-    @Option(help: "FLAC compression level, 0 (fastest) to 8 (smallest).") var level = 5
-    @Option(name: .customLong("gzip-level"), help: "gzip compression level, 1 to 9.") var gzipLevel = 6
+    @OptionGroup var compression: CompressionOptions
     @Option(name: .shortAndLong, help: "Files in parallel (default: the number of cores).") var jobs: Int?
     @Flag(help: "Keep the originals.") var keep = false
     @Flag(name: [.customShort("t"), .customLong("dry-run")], help: "Show what would be compressed; writes nothing.") var dryRun = false
@@ -39,10 +33,6 @@ struct Compress: AsyncParsableCommand {
     func run() async throws {
         let console = output.console
         try await runReportingErrors(console) {
-            guard endian == "big" || endian == "little" else { throw UsageError("--endian \(endian): give big or little") }
-            guard sign == "signed" || sign == "unsigned" else { throw UsageError("--sign \(sign): give signed or unsigned") }
-            guard (0...8).contains(level) else { throw UsageError("--level \(level): give 0 to 8") }
-            guard (1...9).contains(gzipLevel) else { throw UsageError("--gzip-level \(gzipLevel): give 1 to 9") }
             let cores = ProcessInfo.processInfo.activeProcessorCount
             let j = jobs ?? cores
             guard (1...64).contains(j) else { throw UsageError("--jobs \(j): give a number from 1 to 64") }
@@ -50,10 +40,7 @@ struct Compress: AsyncParsableCommand {
             let config = try ConfigFile.load(explicit: nil, environment: env)
             var options = CompressOptions(directories: directories,
                                           ledgerPath: Ledger.resolvePath(flag: ledger.ledger, environment: env, config: config), jobs: j)
-            options.raw = RawFormat(channels: channels, bitsPerSample: bps, sampleRate: sampleRate,
-                                    bigEndian: endian == "big", signed: sign == "signed")
-            options.flacLevel = level
-            options.gzipLevel = gzipLevel
+            try compression.apply(to: &options)
             options.keep = keep
             options.dryRun = dryRun
             let summary = try await CompressRun.execute(options, console: console)

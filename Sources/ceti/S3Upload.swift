@@ -36,18 +36,9 @@ struct S3Upload: AsyncParsableCommand {
 
     @OptionGroup var s3: S3Options
 
-    @Option(help: "Key prefix (default raw).")
-    var prefix: String?
-    @Option(name: .customLong("key-template"), help: "Key template; placeholders {prefix} {date} {device} {path} {name} (default {prefix}/{date}/{device}/{path}).")
-    var keyTemplate: String?
+    @OptionGroup var transfer: TransferOptions
     @Option(name: .shortAndLong, help: "Parallel transfers (default 4).")
     var jobs: Int?
-    @Option(name: .customLong("part-size"), help: "Multipart part size, 5MiB to 5GiB (default 8MiB); grows so no object needs more than 10,000 parts.")
-    var partSize: String?
-    @Option(help: "Cap the total upload rate in bytes/s, e.g. 500k or 2M (k, M, G are powers of 1024).")
-    var bwlimit: String?
-    @Option(name: .customLong("stall-timeout"), help: "Give up on a request (and retry it) after this many seconds with no byte moving (default 60).")
-    var stallTimeout: Int?
     @Flag(help: "Replace a remote object whose content differs (default: refuse and report a conflict).")
     var overwrite = false
     @OptionGroup var ledger: LedgerOption
@@ -59,33 +50,10 @@ struct S3Upload: AsyncParsableCommand {
             let env = ProcessInfo.processInfo.environment
             let config = try ConfigFile.load(explicit: s3.config, environment: env)
             let settings = try S3Settings.resolve(s3.flags, environment: env, config: config)
-            var options = UploadOptions(
-                directories: directories, bucket: settings.bucket,
-                keyTemplate: try KeyTemplate(keyTemplate ?? config["key_template"] ?? KeyTemplate.default),
-                ledgerPath: Ledger.resolvePath(flag: ledger.ledger, environment: env, config: config))
-            options.prefix = prefix ?? config["prefix"] ?? options.prefix
+            var options = try transfer.uploadOptions(directories: directories, bucket: settings.bucket, jobs: jobs,
+                                                     ledgerFlag: ledger.ledger, environment: env, config: config)
             options.dryRun = dryRun
             options.overwrite = overwrite
-            if let j = jobs ?? config["jobs"].flatMap({ Int($0) }) {
-                guard (1...64).contains(j) else { throw UsageError("--jobs \(j): give a number from 1 to 64") }
-                options.jobs = j
-            }
-            if let text = partSize ?? config["part_size"] {
-                guard let size = ByteSize.parse(text), size >= PartLayout.minPartSize, size <= PartLayout.maxPartSize else {
-                    throw UsageError("--part-size \(text): give a size from 5MiB to 5GiB, e.g. 8MiB or 64M")
-                }
-                options.partSize = size
-            }
-            if let text = bwlimit ?? config["bwlimit"] {
-                guard let rate = ByteSize.parse(text), rate >= 1024 else {
-                    throw UsageError("--bwlimit \(text): give a rate of at least 1k, e.g. 500k or 2M (bytes per second)")
-                }
-                options.bytesPerSecond = rate
-            }
-            if let s = stallTimeout {
-                guard (1...3600).contains(s) else { throw UsageError("--stall-timeout \(s): give seconds from 1 to 3600") }
-                options.stallSeconds = s
-            }
             let summary = try await UploadRun.execute(options, settings: settings, console: console)
             return try output.finish(summary, console: console)
         }

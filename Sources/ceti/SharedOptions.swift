@@ -49,3 +49,107 @@ struct S3Options: ParsableArguments {
         S3Settings.Flags(bucket: bucket, endpointURL: endpointURL, region: region, profile: profile)
     }
 }
+
+/// How to reach and log in to tags, shared by whaletag and ingest.
+struct TagLoginOptions: ParsableArguments {
+    @Option(help: "Scan this IPv4 network instead of the automatic ones (e.g. 192.168.1.0/24); repeatable.")
+    var subnet: [String] = []
+    @Option(help: "SSH port.")
+    var port = 22
+    @Option(help: "Login user.")
+    var user = "pi"
+    @Option(name: .customLong("password-file"), help: "File holding the tags' password (else CETI_TAG_PASSWORD, else the factory password).")
+    var passwordFile: String?
+    @Option(help: "Private key to log in with (ed25519).")
+    var identity: String?
+    @Option(name: .customLong("remote-dir"), help: "The tag's data folder.")
+    var remoteDir = "/data"
+    @Option(name: .customLong("accept-new-host-key"), help: "Accept and pin a changed host key for this tag (after a reflash); repeatable.")
+    var acceptNewHostKey: [String] = []
+    @Flag(name: .customLong("stop-capture"), help: "Stop the tag's capture service (sudo systemctl stop ceti-tag-data-capture) before pulling, and start it again after.")
+    var stopCapture = false
+    @Flag(name: .customLong("no-remote-verify"), help: "Do not confirm copies with the tag's own sha256sum.")
+    var noRemoteVerify = false
+
+    /// Pull options with everything but the run's own switches (dry run, clean, jobs) filled in.
+    func pullOptions(dataDir: String, ledgerFlag: String?, environment env: [String: String], config: ConfigFile) throws -> PullOptions {
+        var options = PullOptions(
+            dataDir: FileWalker.absolute(dataDir),
+            login: SSHLogin(user: user, password: try TagPassword.resolve(file: passwordFile, environment: env), identity: identity),
+            knownHostsPath: KnownHosts.defaultPath(environment: env),
+            ledgerPath: Ledger.resolvePath(flag: ledgerFlag, environment: env, config: config))
+        options.remoteDir = remoteDir
+        options.port = port
+        options.acceptNewHostKey = Set(acceptNewHostKey)
+        options.remoteVerify = !noRemoteVerify
+        options.stopCapture = stopCapture
+        return options
+    }
+}
+
+/// Raw audio layout and compression levels, shared by compress and ingest.
+struct CompressionOptions: ParsableArguments {
+    @Option(help: "Raw audio: channels.") var channels = 3
+    @Option(help: "Raw audio: bits per sample, 16 or 24.") var bps = 16
+    @Option(name: .customLong("sample-rate"), help: "Raw audio: sample rate in Hz.") var sampleRate = 96_000
+    @Option(help: "Raw audio: byte order, big or little.") var endian = "big"
+    @Option(help: "Raw audio: signed or unsigned samples.") var sign = "signed"
+    @Option(help: "FLAC compression level, 0 (fastest) to 8 (smallest).") var level = 5
+    @Option(name: .customLong("gzip-level"), help: "gzip compression level, 1 to 9.") var gzipLevel = 6
+
+    func apply(to options: inout CompressOptions) throws {
+        guard endian == "big" || endian == "little" else { throw UsageError("--endian \(endian): give big or little") }
+        guard sign == "signed" || sign == "unsigned" else { throw UsageError("--sign \(sign): give signed or unsigned") }
+        guard (0...8).contains(level) else { throw UsageError("--level \(level): give 0 to 8") }
+        guard (1...9).contains(gzipLevel) else { throw UsageError("--gzip-level \(gzipLevel): give 1 to 9") }
+        options.raw = RawFormat(channels: channels, bitsPerSample: bps, sampleRate: sampleRate,
+                                bigEndian: endian == "big", signed: sign == "signed")
+        options.flacLevel = level
+        options.gzipLevel = gzipLevel
+    }
+}
+
+/// How objects are keyed and sent, shared by s3upload and ingest.
+struct TransferOptions: ParsableArguments {
+    @Option(help: "Key prefix (default raw).")
+    var prefix: String?
+    @Option(name: .customLong("key-template"), help: "Key template; placeholders {prefix} {date} {device} {path} {name} (default {prefix}/{date}/{device}/{path}).")
+    var keyTemplate: String?
+    @Option(name: .customLong("part-size"), help: "Multipart part size, 5MiB to 5GiB (default 8MiB); grows so no object needs more than 10,000 parts.")
+    var partSize: String?
+    @Option(help: "Cap the total upload rate in bytes/s, e.g. 500k or 2M (k, M, G are powers of 1024).")
+    var bwlimit: String?
+    @Option(name: .customLong("stall-timeout"), help: "Give up on a request (and retry it) after this many seconds with no byte moving (default 60).")
+    var stallTimeout: Int?
+
+    /// Upload options from these flags, else the config file, else the defaults.
+    func uploadOptions(directories: [String], bucket: String, jobs: Int?, ledgerFlag: String?,
+                       environment env: [String: String], config: ConfigFile) throws -> UploadOptions {
+        var options = UploadOptions(
+            directories: directories, bucket: bucket,
+            keyTemplate: try KeyTemplate(keyTemplate ?? config["key_template"] ?? KeyTemplate.default),
+            ledgerPath: Ledger.resolvePath(flag: ledgerFlag, environment: env, config: config))
+        options.prefix = prefix ?? config["prefix"] ?? options.prefix
+        if let j = jobs ?? config["jobs"].flatMap({ Int($0) }) {
+            guard (1...64).contains(j) else { throw UsageError("--jobs \(j): give a number from 1 to 64") }
+            options.jobs = j
+        }
+        if let text = partSize ?? config["part_size"] {
+            guard let size = ByteSize.parse(text), size >= PartLayout.minPartSize, size <= PartLayout.maxPartSize else {
+                throw UsageError("--part-size \(text): give a size from 5MiB to 5GiB, e.g. 8MiB or 64M")
+            }
+            options.partSize = size
+        }
+        if let text = bwlimit ?? config["bwlimit"] {
+            guard let rate = ByteSize.parse(text), rate >= 1024 else {
+                throw UsageError("--bwlimit \(text): give a rate of at least 1k, e.g. 500k or 2M (bytes per second)")
+            }
+            options.bytesPerSecond = rate
+        }
+        if let s = stallTimeout {
+            guard (1...3600).contains(s) else { throw UsageError("--stall-timeout \(s): give seconds from 1 to 3600") }
+            options.stallSeconds = s
+        }
+        return options
+    }
+}

@@ -36,33 +36,16 @@ struct WhaleTag: AsyncParsableCommand {
     var list = false
     @Flag(name: .shortAndLong, help: "Discover, then pull every tag.")
     var all = false
-    @Option(name: [.customShort("t"), .long], help: "Pull this tag (hostname or address); repeatable.")
+    @Option(name: [.customShort("t"), .long], help: "Pull this tag: hostname or address, optionally :PORT; repeatable.")
     var tag: [String] = []
     @Flag(name: .shortAndLong, help: "After pulling, delete on the tag the files proven safe (see --require).")
     var clean = false
     @Option(help: "What -c needs before deleting a file: uploaded (a verified S3 object holds its bytes) or local (a verified local copy).")
     var require: String = "uploaded"
 
-    @Option(help: "Scan this IPv4 network instead of the automatic ones (e.g. 192.168.1.0/24); repeatable.")
-    var subnet: [String] = []
     @Option(name: .customLong("data-dir"), help: "Where pulled files land, in <hostname>/ folders.")
     var dataDir = "data"
-    @Option(help: "SSH port.")
-    var port = 22
-    @Option(help: "Login user.")
-    var user = "pi"
-    @Option(name: .customLong("password-file"), help: "File holding the tags' password (else CETI_TAG_PASSWORD, else the factory password).")
-    var passwordFile: String?
-    @Option(help: "Private key to log in with (ed25519).")
-    var identity: String?
-    @Option(name: .customLong("remote-dir"), help: "The tag's data folder.")
-    var remoteDir = "/data"
-    @Option(name: .customLong("accept-new-host-key"), help: "Accept and pin a changed host key for this tag (after a reflash); repeatable.")
-    var acceptNewHostKey: [String] = []
-    @Flag(name: .customLong("stop-capture"), help: "Stop the tag's capture service (sudo systemctl stop ceti-tag-data-capture) before pulling, and start it again after.")
-    var stopCapture = false
-    @Flag(name: .customLong("no-remote-verify"), help: "Do not confirm copies with the tag's own sha256sum.")
-    var noRemoteVerify = false
+    @OptionGroup var login: TagLoginOptions
     @Flag(name: .customLong("dry-run"), help: "Show what would be pulled; writes nothing.")
     var dryRun = false
     @Option(name: .shortAndLong, help: "Tags pulled in parallel.")
@@ -83,27 +66,17 @@ struct WhaleTag: AsyncParsableCommand {
             guard (1...64).contains(jobs) else { throw UsageError("--jobs \(jobs): give a number from 1 to 64") }
             let env = ProcessInfo.processInfo.environment
             let config = try ConfigFile.load(explicit: nil, environment: env)
-            let password = try TagPassword.resolve(file: passwordFile, environment: env)
-            var options = PullOptions(
-                dataDir: FileWalker.absolute(dataDir),
-                login: SSHLogin(user: user, password: password, identity: identity),
-                knownHostsPath: KnownHosts.defaultPath(environment: env),
-                ledgerPath: Ledger.resolvePath(flag: ledger.ledger, environment: env, config: config))
-            options.remoteDir = remoteDir
-            options.port = port
-            options.acceptNewHostKey = Set(acceptNewHostKey)
-            options.remoteVerify = !noRemoteVerify
+            var options = try login.pullOptions(dataDir: dataDir, ledgerFlag: ledger.ledger, environment: env, config: config)
             options.dryRun = dryRun
             options.jobs = jobs
             options.clean = clean
-            options.stopCapture = stopCapture
             options.require = proof
             if list {
-                let tags = try await WhaleTagRun.list(subnets: try WhaleTagRun.subnets(subnet), options: options, console: console)
+                let tags = try await WhaleTagRun.list(subnets: try WhaleTagRun.subnets(login.subnet), options: options, console: console)
                 console.output(output.json ? try JSONOutput.encode(tags) : WhaleTagRun.listText(tags))
                 return 0
             }
-            let summary = try await WhaleTagRun.pull(targets: tag, discovering: all ? try WhaleTagRun.subnets(subnet) : nil,
+            let summary = try await WhaleTagRun.pull(targets: tag, discovering: all ? try WhaleTagRun.subnets(login.subnet) : nil,
                                                      options: options, console: console)
             return try output.finish(summary, console: console)
         }

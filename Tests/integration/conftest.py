@@ -639,3 +639,31 @@ def tag_lan(tmp_path_factory):
         pytest.fail(f"could not start the simulated LAN: {e}", pytrace=False)
     yield lan
     _tag_teardown(d, tmp, "lan")
+
+
+# tag_pair  (function) two loopback sshd tags whose `hostname` answers wt-0a1b2c3d and
+#           wt-b827eb0a0b0c (each in a UTS namespace of its own): SshdTag objects with .name.
+#           Skipped unless root.
+TAG_PAIR_NAMES = ("wt-0a1b2c3d", "wt-b827eb0a0b0c")
+
+
+@pytest.fixture
+def tag_pair(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("tag_pair needs root (creates user cetitag, runs sshd in UTS namespaces)")
+    started = []
+    try:
+        for i, name in enumerate(TAG_PAIR_NAMES):
+            d = _tag_workdir(tmp_path, f"tag{i}")
+            started.append((d, f"tag{i}"))
+            _tag_sim("loopback", d, name, timeout=60)
+            tag = SshdTag(dir=d, port=int((d / "port").read_text()))
+            tag.name = name
+            started[-1] = (d, f"tag{i}", tag)
+    except (RuntimeError, subprocess.TimeoutExpired, OSError, ValueError) as e:
+        for s in started:
+            _tag_teardown(s[0], tmp_path, s[1])
+        pytest.fail(f"could not start the loopback tags: {e}", pytrace=False)
+    yield [s[2] for s in started]
+    for s in started:
+        _tag_teardown(s[0], tmp_path, s[1])

@@ -4,10 +4,10 @@ import Foundation
 /// destructive step elsewhere in ceti asks this for proof before it deletes anything.
 public final class Ledger: @unchecked Sendable {
     public let path: String
-    private let db: SQLiteDatabase
+    let db: SQLiteDatabase
     // Recursive, so a batch of reads can run inside one `reading` transaction.
     private let lock = NSRecursiveLock()
-    static let schemaVersion: Int64 = 3
+    static let schemaVersion: Int64 = 4
 
     /// `--ledger`, else `$CETI_LEDGER`, else `ledger:` in the config file, else
     /// `$XDG_DATA_HOME/ceti/ledger.sqlite` (`~/.local/share/ceti/ledger.sqlite`).
@@ -104,9 +104,20 @@ public final class Ledger: @unchecked Sendable {
         CREATE TABLE IF NOT EXISTS failures (
             bucket TEXT NOT NULL, key TEXT NOT NULL, device TEXT NOT NULL, local_path TEXT NOT NULL,
             message TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (bucket, key));
+        CREATE TABLE IF NOT EXISTS runs (
+            id TEXT PRIMARY KEY, started_at TEXT NOT NULL, local_date TEXT NOT NULL, finished_at TEXT);
+        CREATE TABLE IF NOT EXISTS run_devices (
+            run_id TEXT NOT NULL REFERENCES runs(id), device TEXT NOT NULL, host TEXT NOT NULL, manifest_key TEXT,
+            manifest_etag TEXT, completed_at TEXT, PRIMARY KEY (run_id, device));
+        CREATE TABLE IF NOT EXISTS run_files (
+            device TEXT NOT NULL, remote_path TEXT NOT NULL, sha256 TEXT NOT NULL, run_id TEXT NOT NULL REFERENCES runs(id),
+            entry TEXT NOT NULL, PRIMARY KEY (device, remote_path, sha256));
+        CREATE TABLE IF NOT EXISTS backups (
+            path TEXT PRIMARY KEY, sha256 TEXT NOT NULL, size INTEGER NOT NULL, verified_at TEXT NOT NULL);
         """
 
-    private func locked<T>(_ body: () throws -> T) rethrows -> T {
+    @discardableResult
+    func locked<T>(_ body: () throws -> T) rethrows -> T {
         lock.lock()
         defer { lock.unlock() }
         return try body()
@@ -122,7 +133,7 @@ public final class Ledger: @unchecked Sendable {
         }
     }
 
-    private func transaction(_ body: () throws -> Void) throws {
+    func transaction(_ body: () throws -> Void) throws {
         try db.execute("BEGIN IMMEDIATE")
         do {
             try body()

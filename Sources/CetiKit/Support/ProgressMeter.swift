@@ -54,6 +54,11 @@ public final class ProgressMeter: @unchecked Sendable {
 
     public var bytesSent: Int64 { lock.withLock { sentBytes } }
 
+    /// Bytes done and expected, and files finished of those expected.
+    var counts: (doneBytes: Int64, totalBytes: Int64, files: Int, totalFiles: Int, failed: Int) {
+        lock.withLock { (doneBytes, totalBytes, done + skipped + failed, totalFiles, failed) }
+    }
+
     private func redraw() {
         let line: String = lock.withLock {
             let seconds = max(0.001, elapsed)

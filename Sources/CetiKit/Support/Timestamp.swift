@@ -23,6 +23,14 @@ public enum Timestamp {
         return "\(pad(t.tm_year + 1900, 4))-\(pad(t.tm_mon + 1))-\(pad(t.tm_mday))"
     }
 
+    /// The laptop's local calendar date, YYYY-MM-DD: the operator's day, as backup folders are named.
+    public static func localDate(_ date: Date = Date()) -> String {
+        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
+        var t = tm()
+        localtime_r(&seconds, &t)
+        return "\(pad(t.tm_year + 1900, 4))-\(pad(t.tm_mon + 1))-\(pad(t.tm_mday))"
+    }
+
     private static func fields(_ date: Date) -> tm {
         var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
         var t = tm()

@@ -27,8 +27,8 @@ final class TagPuller: @unchecked Sendable {
 
     /// Connects, checks the host key, logs in; returns the session and the tag's own hostname and
     /// clock. With `tagsOnly`, a host whose name is not a tag's is left before its key is pinned.
-    func open(address: String, expectedName: String?, tagsOnly: Bool = false) throws -> (SSHSession, name: String, now: Int64) {
-        let session = try SSHSession(host: address, port: options.port)
+    func open(address: String, port: Int? = nil, expectedName: String?, tagsOnly: Bool = false) throws -> (SSHSession, name: String, now: Int64) {
+        let session = try SSHSession(host: address, port: port ?? options.port)
         let key = session.hostKey
         // Check what can be checked before the password is sent: a key pinned under a name.
         if let name = expectedName ?? knownHosts.name(forKey: key.base64) {
@@ -67,10 +67,10 @@ final class TagPuller: @unchecked Sendable {
         }
     }
 
-    func pull(address: String, expectedName: String?) -> TagPullReport {
-        var report = TagPullReport(tag: expectedName ?? address, address: address)
+    func pull(_ target: TagTarget, hooks: PullHooks? = nil) -> TagPullReport {
+        var report = TagPullReport(tag: target.name ?? target.address, address: target.address)
         do {
-            let (session, name, now) = try open(address: address, expectedName: expectedName)
+            let (session, name, now) = try open(address: target.address, port: target.port, expectedName: target.name)
             report.tag = name
             if options.stopCapture {
                 try CaptureService.stop(session)
@@ -81,9 +81,9 @@ final class TagPuller: @unchecked Sendable {
                         report.error = [report.error, problem].compactMap { $0 }.joined(separator: "; ")
                     }
                 }
-                try pullFiles(session: session, name: name, now: now, into: &report)
+                try pullFiles(session: session, name: name, now: now, hooks: hooks, into: &report)
             } else {
-                try pullFiles(session: session, name: name, now: now, into: &report)
+                try pullFiles(session: session, name: name, now: now, hooks: hooks, into: &report)
             }
         } catch {
             // Keep a capture-restart problem, if any, next to the error that ended the pull.
@@ -93,9 +93,23 @@ final class TagPuller: @unchecked Sendable {
         return report
     }
 
-    private func pullFiles(session: SSHSession, name: String, now: Int64, into report: inout TagPullReport) throws {
+    /// Deletes on the tag what the ledger proves safe (`ceti ingest --clean`, after its uploads),
+    /// over a session of its own: the pull's may have idled out during hours of uploading.
+    func clean(_ target: TagTarget) throws -> [CleanOutcome] {
+        let (session, name, _) = try open(address: target.address, port: target.port, expectedName: target.name)
         let sftp = try SFTPClient(session: session)
-        let remoteDir = options.remoteDir.hasSuffix("/") ? String(options.remoteDir.dropLast()) : options.remoteDir
+        return try TagCleaner(ledger: ledger, require: options.require, dryRun: options.dryRun)
+            .clean(session: session, sftp: sftp, device: name, remoteDir: remoteDirectory)
+    }
+
+    private var remoteDirectory: String {
+        options.remoteDir.hasSuffix("/") ? String(options.remoteDir.dropLast()) : options.remoteDir
+    }
+
+    private func pullFiles(session: SSHSession, name: String, now: Int64, hooks: PullHooks?,
+                           into report: inout TagPullReport) throws {
+        let sftp = try SFTPClient(session: session)
+        let remoteDir = remoteDirectory
         let localDir = options.dataDir + "/" + name
         if !options.dryRun {
             try FileManager.default.createDirectory(atPath: localDir, withIntermediateDirectories: true)
@@ -111,21 +125,34 @@ final class TagPuller: @unchecked Sendable {
             } else if file.mtime > now - options.settleSeconds {
                 outcome.action = .stillWriting
                 outcome.message = "modified \(max(0, now - file.mtime)) s ago: the tag may still be writing it; pull it later"
-            } else if let copy = try ledger.copy(device: name, remotePath: remoteDir + "/" + file.name, size: file.size, mtime: file.mtime) {
+            } else if let copy = try ledger.copy(device: name, remotePath: remoteDir + "/" + file.name, size: file.size, mtime: file.mtime),
+                      hooks?.stillHeld(copy) ?? true {
                 outcome.action = .skipped
                 outcome.localPath = copy.localPath
                 outcome.sha256 = copy.sha256
+                hooks?.ready(copy, false)
             } else if options.dryRun {
                 outcome.action = .wouldPull
             } else {
+                hooks?.beforeDownload(file.size)
                 do {
                     let (sha, part, bytes, resumed) = try download(sftp, remoteDir + "/" + file.name, file, into: localDir)
                     outcome.action = resumed ? .resumed : .pulled
                     outcome.bytesReceived = bytes
-                    received.append((outcome, file, sha, part))
                     meter.fileFinished()
+                    guard let hooks else {
+                        received.append((outcome, file, sha, part))
+                        continue
+                    }
+                    // Handed on at once, so compression and upload overlap the next download.
+                    for (o, copy) in try confirm([(outcome, file, sha, part)], session: session, name: name,
+                                                 remoteDir: remoteDir, localDir: localDir) {
+                        report.files.append(o)
+                        if let copy { hooks.ready(copy, true) } else { hooks.abandoned(file.size) }
+                    }
                     continue
                 } catch {
+                    hooks?.abandoned(file.size)
                     outcome.action = .failed
                     outcome.message = "\(error)"
                 }
@@ -135,7 +162,7 @@ final class TagPuller: @unchecked Sendable {
             }
             report.files.append(outcome)
         }
-        report.files += try confirm(received, session: session, name: name, remoteDir: remoteDir, localDir: localDir)
+        report.files += try confirm(received, session: session, name: name, remoteDir: remoteDir, localDir: localDir).map(\.0)
         if options.clean {
             // Any error on this tag, and nothing on it is deleted.
             if report.failed {
@@ -181,7 +208,7 @@ final class TagPuller: @unchecked Sendable {
     /// Confirms downloads against the tag's sha256sum (one command per batch of names), then
     /// renames each `.part` to its final name and records it. A mismatch removes the copy.
     private func confirm(_ received: [(outcome: PullOutcome, file: RemoteFile, sha: String, part: String)],
-                         session: SSHSession, name: String, remoteDir: String, localDir: String) throws -> [PullOutcome] {
+                         session: SSHSession, name: String, remoteDir: String, localDir: String) throws -> [(PullOutcome, CopyRecord?)] {
         var remote: [String: String] = [:]
         if options.remoteVerify {
             for start in stride(from: 0, to: received.count, by: 200) {
@@ -189,7 +216,7 @@ final class TagPuller: @unchecked Sendable {
                 remote.merge(try RemoteChecksums.sha256(of: batch, in: remoteDir, session: session)) { $1 }
             }
         }
-        var out: [PullOutcome] = []
+        var out: [(PullOutcome, CopyRecord?)] = []
         for var r in received {
             let final = localDir + "/" + r.file.name
             if options.remoteVerify && remote[r.file.name] != r.sha {
@@ -198,7 +225,7 @@ final class TagPuller: @unchecked Sendable {
                 r.outcome.message = remote[r.file.name] == nil
                     ? "the tag could not checksum it; the copy was discarded, rerun to pull it again"
                     : "the copy's SHA-256 differs from the tag's; the copy was discarded, rerun to pull it again"
-                out.append(r.outcome)
+                out.append((r.outcome, nil))
                 continue
             }
             if let existing = FileWalker.fingerprint(path: final), existing.size != r.file.size
@@ -206,22 +233,23 @@ final class TagPuller: @unchecked Sendable {
                 r.outcome.action = .failed
                 r.outcome.message = "\(final) already exists with other content (an earlier file of the same name); "
                     + "it was kept and the new copy left as \(r.part): move one of them away and rerun"
-                out.append(r.outcome)
+                out.append((r.outcome, nil))
                 continue
             }
             guard rename(r.part, final) == 0 else {
                 r.outcome.action = .failed
                 r.outcome.message = "cannot rename \(r.part): \(String(cString: strerror(errno)))"
-                out.append(r.outcome)
+                out.append((r.outcome, nil))
                 continue
             }
             FileHashes.syncDirectory(localDir)
-            try ledger.recordCopy(CopyRecord(device: name, remotePath: remoteDir + "/" + r.file.name, size: r.file.size,
-                                             mtime: r.file.mtime, sha256: r.sha, localPath: final,
-                                             remoteVerified: options.remoteVerify, verifiedAt: Timestamp.now()))
+            let copy = CopyRecord(device: name, remotePath: remoteDir + "/" + r.file.name, size: r.file.size,
+                                  mtime: r.file.mtime, sha256: r.sha, localPath: final,
+                                  remoteVerified: options.remoteVerify, verifiedAt: Timestamp.now())
+            try ledger.recordCopy(copy)
             r.outcome.localPath = final
             r.outcome.sha256 = r.sha
-            out.append(r.outcome)
+            out.append((r.outcome, copy))
         }
         return out
     }
@@ -237,4 +265,16 @@ public enum PullError: Error, CustomStringConvertible {
             return "\(name) changed size while it was pulled (\(expected) → \(got) bytes): it is still being written; rerun later"
         }
     }
+}
+
+/// How `ceti ingest` follows a pull file by file. Called on the tag's thread.
+struct PullHooks: Sendable {
+    /// Before a download starts; may block (bounded staging).
+    var beforeDownload: @Sendable (_ size: Int64) -> Void
+    /// A verified local copy is ready: pulled just now (true), or in an earlier run (false).
+    var ready: @Sendable (CopyRecord, _ pulledNow: Bool) -> Void
+    /// Whether a file pulled earlier is still here (or done with): if not, it is pulled again.
+    var stillHeld: @Sendable (CopyRecord) -> Bool
+    /// A download that `beforeDownload` announced produced no copy.
+    var abandoned: @Sendable (_ size: Int64) -> Void
 }

@@ -46,14 +46,13 @@ public enum WhaleTagRun {
     public static func pull(targets: [String], discovering subnets: [Subnet]? = nil, options: PullOptions,
                             console: Console) async throws -> Summary {
         let start = Date()
+        var work = try targets.map(TagTarget.parse)
         let puller = try setUp(options, console: console)
-        // A name given by the operator is the tag's identity; an address is learned from `hostname`.
-        var work = targets.map { (address: $0, name: isAddress($0) ? nil : Optional($0)) }
         if let subnets {
             let pool = BlockingPool(threads: 16, name: "ceti-discover")
             let found = try await TagDiscovery(puller: puller, options: options, console: console).discover(subnets, pool: pool)
             console.info("found \(found.count) tag(s): \(found.map { "\($0.name) (\($0.address))" }.joined(separator: ", "))")
-            work += found.map { (address: $0.address, name: Optional($0.name)) }
+            work += found.map { TagTarget(address: $0.address, name: $0.name) }
         }
         let pool = BlockingPool(threads: max(1, min(options.jobs, work.count)), name: "ceti-tag")
         // Totals grow as each tag's folder is listed.
@@ -62,7 +61,7 @@ public enum WhaleTagRun {
         var reports: [TagPullReport] = []
         try await withThrowingTaskGroup(of: TagPullReport.self) { group in
             for w in work {
-                group.addTask { try await pool.run { puller.pull(address: w.address, expectedName: w.name) } }
+                group.addTask { try await pool.run { puller.pull(w) } }
             }
             for try await report in group {
                 Self.report(report, console: console)
@@ -121,10 +120,14 @@ public enum WhaleTagRun {
                                + " \(r.tag)/\(f.name.printable)")
             }
         }
-        for c in r.cleaned {
+        reportCleaned(r.cleaned, tag: r.tag, console: console)
+    }
+
+    static func reportCleaned(_ cleaned: [CleanOutcome], tag: String, console: Console) {
+        for c in cleaned {
             console.result(c.action.rawValue.padding(toLength: 13, withPad: " ", startingAt: 0)
                            + ByteSize.format(c.size).padding(toLength: 11, withPad: " ", startingAt: 0)
-                           + " \(r.tag)/\(c.name.printable): \(c.reason)")
+                           + " \(tag)/\(c.name.printable): \(c.reason)")
         }
     }
 }

@@ -1,0 +1,70 @@
+/// One tag file's way through ingest.
+public struct IngestFileOutcome: Sendable, Codable, Equatable {
+    public enum Action: String, Sendable, Codable {
+        /// Compressed (or taken as it was), uploaded and verified, listed in this run's manifest.
+        case ingested
+        /// Already listed by a complete manifest of an earlier run.
+        case alreadyIngested = "already-ingested"
+        case failed
+    }
+    public var action: Action
+    public var device: String
+    public var name: String
+    public var size: Int64
+    /// The FLAC or gzip uploaded in its place.
+    public var derivative: String? = nil
+    public var key: String? = nil
+    /// What s3upload did (uploaded, resumed, present, skipped).
+    public var upload: String? = nil
+    public var backup: String? = nil
+    public var message: String? = nil
+}
+
+/// One tag's ingest.
+public struct IngestTagReport: Sendable, Codable {
+    public var tag: String
+    public var address: String
+    /// The pull, file by file (pulled, skipped, still being written, failed).
+    public var pulled: [PullOutcome] = []
+    public var files: [IngestFileOutcome] = []
+    /// `s3://bucket/key` of this run's manifest for the tag, once its `_COMPLETE` is written.
+    public var manifest: String? = nil
+    public var cleaned: [CleanOutcome] = []
+    public var error: String? = nil
+
+    public var failed: Bool {
+        error != nil || pulled.contains { $0.action == .failed } || files.contains { $0.action == .failed }
+    }
+}
+
+public struct IngestSummary: Sendable, Codable, RunSummary {
+    public var runId: String?
+    public var resumed: Bool
+    public var bucket: String
+    public var dryRun: Bool
+    public var tags: [IngestTagReport]
+    public var seconds: Double
+    public var bytesPulled: Int64
+    public var bytesSent: Int64
+
+    public var exitCode: Int32 { tags.contains(where: \.failed) ? 1 : 0 }
+
+    public var line: String {
+        let pulled = tags.flatMap(\.pulled)
+        if dryRun {
+            return "dry run: \(tags.count) tag(s), \(pulled.filter { $0.action == .wouldPull }.count) file(s) to pull, "
+                + "\(pulled.filter { $0.action == .skipped }.count) already pulled"
+        }
+        let files = tags.flatMap(\.files)
+        func n(_ a: IngestFileOutcome.Action) -> Int { files.filter { $0.action == a }.count }
+        let failedTags = tags.filter(\.failed).count
+        let writing = pulled.filter { $0.action == .stillWriting }.count
+        let cleaned = tags.flatMap(\.cleaned).filter { $0.action == .deleted }.count
+        return "run \(runId ?? "-")\(resumed ? " (resumed)" : ""): \(tags.count) tag(s), \(tags.filter { $0.manifest != nil }.count) manifest(s) complete; "
+            + "\(n(.ingested)) file(s) ingested, \(n(.alreadyIngested)) already ingested, \(n(.failed) + pulled.filter { $0.action == .failed }.count) failed"
+            + (writing > 0 ? ", \(writing) still being written" : "")
+            + (cleaned > 0 ? ", \(cleaned) deleted on the tags" : "")
+            + "; \(ByteSize.format(bytesPulled)) pulled, \(ByteSize.format(bytesSent)) sent in \(String(format: "%.1f", seconds)) s"
+            + (failedTags > 0 ? "; \(failedTags) tag(s) with failures" : "")
+    }
+}

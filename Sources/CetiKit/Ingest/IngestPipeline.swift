@@ -1,0 +1,303 @@
+import Foundation
+
+/// One tag through ingest: its pull runs on a thread of its own and hands over each verified file
+/// at once; every file is then compressed, uploaded, backed up and listed for the manifest while
+/// the next one is still arriving. When every file of the tag is verified in S3, the manifest and
+/// `_COMPLETE` are written, and only then (with --clean) is the tag wiped of what is proven.
+final class IngestPipeline: @unchecked Sendable {
+    let options: IngestOptions
+    let run: IngestRunRecord
+    let ledger: Ledger
+    let s3: S3Client
+    let puller: TagPuller
+    let compressor: Compressor
+    let uploader: Uploader
+    let console: Console
+    let tagPool: BlockingPool
+    let compressPool: BlockingPool
+    let copyPool: BlockingPool
+    let uploads: AsyncLimiter
+    let budget: StagingBudget
+
+    init(options: IngestOptions, run: IngestRunRecord, ledger: Ledger, s3: S3Client, puller: TagPuller, uploader: Uploader,
+         console: Console, tags: Int) {
+        self.options = options
+        self.run = run
+        self.ledger = ledger
+        self.s3 = s3
+        self.puller = puller
+        self.uploader = uploader
+        self.console = console
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        compressor = Compressor(options: options.compress, ledger: ledger, gzipThreads: max(1, cores))
+        tagPool = BlockingPool(threads: max(1, min(options.pull.jobs, tags)), name: "ceti-tag")
+        compressPool = BlockingPool(threads: max(1, options.compress.jobs), name: "ceti-compress")
+        copyPool = BlockingPool(threads: 1, name: "ceti-backup")
+        uploads = AsyncLimiter(options.upload.jobs)
+        budget = StagingBudget(limit: options.maxStaging)
+    }
+
+    private var bucket: String { options.upload.bucket }
+
+    func ingest(_ target: TagTarget) async -> IngestTagReport {
+        let address = target.address
+        var report = IngestTagReport(tag: target.name ?? address, address: address)
+        let (stream, continuation) = AsyncStream.makeStream(of: (copy: CopyRecord, reserved: Bool).self)
+        let hooks = PullHooks(beforeDownload: { [budget] in budget.reserve($0) },
+                              ready: { continuation.yield(($0, $1)) },
+                              stillHeld: { [self] in stillHeld($0) },
+                              abandoned: { [budget] in budget.release($0) })
+        let pull = Task { [tagPool, puller] in
+            try await tagPool.run {
+                defer { continuation.finish() }
+                return puller.pull(target, hooks: hooks)
+            }
+        }
+        var outcomes: [IngestFileOutcome] = []
+        await withTaskGroup(of: IngestFileOutcome.self) { group in
+            for await item in stream {
+                group.addTask { await self.process(item.copy, host: address, reserved: item.reserved) }
+            }
+            for await o in group { outcomes.append(o) }
+        }
+        // The pool's body never throws: the pull reports its own failures.
+        let pulled = (try? await pull.value) ?? TagPullReport(tag: report.tag, address: address, error: "the pull was interrupted")
+        report.tag = pulled.tag
+        report.pulled = pulled.files
+        report.error = pulled.error
+        report.files = outcomes.sorted { $0.name < $1.name }
+        reportPull(pulled)
+
+        guard !report.failed else {
+            if ledgerKnows(device: report.tag) {
+                console.error("\(report.tag): no manifest in this run because of the failures above; rerun to finish it")
+            }
+            if options.clean { console.error("\(report.tag): nothing was deleted on the tag because of the failures above") }
+            return report
+        }
+        do {
+            report.manifest = try await complete(device: report.tag)
+            if options.clean {
+                let named = TagTarget(address: address, port: target.port, name: report.tag)
+                report.cleaned = try await tagPool.run { [puller] in try puller.clean(named) }
+                WhaleTagRun.reportCleaned(report.cleaned, tag: report.tag, console: console)
+            }
+        } catch {
+            report.error = "\(error)"
+            console.error("\(report.tag): \(error)")
+        }
+        return report
+    }
+
+    /// A file pulled earlier needs no new pull while its copy or its verified output is in staging,
+    /// or once a complete manifest lists it.
+    private func stillHeld(_ copy: CopyRecord) -> Bool {
+        if FileManager.default.fileExists(atPath: copy.localPath) { return true }
+        if let d = try? ledger.derivative(inputSHA256: copy.sha256), FileWalker.fingerprint(path: d.outputPath)?.size == d.outputSize {
+            return true
+        }
+        return (try? ledger.ingestedIn(device: copy.device, remotePath: copy.remotePath, sha256: copy.sha256))??.complete ?? false
+    }
+
+    private func ledgerKnows(device: String) -> Bool { (try? ledger.runDevice(run: run.id, device: device)) != nil }
+
+    // MARK: one file
+
+    private func process(_ copy: CopyRecord, host: String, reserved: Bool) async -> IngestFileOutcome {
+        defer { if reserved { budget.release(copy.size) } }
+        let name = (copy.remotePath as NSString).lastPathComponent
+        var o = IngestFileOutcome(action: .failed, device: copy.device, name: name, size: copy.size)
+        do {
+            if let listed = try ledger.ingestedIn(device: copy.device, remotePath: copy.remotePath, sha256: copy.sha256),
+               listed.complete {
+                o.action = .alreadyIngested
+                console.verbose("\(copy.device)/\(name.printable): already in the complete manifest of run \(listed.run)")
+                return o
+            }
+            // 1. Raw audio → FLAC, CSV → gzip, verified; the pulled original goes once its output is recorded.
+            var path = copy.localPath
+            var derivative: DerivativeRecord?
+            if let kind = Compressor.kind(of: copy.localPath) {
+                let c = try await compressPool.run { [compressor] in compressor.compress(copy.localPath, kind: kind) }
+                guard c.action == .compressed || c.action == .skipped else { throw IngestError.step(c.message ?? "compressing \(name) failed") }
+                guard let d = try ledger.derivative(outputPath: c.output), d.inputSHA256 == copy.sha256 else {
+                    throw IngestError.notDerived(output: c.output, input: copy.localPath)
+                }
+                derivative = d
+                path = c.output
+                o.derivative = (c.output as NSString).lastPathComponent
+            }
+            // 2. Upload, verified (or proven already there).
+            let object = try await upload(path, device: copy.device)
+            o.key = object.key
+            o.upload = object.action
+            // 3. A second local copy, verified.
+            if let dir = options.backupDir {
+                o.backup = try await backUp(path, sha256: object.sha256, size: object.size,
+                                            to: "\(dir)/\(run.localDate)/\(copy.device)/\((path as NSString).lastPathComponent)")
+            }
+            // 4. Listed for this run's manifest of the device.
+            let entry = Manifest.Entry(
+                name: name, remotePath: copy.remotePath, size: copy.size, mtime: copy.mtime, sha256: copy.sha256,
+                derivative: derivative.map {
+                    Manifest.Derivative(name: ($0.outputPath as NSString).lastPathComponent, size: $0.outputSize,
+                                        sha256: $0.outputSHA256, codec: $0.codec, parameters: $0.parameters, flacMd5: $0.flacMD5)
+                },
+                object: Manifest.Object(key: object.key, size: object.size, sha256: object.sha256, etag: object.etag))
+            let json = String(decoding: try Manifest.encoder.encode(entry), as: UTF8.self)
+            if !(try ledger.assign(run: run.id, device: copy.device, host: host, remotePath: copy.remotePath,
+                                   sha256: copy.sha256, entry: json)) {
+                console.info("\(copy.device)/\(name.printable): this run's manifest of \(copy.device) is already complete; the next run lists it")
+            }
+            o.action = .ingested
+            if console.showsResults {
+                console.result("ingested".padding(toLength: 10, withPad: " ", startingAt: 0)
+                               + ByteSize.format(copy.size).padding(toLength: 11, withPad: " ", startingAt: 0)
+                               + " \(copy.device)/\(name.printable) → s3://\(bucket)/\(object.key.printable) (\(object.action))")
+            }
+        } catch {
+            o.message = "\(error)"
+            console.error("\(copy.device)/\(name.printable): \(error)")
+        }
+        return o
+    }
+
+    private struct Uploaded {
+        var key: String
+        var size: Int64
+        var sha256: String
+        var etag: String
+        var action: String
+    }
+
+    private func upload(_ path: String, device: String) async throws -> Uploaded {
+        guard let fingerprint = FileWalker.fingerprint(path: path) else { throw IngestError.missing(path: path) }
+        let file = LocalFile(path: path, device: device, relativePath: (path as NSString).lastPathComponent, fingerprint: fingerprint)
+        let (settled, work, newFiles) = try UploadRun.plan([file], options: options.upload, ledger: ledger)
+        try ledger.insertNewFiles(newFiles)
+        var outcome: UploadOutcome
+        if let s = settled.first {
+            outcome = s
+        } else {
+            let p = work[0]
+            // Keys of device files never land among the runs' manifests.
+            if p.key.hasPrefix(Manifest.folder(prefix: options.upload.prefix, run: "", device: "")) {
+                throw IngestError.keyInRunsFolder(key: p.key)
+            }
+            outcome = try await uploads.run { [uploader] in try await uploader.process(p.file, key: p.key, plannedDate: p.date) }
+        }
+        guard !outcome.isFailure, let etag = outcome.etag, let sha = outcome.sha256 else {
+            throw IngestError.step(outcome.message ?? "uploading \(path) failed")
+        }
+        return Uploaded(key: outcome.key, size: outcome.size, sha256: sha, etag: etag, action: outcome.action.rawValue)
+    }
+
+    private func backUp(_ path: String, sha256: String, size: Int64, to dest: String) async throws -> String {
+        if let b = try ledger.backup(path: dest), b.sha256 == sha256, FileWalker.fingerprint(path: dest)?.size == size {
+            return dest
+        }
+        try await copyPool.run {
+            if FileManager.default.fileExists(atPath: dest) {
+                // Copied by a run stopped before it could record it: keep it only if identical.
+                guard try FileHashes.sha256(path: dest) == sha256 else { throw IngestError.backupExists(path: dest) }
+            } else {
+                var st = stat()
+                guard stat(path, &st) == 0 else { throw IngestError.missing(path: path) }
+                guard try VerifiedCopy.copy(path, to: [dest], mtime: st.st_mtim) == sha256 else {
+                    unlink(dest)
+                    throw IngestError.changed(path: path)
+                }
+            }
+        }
+        try ledger.recordBackup(path: dest, sha256: sha256, size: size)
+        return dest
+    }
+
+    // MARK: manifest and _COMPLETE
+
+    /// Writes the device's manifest, then `_COMPLETE`; returns the manifest's s3:// address, or nil
+    /// when nothing of this device belongs to this run.
+    private func complete(device: String) async throws -> String? {
+        guard let state = try ledger.runDevice(run: run.id, device: device) else { return nil }
+        let folder = Manifest.folder(prefix: options.upload.prefix, run: run.id, device: device)
+        let manifestKey = folder + Manifest.fileName
+        let completeKey = folder + Manifest.completeMarker
+        if state.completedAt != nil { return "s3://\(bucket)/\(manifestKey)" }
+        var entries = try ledger.runEntries(run: run.id, device: device).map { try Manifest.decoder.decode(Manifest.Entry.self, from: Data($0.utf8)) }
+        guard !entries.isEmpty else { return nil }
+
+        // A run stopped right after writing _COMPLETE: the manifest there is final; files listed
+        // since then wait for the next run.
+        if try await s3.headObject(bucket: bucket, key: completeKey) != nil,
+           let existing = try await s3.getObject(bucket: bucket, key: manifestKey) {
+            let written = try Manifest.decode(existing.body)
+            let listed = Set(written.files.map(\.remotePath))
+            try ledger.release(run: run.id, device: device, keeping: listed)
+            try ledger.recordManifest(run: run.id, device: device, key: manifestKey, etag: existing.etag)
+            try ledger.recordComplete(run: run.id, device: device)
+            return "s3://\(bucket)/\(manifestKey)"
+        }
+
+        // No manifest lists an object the ledger has not verified.
+        for e in entries {
+            guard let o = try ledger.object(bucket: bucket, key: e.object.key), o.etag == e.object.etag, o.sha256 == e.object.sha256 else {
+                throw IngestError.unverified(key: e.object.key)
+            }
+        }
+        entries.sort { $0.remotePath < $1.remotePath }
+        let manifest = Manifest(schemaVersion: Manifest.currentSchema, runId: run.id, runStartedAt: run.startedAt,
+                                device: device, host: state.host, bucket: bucket, files: entries)
+        let etag = try await put(try manifest.encoded(), key: manifestKey)
+        try ledger.recordManifest(run: run.id, device: device, key: manifestKey, etag: etag)
+        _ = try await put([], key: completeKey)
+        try ledger.recordComplete(run: run.id, device: device)
+        console.info("\(device): \(entries.count) file(s) in s3://\(bucket)/\(manifestKey), then \(Manifest.completeMarker)")
+        return "s3://\(bucket)/\(manifestKey)"
+    }
+
+    private func put(_ body: [UInt8], key: String) async throws -> String {
+        let md5 = Digest.md5(body)
+        let sha = Digest.sha256(body)
+        let etag = try await s3.putObject(bucket: bucket, key: key, body: .bytes(body), md5: md5, sha256: sha,
+                                          metadata: [("sha256", sha.hex)])
+        guard etag == md5.hex else { throw UploadError.etagMismatch(key: key, expected: md5.hex, got: etag) }
+        return etag
+    }
+
+    // MARK: reporting
+
+    private func reportPull(_ r: TagPullReport) {
+        if let error = r.error { console.error(error.contains(r.address) ? error : "\(r.tag): \(error)") }
+        for f in r.files {
+            switch f.action {
+            case .failed: console.error("\(r.tag): \(f.name.printable): \(f.message ?? "failed")")
+            case .stillWriting: console.info("\(r.tag): \(f.name.printable): \(f.message ?? "")")
+            default: continue
+            }
+        }
+    }
+}
+
+enum IngestError: Error, CustomStringConvertible {
+    case step(String)
+    case notDerived(output: String, input: String)
+    case missing(path: String)
+    case changed(path: String)
+    case backupExists(path: String)
+    case unverified(key: String)
+    case keyInRunsFolder(key: String)
+
+    var description: String {
+        switch self {
+        case .step(let message): return message
+        case .notDerived(let output, let input):
+            return "\(output) is not recorded as the compressed output of the pulled \(input); both kept: move \(output) away and rerun"
+        case .missing(let path): return "\(path) is gone from staging; rerun to pull it again"
+        case .changed(let path): return "\(path) changed after it was uploaded; the backup copy was not kept"
+        case .backupExists(let path): return "\(path) already exists with other content; it was kept: move it away and rerun"
+        case .unverified(let key): return "s3://…/\(key) is not verified in the ledger; no manifest was written: rerun"
+        case .keyInRunsFolder(let key):
+            return "the key \(key) would fall among the runs' manifests (\(Manifest.runsFolder)/); change --key-template"
+        }
+    }
+}

@@ -1,0 +1,74 @@
+import Foundation
+
+/// What one ingest run delivered from one device: every file as it was on the device, its
+/// compressed derivative and the verified S3 object holding it. Written only after every object it
+/// lists is verified, and followed by an empty `_COMPLETE`: a reader that finds `_COMPLETE` can
+/// trust the manifest next to it. Deterministic (sorted keys, no clock), so a resumed run writes
+/// the very same bytes again.
+public struct Manifest: Codable, Sendable, Equatable {
+    public static let currentSchema = 1
+    public static let fileName = "manifest.json"
+    public static let completeMarker = "_COMPLETE"
+    /// The folder under the key prefix that holds the runs; no device's files are ever keyed there
+    /// (device folders sit under dates, and `_` starts no tag's hostname).
+    public static let runsFolder = "_runs"
+
+    public var schemaVersion: Int
+    public var runId: String
+    public var runStartedAt: String
+    public var device: String
+    public var host: String
+    public var bucket: String
+    public var files: [Entry]
+
+    public struct Entry: Codable, Sendable, Equatable {
+        /// The name on the device, its size, modification time (the device's clock) and SHA-256.
+        public var name: String
+        public var remotePath: String
+        public var size: Int64
+        public var mtime: Int64
+        public var sha256: String
+        /// The FLAC or gzip made of it; nil when the file was uploaded as it was (FLAC firmware).
+        public var derivative: Derivative?
+        public var object: Object
+    }
+
+    public struct Derivative: Codable, Sendable, Equatable {
+        public var name: String
+        public var size: Int64
+        public var sha256: String
+        public var codec: String
+        public var parameters: String
+        /// FLAC only: the MD5 of the decoded PCM, as in STREAMINFO.
+        public var flacMd5: String?
+    }
+
+    public struct Object: Codable, Sendable, Equatable {
+        public var key: String
+        public var size: Int64
+        public var sha256: String
+        public var etag: String
+    }
+
+    /// `{prefix}/_runs/<run id>/<device>/`: one folder per run, so two runs never overwrite each other.
+    public static func folder(prefix: String, run: String, device: String) -> String {
+        ([prefix, runsFolder, run, device].filter { !$0.isEmpty }.joined(separator: "/")) + "/"
+    }
+
+    static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.keyEncodingStrategy = .convertToSnakeCase
+        e.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        return e
+    }()
+
+    static let decoder: JSONDecoder = {
+        let d = JSONDecoder()
+        d.keyDecodingStrategy = .convertFromSnakeCase
+        return d
+    }()
+
+    public func encoded() throws -> [UInt8] { Array(try Self.encoder.encode(self)) + [0x0A] }
+
+    public static func decode(_ bytes: [UInt8]) throws -> Manifest { try decoder.decode(Manifest.self, from: Data(bytes)) }
+}

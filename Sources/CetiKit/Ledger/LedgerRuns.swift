@@ -1,0 +1,153 @@
+import Foundation
+
+/// One `ceti ingest` run: its id names its manifests' prefix in S3, its local date the backup folder.
+public struct IngestRunRecord: Sendable, Equatable {
+    public var id: String
+    public var startedAt: String
+    public var localDate: String
+    /// True when this is an interrupted run being finished (same id, same prefix).
+    public var resumed: Bool
+}
+
+/// Where a device stands in one run.
+public struct RunDeviceRecord: Sendable, Equatable {
+    public var host: String
+    public var manifestKey: String?
+    public var manifestETag: String?
+    public var completedAt: String?
+}
+
+/// Ingest runs, the files each device's manifest lists, and verified backup copies.
+extension Ledger {
+    /// The run interrupted last time (killed before it finished), or a new one. Resuming keeps the
+    /// id, so a rerun writes the same manifests under the same prefix and never a second `_COMPLETE`.
+    public func openRun(now: Date = Date()) throws -> IngestRunRecord {
+        try locked {
+            if let r = try db.query("SELECT id, started_at, local_date FROM runs WHERE finished_at IS NULL ORDER BY started_at DESC LIMIT 1").first {
+                return IngestRunRecord(id: r[0].text!, startedAt: r[1].text!, localDate: r[2].text!, resumed: true)
+            }
+            let suffix = (0..<4).map { _ in String(UInt8.random(in: 0...15), radix: 16) }.joined()
+            let run = IngestRunRecord(id: Timestamp.compact(now) + "-" + suffix, startedAt: Timestamp.iso8601(now),
+                                      localDate: Timestamp.localDate(now), resumed: false)
+            try db.query("INSERT INTO runs (id, started_at, local_date) VALUES (?, ?, ?)",
+                         [.text(run.id), .text(run.startedAt), .text(run.localDate)])
+            return run
+        }
+    }
+
+    /// Marks the run finished, unless a device has its manifest but not its `_COMPLETE` yet: then
+    /// the next run resumes this one and writes the marker under the same prefix.
+    public func finishRun(_ id: String) throws {
+        try locked {
+            try db.query("""
+                UPDATE runs SET finished_at = ? WHERE id = ? AND NOT EXISTS (SELECT 1 FROM run_devices
+                    WHERE run_id = ? AND manifest_key IS NOT NULL AND completed_at IS NULL)
+                """, [.text(Timestamp.now()), .text(id), .text(id)])
+        }
+    }
+
+    public func runDevice(run: String, device: String) throws -> RunDeviceRecord? {
+        try locked {
+            try db.query("SELECT host, manifest_key, manifest_etag, completed_at FROM run_devices WHERE run_id = ? AND device = ?",
+                         [.text(run), .text(device)]).first.map {
+                RunDeviceRecord(host: $0[0].text!, manifestKey: $0[1].text, manifestETag: $0[2].text, completedAt: $0[3].text)
+            }
+        }
+    }
+
+    /// The run whose manifest lists this device file, and whether that manifest is complete.
+    public func ingestedIn(device: String, remotePath: String, sha256: String) throws -> (run: String, complete: Bool)? {
+        try locked {
+            try db.query("""
+                SELECT f.run_id, d.completed_at FROM run_files f LEFT JOIN run_devices d ON d.run_id = f.run_id AND d.device = f.device
+                WHERE f.device = ? AND f.remote_path = ? AND f.sha256 = ?
+                """, [.text(device), .text(remotePath), .text(sha256)]).first.map { ($0[0].text!, $0[1].text != nil) }
+        }
+    }
+
+    /// Lists a device file (its manifest entry, JSON) in this run's manifest for its device. A file
+    /// already listed by a complete manifest stays there; one left pending by an earlier run moves
+    /// here. Returns false when this run's manifest for the device is already complete (the file
+    /// then waits for the next run).
+    @discardableResult
+    public func assign(run: String, device: String, host: String, remotePath: String, sha256: String, entry: String) throws -> Bool {
+        try locked {
+            var assigned = false
+            try transaction {
+                try db.query("INSERT OR IGNORE INTO run_devices (run_id, device, host) VALUES (?, ?, ?)",
+                             [.text(run), .text(device), .text(host)])
+                if try db.query("SELECT 1 FROM run_devices WHERE run_id = ? AND device = ? AND completed_at IS NOT NULL",
+                                [.text(run), .text(device)]).first != nil {
+                    return
+                }
+                try db.query("""
+                    INSERT INTO run_files (device, remote_path, sha256, run_id, entry) VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT(device, remote_path, sha256) DO UPDATE SET run_id = excluded.run_id, entry = excluded.entry
+                    WHERE NOT EXISTS (SELECT 1 FROM run_devices d WHERE d.run_id = run_files.run_id AND d.device = run_files.device
+                                      AND d.completed_at IS NOT NULL)
+                    """, [.text(device), .text(remotePath), .text(sha256), .text(run), .text(entry)])
+                assigned = true
+            }
+            return assigned
+        }
+    }
+
+    /// The manifest entries (JSON) of one device in one run, by remote path.
+    public func runEntries(run: String, device: String) throws -> [String] {
+        try locked {
+            try db.query("SELECT entry FROM run_files WHERE run_id = ? AND device = ? ORDER BY remote_path",
+                         [.text(run), .text(device)]).map { $0[0].text! }
+        }
+    }
+
+    /// Unlists from this run's manifest of the device every file but `keeping` (remote paths): for
+    /// a manifest found already complete in S3; the others go to the next run.
+    public func release(run: String, device: String, keeping: Set<String>) throws {
+        for path in try locked({ try db.query("SELECT remote_path FROM run_files WHERE run_id = ? AND device = ?",
+                                              [.text(run), .text(device)]).map { $0[0].text! } }) where !keeping.contains(path) {
+            try locked {
+                try db.query("DELETE FROM run_files WHERE run_id = ? AND device = ? AND remote_path = ?",
+                             [.text(run), .text(device), .text(path)])
+            }
+        }
+    }
+
+    public func recordManifest(run: String, device: String, key: String, etag: String) throws {
+        try locked {
+            try db.query("UPDATE run_devices SET manifest_key = ?, manifest_etag = ? WHERE run_id = ? AND device = ?",
+                         [.text(key), .text(etag), .text(run), .text(device)])
+        }
+    }
+
+    public func recordComplete(run: String, device: String) throws {
+        try locked {
+            try db.query("UPDATE run_devices SET completed_at = ? WHERE run_id = ? AND device = ?",
+                         [.text(Timestamp.now()), .text(run), .text(device)])
+        }
+    }
+
+    // MARK: backups
+
+    /// The verified backup copy at `path`, if one was made (its SHA-256 and size).
+    public func backup(path: String) throws -> (sha256: String, size: Int64)? {
+        try locked {
+            try db.query("SELECT sha256, size FROM backups WHERE path = ?", [.text(path)]).first.map { ($0[0].text!, $0[1].int!) }
+        }
+    }
+
+    public func recordBackup(path: String, sha256: String, size: Int64) throws {
+        try locked {
+            try db.query("INSERT OR REPLACE INTO backups (path, sha256, size, verified_at) VALUES (?, ?, ?, ?)",
+                         [.text(path), .text(sha256), .int(size), .text(Timestamp.now())])
+        }
+    }
+
+    /// The newest verified derivative of content with this SHA-256.
+    public func derivative(inputSHA256: String) throws -> DerivativeRecord? {
+        let path = try locked {
+            try db.query("SELECT output_path FROM derivatives WHERE input_sha256 = ? ORDER BY id DESC LIMIT 1",
+                         [.text(inputSHA256)]).first?[0].text
+        }
+        return try path.flatMap { try derivative(outputPath: $0) }
+    }
+}

@@ -1,0 +1,89 @@
+import ArgumentParser
+import CetiKit
+import Foundation
+
+struct Ingest: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ingest",
+        abstract: "The one-shot tag pipeline: discover → pull → compress → upload → backup → (clean), resumable.",
+        discussion: """
+            Tags (-t, else every tag discovered on the LAN) are pulled in parallel, one SSH session each, \
+            into STAGING/<hostname>/ exactly as `whaletag` does. Each file is handed on as soon as the tag's \
+            own sha256sum confirms it: raw audio is FLAC-encoded and CSV gzipped as `compress` does \
+            (verified, the pulled original removed once its output is recorded), FLAC written by the \
+            tag's firmware and every other file go as they are; then it is uploaded as `s3upload` does \
+            (verified by ETag, keyed {prefix}/{date}/{device}/{name}), and with --backup copied to \
+            DIR/<local date>/<hostname>/ and read back. --max-staging pauses pulling while staging \
+            holds more than SIZE not yet uploaded.
+
+            When every file of a tag is verified in S3, the run writes s3://BUCKET/{prefix}/_runs/<run \
+            id>/<hostname>/manifest.json (each file's name, size, SHA-256, its FLAC/gzip and the \
+            FLAC MD5, the S3 key and ETag), then an empty _COMPLETE next to it. A tag with a failure \
+            gets neither in this run; a rerun finishes it. --clean then deletes on the tag only what \
+            `whaletag -c` would: files unchanged since they were pulled whose bytes are proven in S3.
+
+            Interrupted at any point (even kill -9), a rerun resumes the same run id: finished work is \
+            not redone, no object is written twice and no second _COMPLETE appears.
+
+            Exit status: 0 all done, 1 a tag or file failed (each listed), 2 usage/configuration error.
+            """)
+
+    @Option(name: [.customShort("t"), .long], help: "Only this tag: hostname or address, optionally :PORT; repeatable. Default: every tag discovered.")
+    var tag: [String] = []
+    @Flag(help: "Wipe each tag of the files proven uploaded (the rules of whaletag -c), after its manifest is complete.")
+    var clean = false
+    @Option(help: "Also keep verified copies of the uploaded files in DIR/<local date>/<hostname>/.")
+    var backup: String?
+    @Option(name: .customLong("max-staging"), help: "Pause pulling while staging holds more than this not yet uploaded, e.g. 20G.")
+    var maxStaging: String?
+    @Option(help: "Where pulled and compressed files wait, in <hostname>/ folders.")
+    var staging = "staging"
+    @Flag(name: .customLong("dry-run"), help: "Show what would be pulled; writes nothing.")
+    var dryRun = false
+    @Option(name: .customLong("tag-jobs"), help: "Tags pulled in parallel.")
+    var tagJobs = 4
+    @Option(name: .customLong("compress-jobs"), help: "Files compressed in parallel (default: the number of cores).")
+    var compressJobs: Int?
+    @Option(name: .shortAndLong, help: "Parallel transfers to S3 (default 4).")
+    var jobs: Int?
+
+    @OptionGroup(title: "Tags") var login: TagLoginOptions
+    @OptionGroup(title: "Compression") var compression: CompressionOptions
+    @OptionGroup(title: "S3") var s3: S3Options
+    @OptionGroup(title: "Upload") var transfer: TransferOptions
+    @OptionGroup var ledger: LedgerOption
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        let console = output.console
+        try await runReportingErrors(console) {
+            guard (1...64).contains(tagJobs) else { throw UsageError("--tag-jobs \(tagJobs): give a number from 1 to 64") }
+            let cores = ProcessInfo.processInfo.activeProcessorCount
+            let cj = compressJobs ?? cores
+            guard (1...64).contains(cj) else { throw UsageError("--compress-jobs \(cj): give a number from 1 to 64") }
+            let env = ProcessInfo.processInfo.environment
+            let config = try ConfigFile.load(explicit: s3.config, environment: env)
+            let settings = try S3Settings.resolve(s3.flags, environment: env, config: config)
+            var pull = try login.pullOptions(dataDir: staging, ledgerFlag: ledger.ledger, environment: env, config: config)
+            pull.jobs = tagJobs
+            var compress = CompressOptions(directories: [], ledgerPath: pull.ledgerPath, jobs: cj)
+            try compression.apply(to: &compress)
+            let upload = try transfer.uploadOptions(directories: [], bucket: settings.bucket, jobs: jobs,
+                                                    ledgerFlag: ledger.ledger, environment: env, config: config)
+            var options = IngestOptions(pull: pull, compress: compress, upload: upload)
+            options.targets = tag
+            options.subnets = tag.isEmpty ? try WhaleTagRun.subnets(login.subnet) : []
+            options.clean = clean
+            options.dryRun = dryRun
+            options.backupDir = backup.map(FileWalker.absolute)
+            if let text = maxStaging {
+                guard let size = ByteSize.parse(text), size > 0 else {
+                    throw UsageError("--max-staging \(text): give a size, e.g. 20G or 500M")
+                }
+                options.maxStaging = size
+            }
+            let summary = try await IngestRun.execute(options, settings: settings, console: console)
+            return try output.finish(summary, console: console)
+        }
+    }
+}
