@@ -32,12 +32,14 @@ integration: build
 
 # S3 upload (SeaweedFS via with-s3.sh; ARGS), then the SFTP pull against OpenSSH sftp/scp (needs
 # root: starts and always stops its own sshd via scripts/tag-sim.sh; WARGS, plus --quick from ARGS),
-# then compress against flac/gzip/pigz (CARGS), then general_offload against cp + sha256sum (OARGS).
+# then compress against flac/gzip/pigz (CARGS), then general_offload against cp + sha256sum (OARGS),
+# then ingest of two simulated tags against sftp → flac → gzip → aws s3 sync (root; IARGS).
 bench: release
 	CETI_BIN=$(CURDIR)/.build/release/ceti CETI_TEST_BUCKETS="ceti-bench" bash scripts/with-s3.sh $(VENV)/bin/python bench/s3upload_bench.py $(ARGS)
 	CETI_BIN=$(CURDIR)/.build/release/ceti $(VENV)/bin/python bench/whaletag_bench.py $(filter --quick,$(ARGS)) $(WARGS)
 	CETI_BIN=$(CURDIR)/.build/release/ceti $(VENV)/bin/python bench/compress_bench.py $(filter --quick,$(ARGS)) $(CARGS)
 	CETI_BIN=$(CURDIR)/.build/release/ceti $(VENV)/bin/python bench/offload_bench.py $(filter --quick,$(ARGS)) $(OARGS)
+	CETI_BIN=$(CURDIR)/.build/release/ceti CETI_TEST_BUCKETS="ceti-bench" bash scripts/with-s3.sh $(VENV)/bin/python bench/ingest_bench.py $(filter --quick,$(ARGS)) $(IARGS)
 
 install: release
 	install -d $(DESTDIR)$(PREFIX)/bin

@@ -379,3 +379,36 @@ def record(section: str, started: float) -> None:
     with open(REPO / "BENCHMARKS.md", "a") as f:
         f.write(section)
     log(f"appended to BENCHMARKS.md; total {time.monotonic() - started:.0f} s")
+
+
+def ensure_numpy() -> None:
+    try:
+        import numpy  # noqa: F401
+    except ImportError:
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "numpy"], check=True)
+
+
+def write_hydrophone_raw(path: Path, frames: int, seed: int) -> None:
+    """Raw audio as a tag writes it (3 ch, 16-bit, big-endian): Gaussian noise σ≈12 LSB plus a weak
+    1.2 kHz tone at 96 kHz, as a hydrophone at sea records. Written in 4 M-frame chunks."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    with open(path, "wb") as f:
+        for start in range(0, frames, 4_000_000):
+            n = min(4_000_000, frames - start)
+            t = np.arange(start, start + n)
+            x = rng.normal(0, 12, (n, 3)) + 40 * np.sin(2 * np.pi * 1200 * t / 96000)[:, None]
+            f.write(x.astype(">i2").tobytes())
+
+
+def write_sensor_csv(path: Path, rows: int, seed: int) -> None:
+    """Accelerometer-like random walks, one row per 10 ms."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    ts = 1700000000000 + np.arange(rows) * 10
+    vals = np.cumsum(rng.normal(0, 0.01, (rows, 3)), axis=0)
+    with open(path, "w") as f:
+        f.write("timestamp_ms,ax,ay,az\n")
+        for start in range(0, rows, 100_000):
+            f.write("".join(f"{t},{a:.4f},{b:.4f},{c:.4f}\n" for t, (a, b, c) in
+                            zip(ts[start:start + 100_000], vals[start:start + 100_000])))

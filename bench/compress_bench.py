@@ -26,20 +26,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
-from benchlib import record, build_launcher, machine_info, run_measured  # noqa: E402
+from benchlib import (build_launcher, ensure_numpy, machine_info, record, run_measured,  # noqa: E402
+                      write_hydrophone_raw, write_sensor_csv)
 
 RAW_FLAGS = ["--force-raw-format", "--channels=3", "--bps=16", "--sample-rate=96000", "--sign=signed", "--endian=big"]
 
 
-def ensure_numpy():
-    try:
-        import numpy  # noqa: F401
-    except ImportError:
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "numpy"], check=True)
-
-
 def make_data(base: Path, quick: bool) -> tuple[list[Path], list[Path]]:
-    import numpy as np
     raw_dir, csv_dir = base / "raw", base / "csv"
     raw_dir.mkdir(parents=True, exist_ok=True)
     csv_dir.mkdir(parents=True, exist_ok=True)
@@ -48,28 +41,13 @@ def make_data(base: Path, quick: bool) -> tuple[list[Path], list[Path]]:
     for i in range(2 if quick else 8):
         p = raw_dir / f"{1700000000000 + i * 300000}.raw"
         if not p.exists() or p.stat().st_size != frames * 6:
-            rng = np.random.default_rng(i)
-            with open(p, "wb") as f:
-                for start in range(0, frames, 4_000_000):
-                    n = min(4_000_000, frames - start)
-                    t = np.arange(start, start + n)
-                    x = rng.normal(0, 12, (n, 3)) + 40 * np.sin(2 * np.pi * 1200 * t / 96000)[:, None]
-                    f.write(x.astype(">i2").tobytes())
+            write_hydrophone_raw(p, frames, i)
         raws.append(p)
     csvs = []
     for i in range(3 if quick else 10):
         p = csv_dir / f"data_sensor_{i:02}.csv"
         if not p.exists():
-            rng = np.random.default_rng(100 + i)
-            rows = 60_000 if quick else 600_000
-            ts = 1700000000000 + np.arange(rows) * 10
-            vals = np.cumsum(rng.normal(0, 0.01, (rows, 3)), axis=0)
-            with open(p, "w") as f:
-                f.write("timestamp_ms,ax,ay,az\n")
-                for start in range(0, rows, 100_000):
-                    chunk = [f"{t},{a:.4f},{b:.4f},{c:.4f}\n" for t, (a, b, c) in
-                             zip(ts[start:start + 100_000], vals[start:start + 100_000])]
-                    f.write("".join(chunk))
+            write_sensor_csv(p, 60_000 if quick else 600_000, 100 + i)
         csvs.append(p)
     return raws, csvs
 

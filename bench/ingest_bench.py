@@ -28,7 +28,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
-from benchlib import build_launcher, machine_info, record, run_measured  # noqa: E402
+from benchlib import (build_launcher, ensure_numpy, machine_info, record, run_measured,  # noqa: E402
+                      write_hydrophone_raw, write_sensor_csv)
 
 RAW_FLAGS = "--force-raw-format --channels=3 --bps=16 --sample-rate=96000 --sign=signed --endian=big"
 TAGS = ("wt-0a1b2c3d", "wt-b827eb0a0b0c")
@@ -36,42 +37,21 @@ SSH_OPTS = ("-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogL
             "-o PubkeyAuthentication=no -o PreferredAuthentications=password")
 
 
-def ensure_numpy():
-    try:
-        import numpy  # noqa: F401
-    except ImportError:
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "numpy"], check=True)
-
-
 def make_tag_data(base: Path, index: int, quick: bool) -> list[Path]:
     """6 raw files of 172 MB and ~100 MB of CSV (quick: 2 × 24 MB and ~10 MB), cached."""
-    import numpy as np
     base.mkdir(parents=True, exist_ok=True)
     frames = 4_000_000 if quick else 28_666_666
     out = []
     for k in range(2 if quick else 6):
         p = base / f"{1700000000000 + index * 10_000_000 + k * 300_000}.raw"
         if not p.exists() or p.stat().st_size != frames * 6:
-            rng = np.random.default_rng(index * 100 + k)
-            with open(p, "wb") as f:
-                for start in range(0, frames, 4_000_000):
-                    n = min(4_000_000, frames - start)
-                    t = np.arange(start, start + n)
-                    x = rng.normal(0, 12, (n, 3)) + 40 * np.sin(2 * np.pi * 1200 * t / 96000)[:, None]
-                    f.write(x.astype(">i2").tobytes())
+            write_hydrophone_raw(p, frames, index * 100 + k)
         out.append(p)
-    rows = 60_000 if quick else 600_000
+    rows = 90_000 if quick else 900_000  # 3 × ~33 MB
     for name in ("data_imu_acc_01.csv", "data_pressure_temperature.csv", "data_battery.csv"):
         p = base / name
-        if not p.exists():
-            rng = np.random.default_rng(1000 + index * 10 + len(name))
-            ts = 1700000000000 + np.arange(rows) * 10
-            vals = np.cumsum(rng.normal(0, 0.01, (rows, 3)), axis=0)
-            with open(p, "w") as f:
-                f.write("timestamp_ms,a,b,c\n")
-                for start in range(0, rows, 100_000):
-                    f.write("".join(f"{t},{a:.4f},{b:.4f},{c:.4f}\n" for t, (a, b, c) in
-                                    zip(ts[start:start + 100_000], vals[start:start + 100_000])))
+        if not p.exists() or p.stat().st_size < rows * 30:
+            write_sensor_csv(p, rows, 1000 + index * 10 + len(name))
         out.append(p)
     old = time.time() - 3600
     for p in out:
@@ -89,6 +69,8 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--no-record", action="store_true")
+    ap.add_argument("--uplink", default="40M",
+                    help="also run with the upload capped at this rate for both tools (MiB/s as 40M; 'none' to skip)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench: ingest_bench needs root (the simulated tags run their own sshd)")
@@ -136,19 +118,27 @@ def main() -> int:
                         pass
         env = {**os.environ, "CETI_TAG_PASSWORD": "ceticeti", "SSHPASS": "ceticeti",
                "XDG_CONFIG_HOME": str(work / "config")}
-        results: dict[str, list] = {"ceti ingest": [], "sequential reference": []}
+        # The same uplink cap for both: ceti's --bwlimit and the AWS CLI's s3 max_bandwidth.
+        capped_config = work / "aws-config"
+        capped_config.write_text(f"[default]\ns3 =\n  max_bandwidth = {args.uplink.rstrip('M')}MB/s\n")
+        cases = [("local", None)] + ([] if args.uplink == "none" else [(f"uplink {args.uplink.rstrip('M')} MiB/s", args.uplink)])
+        results: dict[tuple[str, str], list] = {(c, t): [] for c, _ in cases for t in ("ceti ingest", "sequential reference")}
         for rep in range(args.reps):
-            for tool in results:
+            for (case, tool) in results:
+                cap = dict(cases)[case]
                 prefix = f"bench-{int(time.time())}-{rep}-{'ceti' if tool.startswith('ceti') else 'ref'}"
-                out = work / f"out-{rep}-{len(results[tool])}"
+                out = work / f"out-{rep}-{len(results[(case, tool)])}"
                 shutil.rmtree(out, ignore_errors=True)
                 out.mkdir()
+                env.pop("AWS_CONFIG_FILE", None)
                 if tool.startswith("ceti"):
                     env["CETI_LEDGER"] = str(out / "ledger.sqlite")
                     cmd = [ceti, "ingest", "--quiet", "--user", "cetitag", "--staging", str(out / "staging"),
                            "--endpoint-url", endpoint, "--bucket", bucket, "--prefix", prefix,
-                           *[a for p in ports for a in ("-t", f"127.0.0.1:{p}")]]
+                           *[a for p in ports for a in ("-t", f"127.0.0.1:{p}")], *(["--bwlimit", cap] if cap else [])]
                 else:
+                    if cap:
+                        env["AWS_CONFIG_FILE"] = str(capped_config)
                     steps = []
                     for name, port in zip(TAGS, ports):
                         d = out / name
@@ -170,8 +160,8 @@ def main() -> int:
                 want = files_per_run + (4 if tool.startswith("ceti") else 0)  # + a manifest and _COMPLETE per tag
                 assert len(keys) == want, f"{tool}: {len(keys)} objects, expected {want}"
                 check_one(aws, endpoint, bucket, keys, sets, out)
-                results[tool].append(m)
-                print(f"bench: {tool} rep {rep + 1}: wall {m.wall:.1f} s, CPU {m.cpu:.1f} s, peak RSS "
+                results[(case, tool)].append(m)
+                print(f"bench: {case}: {tool} rep {rep + 1}: wall {m.wall:.1f} s, CPU {m.cpu:.1f} s, peak RSS "
                       f"{m.maxrss_kib / 1024:.0f} MiB", file=sys.stderr)
                 shutil.rmtree(out, ignore_errors=True)
     finally:
@@ -182,16 +172,19 @@ def main() -> int:
                 pass
         shutil.rmtree(base, ignore_errors=True)
 
-    c, r = results["ceti ingest"], results["sequential reference"]
-    cw, rw = statistics.median(m.wall for m in c), statistics.median(m.wall for m in r)
-    cc, rc = statistics.median(m.cpu for m in c), statistics.median(m.cpu for m in r)
-    table = "\n".join([
-        "| tool | wall s | CPU s | peak RSS MiB | wall vs reference |",
-        "|---|--:|--:|--:|--:|",
-        f"| ceti ingest | {cw:.1f} | {cc:.1f} | {max(m.maxrss_kib for m in c) / 1024:.0f} | {cw / rw:.2f}× |",
-        f"| sftp get → flac -5 → gzip -6 → aws s3 sync | {rw:.1f} | {rc:.1f} | {max(m.maxrss_kib for m in r) / 1024:.0f} | 1.00× |",
-    ])
-    verdict = f"ceti ingest wall vs the sequential reference: {cw / rw:.2f}× (target ≤ 0.6×): {'met' if cw / rw <= 0.6 else 'missed'}"
+    lines = ["| case | tool | wall s | CPU s | machine CPU s | peak RSS MiB | wall vs reference |",
+             "|---|---|--:|--:|--:|--:|--:|"]
+    verdicts = []
+    for case, _ in cases:
+        c, r = results[(case, "ceti ingest")], results[(case, "sequential reference")]
+        cw, rw = statistics.median(m.wall for m in c), statistics.median(m.wall for m in r)
+        for tool, ms, w in (("ceti ingest", c, cw), ("sftp get → flac -5 → gzip -6 → aws s3 sync", r, rw)):
+            lines.append(f"| {case} | {tool} | {w:.1f} | {statistics.median(m.cpu for m in ms):.1f} | "
+                         f"{statistics.median(m.machine_cpu for m in ms):.1f} | {max(m.maxrss_kib for m in ms) / 1024:.0f} | {w / rw:.2f}× |")
+        verdicts.append(f"{case}: ceti ingest wall vs the sequential reference {cw / rw:.2f}× (target ≤ 0.6×): "
+                        f"{'met' if cw / rw <= 0.6 else 'missed'}")
+    table = "\n".join(lines)
+    verdict = "\n- ".join(verdicts)
     print(table)
     print("- " + verdict)
     if args.quick or args.no_record:
@@ -211,6 +204,9 @@ def main() -> int:
   3 CSVs ({csv_bytes / 2e6:.0f} MB per tag). In the page cache.
 - ceti: `ingest -t TAG1 -t TAG2` with its defaults (tags in parallel, tag-side sha256sum of every file, FLAC level 5 with
   verify and MD5 check, gzip 6 re-inflated, uploads with Content-MD5 + signed SHA-256, manifests).
+  "machine CPU s" is every process's CPU during the run (/proc/stat): ceti or the tools, and also the two tags' sshd and
+  sha256sum and the S3 server, all on the same {m['nproc']} CPUs. The uplink case caps the upload at the same rate for both
+  (ceti `--bwlimit`, the AWS CLI's `s3.max_bandwidth`), as a slow link to S3 does in the field.
   Reference: one step after the other as tag.sh did: `sftp get` of each tag (sshpass), `flac -5` per raw file
   (then rm), `gzip -6` per CSV, `aws s3 sync`. Medians of {args.reps} runs; CPU = user+sys of the tool and its children
   (wait4, {launcher_desc}); sshd and the S3 server are not counted for either. Every run's objects counted; one FLAC and
@@ -226,7 +222,7 @@ def main() -> int:
 
 def check_one(aws: str, endpoint: str, bucket: str, keys: list[str], sets: list[list[Path]], out: Path) -> None:
     """Download one FLAC and one gzip object and compare them, decoded, with the originals."""
-    originals = {p.name: p for s in sets for p in s}
+    originals = {(tag, p.name): p for tag, s in zip(TAGS, sets) for p in s}
     for suffix, orig_suffix in ((".flac", ".raw"), (".csv.gz", ".csv")):
         key = next(k for k in keys if k.endswith(suffix))
         local = out / ("check" + suffix)
@@ -239,8 +235,8 @@ def check_one(aws: str, endpoint: str, bucket: str, keys: list[str], sets: list[
         else:
             with open(back, "wb") as f:
                 subprocess.run(["gunzip", "-c", str(local)], stdout=f, check=True)
-        name = key.rsplit("/", 1)[1][: -len(suffix)] + orig_suffix
-        assert back.read_bytes() == originals[name].read_bytes(), f"{key} does not decode to {name}"
+        device, name = key.split("/")[-2], key.rsplit("/", 1)[1][: -len(suffix)] + orig_suffix
+        assert back.read_bytes() == originals[(device, name)].read_bytes(), f"{key} does not decode to {name}"
 
 
 if __name__ == "__main__":

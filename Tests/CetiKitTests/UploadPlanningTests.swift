@@ -76,11 +76,22 @@ import Testing
         let layout = PartLayout(size: fp.size, requestedPartSize: 8 << 20)
         let h = try FileHashes.compute(path: path, layout: layout, fingerprint: fp)
         #expect(h.sha256 == Digest.sha256(bytes))
-        let expected = (1...layout.partCount).map { n -> [UInt8] in
+        let parts = (1...layout.partCount).map { n -> [UInt8] in
             let (offset, length) = layout.range(ofPart: n)
-            return Digest.md5(Array(bytes[Int(offset)..<Int(offset + length)]))
+            return Array(bytes[Int(offset)..<Int(offset + length)])
         }
-        #expect(h.partMD5s == expected)
+        #expect(h.partMD5s == parts.map { Digest.md5($0) })
+        #expect(h.partSHA256s == parts.map { Digest.sha256($0) })
+        // The one-thread path (a smaller file) gives each part's SHA-256 too.
+        let small = dir.appendingPathComponent("small").path
+        FileManager.default.createFile(atPath: small, contents: Data(bytes[0..<(12 << 20)]))
+        let sfp = try #require(FileWalker.fingerprint(path: small))
+        let sl = PartLayout(size: sfp.size, requestedPartSize: 5 << 20)
+        let sh = try FileHashes.compute(path: small, layout: sl, fingerprint: sfp)
+        #expect(sh.partSHA256s == (1...sl.partCount).map { n in
+            let (offset, length) = sl.range(ofPart: n)
+            return Digest.sha256(Array(bytes[Int(offset)..<Int(offset + length)]))
+        })
     }
 
     @Test func byteSizes() {

@@ -651,6 +651,9 @@ TAG_PAIR_NAMES = ("wt-0a1b2c3d", "wt-b827eb0a0b0c")
 def tag_pair(tmp_path):
     if os.geteuid() != 0:
         pytest.skip("tag_pair needs root (creates user cetitag, runs sshd in UTS namespaces)")
+    probe = subprocess.run(["unshare", "--uts", "--mount", "true"], capture_output=True, text=True, timeout=30)
+    if probe.returncode != 0:
+        pytest.skip(f"tag_pair needs UTS and mount namespaces (unshare: {probe.stderr.strip()})")
     started = []
     try:
         for i, name in enumerate(TAG_PAIR_NAMES):

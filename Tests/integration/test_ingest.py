@@ -51,6 +51,7 @@ def tag_files(i: int, raws: int = 2, frames: int = 150_000, csv_rows: int = 20_0
     files[f"data_imu_acc_0{i}.csv"] = csv_text(csv_rows, i)
     files["data_battery.csv"] = csv_text(csv_rows // 10, 100 + i)
     files[f"data_tag_info_{i}.yaml"] = f"tag: {i}\n".encode()
+    files["data_state.csv"] = b""  # a sensor that logged nothing: uploaded as it is
     return files
 
 
@@ -131,7 +132,7 @@ def check_delivery(objects: dict[str, dict], body, want: dict[str, dict[str, byt
             assert e["size"] == len(files[e["name"]]) and e["sha256"] == sha256(files[e["name"]])
             assert e["object"]["sha256"] == sha256(blob) and e["object"]["size"] == len(blob)
             assert e["object"]["etag"] == objects[e["object"]["key"]]["etag"] == hashlib.md5(blob).hexdigest()
-            if e["name"].endswith((".raw", ".csv")):
+            if e["name"].endswith((".raw", ".csv")) and e["size"] > 0:
                 d = e["derivative"]
                 assert d["sha256"] == sha256(blob) and d["name"] == e["object"]["key"].rsplit("/", 1)[1]
                 if e["name"].endswith(".raw"):
@@ -211,10 +212,16 @@ def test_two_tags_end_to_end_with_backup_and_an_idempotent_rerun(ceti, s3, bucke
     assert all(t.get("manifest") is None for t in again["tags"])
     assert boto_objects(s3, bucket) == objects
 
-    status = {d["device"]: d for d in json.loads(ceti("status", "--json", check=0).stdout)["devices"]}
+    report = json.loads(ceti("status", "--json", check=0).stdout)
+    status = {d["device"]: d for d in report["devices"]}
     for device, files in want.items():
         assert status[device]["pulled_files"] == len(files)
         assert status[device]["verified_objects"] == len(files)
+    # The no-op rerun had no work: the last run with work is still the first one.
+    last = report["last_ingest_run"]
+    assert last["id"] == summary["run_id"] and last["finished"]
+    assert {d["device"]: (d["files"], d["complete"]) for d in last["devices"]} == {k: (len(v), True) for k, v in want.items()}
+    assert f"last ingest run {summary['run_id']} (finished)" in ceti("status", check=0).stdout
 
 
 def test_two_tags_end_to_end_on_the_lan(tag_lan, ceti, tmp_path):

@@ -114,13 +114,15 @@ struct Compressor: Sendable {
         }
         let outputSHA = try FileHashes.sha256(path: part)
         let outputSize = FileWalker.fingerprint(path: part)?.size ?? 0
-        guard rename(part, output) == 0 else { throw FileIOError.write(path: output, errno: errno) }
-        committed = true
-        FileHashes.syncDirectory((output as NSString).deletingLastPathComponent)
+        // Recorded before the rename: a run killed in between finds no output and encodes again,
+        // where the other order would leave an output the ledger cannot vouch for.
         let record = DerivativeRecord(inputPath: path, inputSHA256: inputSHA.hex, inputSize: size, outputPath: output,
                                       outputSHA256: outputSHA, outputSize: outputSize, codec: kind == .gzip ? "gzip" : "flac",
                                       parameters: parameters, flacMD5: flacMD5, verifiedAt: Timestamp.now())
         try ledger.recordDerivative(record)
+        guard rename(part, output) == 0 else { throw FileIOError.write(path: output, errno: errno) }
+        committed = true
+        FileHashes.syncDirectory((output as NSString).deletingLastPathComponent)
         return record
     }
 

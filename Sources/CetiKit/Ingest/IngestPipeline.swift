@@ -93,8 +93,12 @@ final class IngestPipeline: @unchecked Sendable {
     /// or once a complete manifest lists it.
     private func stillHeld(_ copy: CopyRecord) -> Bool {
         if FileManager.default.fileExists(atPath: copy.localPath) { return true }
-        if let d = try? ledger.derivative(inputSHA256: copy.sha256), FileWalker.fingerprint(path: d.outputPath)?.size == d.outputSize {
-            return true
+        if let kind = Compressor.kind(of: copy.localPath) {
+            let output = Compressor.outputPath(copy.localPath, kind)
+            if let d = try? ledger.derivative(outputPath: output), d.inputSHA256 == copy.sha256,
+               FileWalker.fingerprint(path: output)?.size == d.outputSize {
+                return true
+            }
         }
         return (try? ledger.ingestedIn(device: copy.device, remotePath: copy.remotePath, sha256: copy.sha256))??.complete ?? false
     }
@@ -115,9 +119,10 @@ final class IngestPipeline: @unchecked Sendable {
                 return o
             }
             // 1. Raw audio → FLAC, CSV → gzip, verified; the pulled original goes once its output is recorded.
+            //    An empty file (a sensor that logged nothing) has nothing to compress: it goes as it is.
             var path = copy.localPath
             var derivative: DerivativeRecord?
-            if let kind = Compressor.kind(of: copy.localPath) {
+            if copy.size > 0, let kind = Compressor.kind(of: copy.localPath) {
                 let c = try await compressPool.run { [compressor] in compressor.compress(copy.localPath, kind: kind) }
                 guard c.action == .compressed || c.action == .skipped else { throw IngestError.step(c.message ?? "compressing \(name) failed") }
                 guard let d = try ledger.derivative(outputPath: c.output), d.inputSHA256 == copy.sha256 else {

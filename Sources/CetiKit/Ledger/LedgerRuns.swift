@@ -142,12 +142,36 @@ extension Ledger {
         }
     }
 
-    /// The newest verified derivative of content with this SHA-256.
-    public func derivative(inputSHA256: String) throws -> DerivativeRecord? {
-        let path = try locked {
-            try db.query("SELECT output_path FROM derivatives WHERE input_sha256 = ? ORDER BY id DESC LIMIT 1",
-                         [.text(inputSHA256)]).first?[0].text
+    /// The newest ingest run that had work, and where each of its devices stands (`ceti status`).
+    public func lastRun() throws -> RunStatus? {
+        try locked {
+            guard let r = try db.query("""
+                SELECT id, started_at, finished_at FROM runs WHERE id IN (SELECT run_id FROM run_devices)
+                ORDER BY started_at DESC LIMIT 1
+                """).first else { return nil }
+            let id = r[0].text!
+            let devices = try db.query("""
+                SELECT d.device, d.completed_at IS NOT NULL,
+                       (SELECT COUNT(*) FROM run_files f WHERE f.run_id = d.run_id AND f.device = d.device)
+                FROM run_devices d WHERE d.run_id = ? ORDER BY d.device
+                """, [.text(id)]).map { RunStatus.Device(device: $0[0].text!, files: Int($0[2].int!), complete: $0[1].int == 1) }
+            return RunStatus(id: id, startedAt: r[1].text!, finished: r[2].text != nil, devices: devices)
         }
-        return try path.flatMap { try derivative(outputPath: $0) }
+    }
+}
+
+/// The last ingest run as `ceti status` shows it.
+public struct RunStatus: Sendable, Codable, Equatable {
+    public var id: String
+    public var startedAt: String
+    public var finished: Bool
+    public var devices: [Device]
+
+    public struct Device: Sendable, Codable, Equatable {
+        public var device: String
+        /// Files its manifest lists (or will list).
+        public var files: Int
+        /// Manifest and _COMPLETE written.
+        public var complete: Bool
     }
 }

@@ -4,10 +4,12 @@ import Foundation
 public struct StatusReport: Sendable, Codable {
     public var ledger: String
     public var devices: [DeviceStatus]
+    public var lastIngestRun: RunStatus?
 
     public static func load(ledgerPath: String) throws -> StatusReport {
         let ledger = try Ledger(readOnlyPath: ledgerPath)
-        return StatusReport(ledger: ledgerPath, devices: try ledger.status())
+        // A ledger written by an older ceti has no runs yet.
+        return StatusReport(ledger: ledgerPath, devices: try ledger.status(), lastIngestRun: try? ledger.lastRun())
     }
 
     public var text: String {
@@ -24,6 +26,12 @@ public struct StatusReport: Sendable, Codable {
                          + verified.padding(toLength: 24, withPad: " ", startingAt: 0)
                          + inFlight.padding(toLength: 16, withPad: " ", startingAt: 0) + "\(d.failed)")
             for f in d.failures { lines.append("    failed: \(f)") }
+        }
+        if let run = lastIngestRun {
+            lines.append("last ingest run \(run.id) (\(run.finished ? "finished" : "interrupted: the next ceti ingest resumes it")):")
+            for d in run.devices {
+                lines.append("    \(d.device): \(d.files) file(s), " + (d.complete ? "manifest and _COMPLETE written" : "no manifest yet"))
+            }
         }
         return lines.joined(separator: "\n")
     }

@@ -1,9 +1,11 @@
 import Foundation
 
-/// What one read of a file yields: its SHA-256 and the MD5 of each part of its layout.
+/// What one read of a file yields: its SHA-256, and the MD5 and SHA-256 of each part of its layout
+/// (Content-MD5 and the signed payload hash of each request, so no part is read twice to send it).
 public struct FileHashes: Sendable, Equatable {
     public var sha256: [UInt8]
     public var partMD5s: [[UInt8]]
+    public var partSHA256s: [[UInt8]]
     public var layout: PartLayout
 
     public var etag: String { layout.etag(partMD5s: partMD5s) }
@@ -31,23 +33,28 @@ public struct FileHashes: Sendable, Equatable {
         }
         var sha = Digest(.sha256)
         var md5s: [[UInt8]] = []
+        var shas: [[UInt8]] = []
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096)
         defer { buffer.deallocate() }
         for part in 1...layout.partCount {
             let (offset, length) = layout.range(ofPart: part)
             var md5 = Digest(.md5)
+            var partSHA = Digest(.sha256)
             try read(fd: fd, path: path, offset: offset, length: length, buffer: buffer) { bytes in
                 sha.update(bytes)
                 md5.update(bytes)
+                if layout.isMultipart { partSHA.update(bytes) }
             }
             md5s.append(md5.finalize())
+            shas.append(layout.isMultipart ? partSHA.finalize() : [])
         }
         guard FileWalker.fingerprint(path: path) == fingerprint else { throw HashError.changedWhileReading(path: path) }
-        return FileHashes(sha256: sha.finalize(), partMD5s: md5s, layout: layout)
+        let whole = sha.finalize()
+        return FileHashes(sha256: whole, partMD5s: md5s, partSHA256s: layout.isMultipart ? shas : [whole], layout: layout)
     }
 
-    /// A large file's whole-file SHA-256 on this thread and its part MD5s on a second one (both
-    /// read through the page cache): the first byte of a big upload waits ~1/3 less.
+    /// A large file's SHA-256s (whole and per part) on this thread and its part MD5s on a second
+    /// one (both read through the page cache): the first byte of a big upload waits ~1/3 less.
     private static func computeOnTwoThreads(fd: Int32, path: String, layout: PartLayout,
                                             fingerprint: FileFingerprint) throws -> FileHashes {
         let parts = PartMD5s(fd: fd, path: path, layout: layout)
@@ -59,12 +66,25 @@ public struct FileHashes: Sendable, Equatable {
         thread.name = "ceti-md5"
         thread.start()
         var sha = Digest(.sha256)
-        let shaResult = Result { try hash(&sha, fd: fd, path: path, offset: 0, length: layout.size) }
+        var shas: [[UInt8]] = []
+        let shaResult = Result {
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096)
+            defer { buffer.deallocate() }
+            for part in 1...layout.partCount {
+                let (offset, length) = layout.range(ofPart: part)
+                var partSHA = Digest(.sha256)
+                try read(fd: fd, path: path, offset: offset, length: length, buffer: buffer) { bytes in
+                    sha.update(bytes)
+                    partSHA.update(bytes)
+                }
+                shas.append(partSHA.finalize())
+            }
+        }
         finished.wait()
         try shaResult.get()
         if let error = parts.error { throw error }
         guard FileWalker.fingerprint(path: path) == fingerprint else { throw HashError.changedWhileReading(path: path) }
-        return FileHashes(sha256: sha.finalize(), partMD5s: parts.md5s, layout: layout)
+        return FileHashes(sha256: sha.finalize(), partMD5s: parts.md5s, partSHA256s: shas, layout: layout)
     }
 
     /// The part MD5s, computed on the thread that calls `run`; read after it returns.
@@ -97,7 +117,7 @@ public struct FileHashes: Sendable, Equatable {
         }
     }
 
-    /// SHA-256 of one byte range (a part about to be sent).
+    /// SHA-256 of one byte range.
     public static func sha256(path: String, fd: Int32, offset: Int64, length: Int64) throws -> [UInt8] {
         var sha = Digest(.sha256)
         try hash(&sha, fd: fd, path: path, offset: offset, length: length)

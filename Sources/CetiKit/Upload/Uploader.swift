@@ -207,11 +207,12 @@ final class Uploader: @unchecked Sendable {
                 guard let number = next.next() else { return }
                 group.addTask { [self] in
                     let (offset, length) = layout.range(ofPart: number)
-                    let sha = try await pool.run { try FileHashes.sha256(path: file.path, fd: fd, offset: offset, length: length) }
+                    // Hashed in the one read before the upload: bytes changed since then no longer
+                    // match Content-MD5 and the signed SHA-256, and S3 refuses them.
                     let md5 = hashes.partMD5s[number - 1]
                     let etag = try await s3.uploadPart(bucket: bucket, key: key, uploadID: id, number: number,
                                                        body: .file(descriptor: fd, offset: offset, length: length),
-                                                       md5: md5, sha256: sha, onBytesSent: counter.add)
+                                                       md5: md5, sha256: hashes.partSHA256s[number - 1], onBytesSent: counter.add)
                     guard etag == md5.hex else {
                         throw UploadError.etagMismatch(key: "\(key) part \(number)", expected: md5.hex, got: etag)
                     }
