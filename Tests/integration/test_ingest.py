@@ -469,3 +469,26 @@ def test_tag_sh_logs_everything_and_exits_with_cetis_status(ceti, s3, bucket, ta
     newest = max(logs.glob("tag-*.log"), key=lambda p: p.stat().st_mtime)
     assert newest != log and "--max-staging nonsense" in newest.read_text()
     assert newest.read_text().rstrip().endswith("# exit status 2")
+
+
+@pytest.mark.parametrize("limit", [None, "1k"])
+def test_max_staging_pauses_pulling_until_uploads_catch_up(ceti, s3, bucket, tag_pair, proxy, tmp_path, limit):
+    """The first upload is held 4 s by the proxy. Without --max-staging the tag is pulled meanwhile;
+    with a budget smaller than one file, nothing more is pulled until that upload is verified."""
+    t = tag_pair[0]
+    files = {f"data_config_{k}.txt": random.Random(k).randbytes(100_000 + k) for k in range(4)}
+    fill(t.data, files)
+    p = proxy(stall_nth_body=1, stall_seconds=4)
+    staging = tmp_path / "staging"
+    argv = [str(ceti.bin), *map(str, ingest_argv(ceti, [t], bucket, staging, *(["--max-staging", limit] if limit else [])))]
+    argv[argv.index("--endpoint-url") + 1] = p.endpoint
+    run = subprocess.Popen(argv, env={**ceti.env, "CETI_TAG_PASSWORD": t.password}, cwd=ceti.root,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(2.5)
+        held = [n for n in os.listdir(staging / t.name)] if (staging / t.name).exists() else []
+        assert run.poll() is None, "the run ended before the stalled upload could be watched"
+        assert len(held) == (1 if limit else len(files)), held
+    finally:
+        assert run.wait(timeout=120) == 0, run.stderr.read()
+    check_delivery(boto_objects(s3, bucket), s3_body(s3, bucket), {t.name: files}, tmp_path)

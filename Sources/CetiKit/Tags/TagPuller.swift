@@ -118,7 +118,10 @@ final class TagPuller: @unchecked Sendable {
         let listing = try sftp.list(remoteDir)
         let regular = listing.filter(\.isRegular)
         meter.add(files: regular.count, bytes: regular.reduce(0) { $0 + $1.size })
-        for file in listing {
+        // Feeding ingest, smallest first: sensor files reach S3 within seconds, so the uplink is
+        // busy while the first big recording is still being pulled and encoded.
+        let order = hooks == nil ? listing : listing.sorted { ($0.size, $0.name) < ($1.size, $1.name) }
+        for file in order {
             var outcome = PullOutcome(action: .ignored, name: file.name, size: file.size)
             if !file.isRegular {
                 outcome.message = file.isDirectory ? "folder" : "not a regular file"
