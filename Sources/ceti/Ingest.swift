@@ -46,6 +46,8 @@ struct Ingest: AsyncParsableCommand {
     var compressJobs: Int?
     @Option(name: .shortAndLong, help: "Parallel transfers to S3 (default 4).")
     var jobs: Int?
+    @Flag(help: "Replace a remote object whose content differs (default: refuse and report a conflict).")
+    var overwrite = false
 
     @OptionGroup(title: "Tags") var login: TagLoginOptions
     @OptionGroup(title: "Compression") var compression: CompressionOptions
@@ -68,8 +70,9 @@ struct Ingest: AsyncParsableCommand {
             pull.jobs = tagJobs
             var compress = CompressOptions(directories: [], ledgerPath: pull.ledgerPath, jobs: cj)
             try compression.apply(to: &compress)
-            let upload = try transfer.uploadOptions(directories: [], bucket: settings.bucket, jobs: jobs,
+            var upload = try transfer.uploadOptions(directories: [], bucket: settings.bucket, jobs: jobs,
                                                     ledgerFlag: ledger.ledger, environment: env, config: config)
+            upload.overwrite = overwrite
             var options = IngestOptions(pull: pull, compress: compress, upload: upload)
             options.targets = tag
             options.subnets = tag.isEmpty ? try WhaleTagRun.subnets(login.subnet) : []

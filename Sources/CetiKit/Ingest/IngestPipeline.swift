@@ -123,6 +123,12 @@ final class IngestPipeline: @unchecked Sendable {
             var path = copy.localPath
             var derivative: DerivativeRecord?
             if copy.size > 0, let kind = Compressor.kind(of: copy.localPath) {
+                // An earlier version of this file (a log that grew since) was compressed here already.
+                let output = Compressor.outputPath(copy.localPath, kind)
+                if let earlier = try ledger.derivative(outputPath: output), earlier.inputSHA256 != copy.sha256,
+                   FileManager.default.fileExists(atPath: output) {
+                    throw IngestError.changedSinceIngested(device: copy.device, name: name, output: output)
+                }
                 let c = try await compressPool.run { [compressor] in compressor.compress(copy.localPath, kind: kind) }
                 guard c.action == .compressed || c.action == .skipped else { throw IngestError.step(c.message ?? "compressing \(name) failed") }
                 guard let d = try ledger.derivative(outputPath: c.output), d.inputSHA256 == copy.sha256 else {
@@ -291,6 +297,7 @@ enum IngestError: Error, CustomStringConvertible {
     case backupExists(path: String)
     case unverified(key: String)
     case keyInRunsFolder(key: String)
+    case changedSinceIngested(device: String, name: String, output: String)
 
     var description: String {
         switch self {
@@ -301,6 +308,10 @@ enum IngestError: Error, CustomStringConvertible {
         case .changed(let path): return "\(path) changed after it was uploaded; the backup copy was not kept"
         case .backupExists(let path): return "\(path) already exists with other content; it was kept: move it away and rerun"
         case .unverified(let key): return "s3://…/\(key) is not verified in the ledger; no manifest was written: rerun"
+        case .changedSinceIngested(let device, let name, let output):
+            return "\(name) changed on \(device) since an earlier version of it was compressed to \(output); both are kept "
+                + "and the tag keeps its file. To upload the new version under a key of its own, rename it on the tag "
+                + "(e.g. to \((name as NSString).deletingPathExtension)-2.\((name as NSString).pathExtension)) and rerun"
         case .keyInRunsFolder(let key):
             return "the key \(key) would fall among the runs' manifests (\(Manifest.runsFolder)/); change --key-template"
         }
