@@ -389,6 +389,9 @@ def test_dry_run_writes_nothing(ceti, s3, bucket, tag_pair, tmp_path):
     assert sorted(f["action"] for t in summary["tags"] for f in t["pulled"]) == ["would-pull"] * 2
     assert not (tmp_path / "staging").exists() and not ceti.ledger.exists()
     assert boto_objects(s3, bucket) == {}
+    # The same tag named twice is pulled once.
+    r = run_ingest(ceti, [tag_pair[0], tag_pair[0]], bucket, tmp_path / "staging", "--dry-run", "--json")
+    assert r.returncode == 0 and len(json.loads(r.stdout)["tags"]) == 1, r.stderr
 
 
 def test_a_run_stopped_between_complete_and_its_record_never_rewrites_that_manifest(ceti, s3, bucket, tag_pair, tmp_path):

@@ -60,7 +60,9 @@ public struct IngestSummary: Sendable, Codable, RunSummary {
         let failedTags = tags.filter(\.failed).count
         let writing = pulled.filter { $0.action == .stillWriting }.count
         let cleaned = tags.flatMap(\.cleaned).filter { $0.action == .deleted }.count
-        return "run \(runId ?? "-")\(resumed ? " (resumed)" : ""): \(tags.count) tag(s), \(tags.filter { $0.manifest != nil }.count) manifest(s) complete; "
+        let manifests = tags.filter { $0.manifest != nil }.count
+        return "run \(runId ?? "-")\(resumed ? " (resumed)" : ""): \(tags.count) tag(s), "
+            + (manifests > 0 ? "\(manifests) manifest(s) complete; " : "no new manifest; ")
             + "\(n(.ingested)) file(s) ingested, \(n(.alreadyIngested)) already ingested, \(n(.failed) + pulled.filter { $0.action == .failed }.count) failed"
             + (writing > 0 ? ", \(writing) still being written" : "")
             + (cleaned > 0 ? ", \(cleaned) deleted on the tags" : "")

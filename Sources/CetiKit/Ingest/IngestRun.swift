@@ -35,6 +35,10 @@ public enum IngestRun {
             work = found.map { TagTarget(address: $0.address, name: $0.name) }
         }
 
+        // The same tag given twice would be pulled twice at once into the same folder.
+        var seen = Set<String>()
+        work = work.filter { seen.insert("\($0.address):\($0.port ?? options.pull.port)").inserted }
+
         if options.dryRun {
             let pool = BlockingPool(threads: max(1, min(options.pull.jobs, work.count)), name: "ceti-tag")
             var tags: [IngestTagReport] = []
