@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import os
 import platform
@@ -412,3 +413,22 @@ def write_sensor_csv(path: Path, rows: int, seed: int) -> None:
         for start in range(0, rows, 100_000):
             f.write("".join(f"{t},{a:.4f},{b:.4f},{c:.4f}\n" for t, (a, b, c) in
                             zip(ts[start:start + 100_000], vals[start:start + 100_000])))
+
+
+def bench_args(doc: str) -> argparse.ArgumentParser:
+    """The options every benchmark takes; callers add their own before parse_args()."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="small data sets: a smoke run, not a measurement")
+    ap.add_argument("--reps", type=int, default=2, help="timed runs per case and tool (default 2)")
+    ap.add_argument("--no-record", action="store_true", help="do not append to BENCHMARKS.md")
+    return ap
+
+
+def ceti_bin() -> str:
+    return os.environ.get("CETI_BIN") or str(REPO / ".build" / "release" / "ceti")
+
+
+def failure_lines(runs) -> list[str]:
+    """Markdown lines naming the runs that failed (objects with .ok .case .tool .rep .problem .cmd)."""
+    lines = [f"- FAILED {r.case}/{r.tool}/r{r.rep}: {r.problem} — `{' '.join(r.cmd)}`" for r in runs if not r.ok]
+    return lines + [""] if lines else []

@@ -13,7 +13,6 @@ Results are appended to BENCHMARKS.md.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import os
 import shutil
@@ -26,7 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
-from benchlib import (build_launcher, ensure_numpy, machine_info, record, run_measured,  # noqa: E402
+from benchlib import (bench_args, build_launcher, ceti_bin, ensure_numpy, machine_info, record, run_measured,  # noqa: E402
                       write_hydrophone_raw, write_sensor_csv)
 
 RAW_FLAGS = ["--force-raw-format", "--channels=3", "--bps=16", "--sample-rate=96000", "--sign=signed", "--endian=big"]
@@ -64,13 +63,10 @@ def fresh_copy(files: list[Path], dest: Path) -> list[Path]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--reps", type=int, default=2)
-    ap.add_argument("--no-record", action="store_true")
+    ap = bench_args(__doc__)
     args = ap.parse_args()
     t_start = time.monotonic()
-    ceti = os.environ.get("CETI_BIN") or str(REPO / ".build" / "release" / "ceti")
+    ceti = ceti_bin()
     if not shutil.which("pigz"):
         subprocess.run(["apt-get", "install", "-y", "-qq", "pigz"], check=True, stdout=subprocess.DEVNULL)
     ensure_numpy()

@@ -15,7 +15,6 @@ Results are appended to BENCHMARKS.md.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import os
 import shutil
@@ -28,8 +27,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
-from benchlib import (build_launcher, ensure_numpy, machine_info, record, run_measured,  # noqa: E402
+from benchlib import (bench_args, build_launcher, ceti_bin, ensure_numpy, machine_info, record, run_measured,  # noqa: E402
                       write_hydrophone_raw, write_sensor_csv)
+sys.path.insert(0, str(REPO / "Tests" / "integration"))
+import tagsim  # noqa: E402
 
 RAW_FLAGS = "--force-raw-format --channels=3 --bps=16 --sample-rate=96000 --sign=signed --endian=big"
 TAGS = ("wt-0a1b2c3d", "wt-b827eb0a0b0c")
@@ -59,16 +60,8 @@ def make_tag_data(base: Path, index: int, quick: bool) -> list[Path]:
     return out
 
 
-def tag_sim(*args) -> None:
-    subprocess.run(["bash", str(REPO / "scripts" / "tag-sim.sh"), *map(str, args)], check=True,
-                   stdout=subprocess.DEVNULL, timeout=120)
-
-
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--reps", type=int, default=2)
-    ap.add_argument("--no-record", action="store_true")
+    ap = bench_args(__doc__)
     ap.add_argument("--uplink", default="40M",
                     help="also run with the upload capped at this rate for both tools (MiB/s as 40M; 'none' to skip)")
     args = ap.parse_args()
@@ -79,7 +72,7 @@ def main() -> int:
     if not endpoint:
         sys.exit("bench: run under scripts/with-s3.sh (CETI_TEST_ENDPOINT is not set)")
     t_start = time.monotonic()
-    ceti = os.environ.get("CETI_BIN") or str(REPO / ".build" / "release" / "ceti")
+    ceti = ceti_bin()
     aws = str(REPO / ".venv" / "bin" / "aws")
     ensure_numpy()
     data = REPO / ".tmp" / "bench-data" / ("ingest-quick" if args.quick else "ingest")
@@ -88,12 +81,7 @@ def main() -> int:
     csv_bytes = sum(p.stat().st_size for s in sets for p in s if p.suffix == ".csv")
     files_per_run = sum(map(len, sets))
     # Tags live under a folder the tag user can traverse; their /data holds hard links to the set.
-    base = REPO / ".tmp" / "bench-tags"
-    if any(not (d.stat().st_mode & 0o001) for d in [base.parent, *base.parent.parents] if d.exists()):
-        base = Path("/tmp/ceti-bench-tags")
-    shutil.rmtree(base, ignore_errors=True)
-    base.mkdir(parents=True)
-    base.chmod(0o755)
+    base = tagsim.workdir("ingest-bench")
     work = REPO / ".tmp" / "bench-work" / "ingest"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -101,7 +89,7 @@ def main() -> int:
     ports = []
     try:
         for i, name in enumerate(TAGS):
-            tag_sim("loopback", base / f"tag{i}", name)
+            tagsim.run("loopback", base / f"tag{i}", name, timeout=120)
             ports.append(int((base / f"tag{i}" / "port").read_text()))
             for p in sets[i]:
                 dest = base / f"tag{i}" / "data" / p.name
@@ -167,8 +155,8 @@ def main() -> int:
     finally:
         for i in range(len(TAGS)):
             try:
-                tag_sim("stop", base / f"tag{i}")
-            except subprocess.CalledProcessError:
+                tagsim.run("stop", base / f"tag{i}", timeout=120)
+            except (RuntimeError, subprocess.TimeoutExpired):
                 pass
         shutil.rmtree(base, ignore_errors=True)
 

@@ -12,7 +12,6 @@ deliberately does not). Targets: ceti faster than cp+sha256sum, and ≤ 1.5× pl
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import os
 import shutil
@@ -24,7 +23,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from benchlib import record, REPO, build_launcher, machine_info, run_measured, write_random  # noqa: E402
+from benchlib import (REPO, bench_args, build_launcher, ceti_bin, machine_info, record, run_measured,  # noqa: E402
+                      write_random)
 
 
 def make_card(root: Path, quick: bool) -> int:
@@ -43,13 +43,10 @@ def make_card(root: Path, quick: bool) -> int:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--reps", type=int, default=2)
-    ap.add_argument("--no-record", action="store_true")
+    ap = bench_args(__doc__)
     args = ap.parse_args()
     t0 = time.monotonic()
-    ceti = os.environ.get("CETI_BIN") or str(REPO / ".build" / "release" / "ceti")
+    ceti = ceti_bin()
     card = REPO / ".tmp" / "bench-data" / ("card-quick" if args.quick else "card")
     total = make_card(card, args.quick)
     work = REPO / ".tmp" / "bench-work" / "offload"

@@ -28,7 +28,6 @@ Prints a Markdown table and appends a dated section to $REPO/BENCHMARKS.md (not 
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import os
@@ -47,7 +46,7 @@ from botocore.config import Config
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import (  # noqa: E402
     KiB, MiB, REPO, DataSet, FileSpec, Measured, build_launcher, ceti_source, ensure_dataset,
-    install_signal_handlers, log, machine_info, run_measured, sh,
+    bench_args, ceti_bin, failure_lines, install_signal_handlers, log, machine_info, run_measured, sh,
 )
 
 REGION = "us-east-1"
@@ -161,9 +160,7 @@ class Run:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="small data sets: a smoke run, not a measurement")
-    ap.add_argument("--reps", type=int, default=2, help="timed runs per case and tool (default 2)")
+    ap = bench_args(__doc__)
     ap.add_argument("--budget-min", type=float, default=18.0,
                     help="skip further repetitions when they would end later than this many minutes "
                          "after the start (default 18)")
@@ -173,7 +170,6 @@ def main() -> int:
                     help="aws s3 max_concurrent_requests (default 10, the CLI's default)")
     ap.add_argument("--timeout", type=float, default=900, help="seconds before a run is killed")
     ap.add_argument("--record", action="store_true", help="append to BENCHMARKS.md even with --quick")
-    ap.add_argument("--no-record", action="store_true", help="do not append to BENCHMARKS.md")
     args = ap.parse_args()
     if "d" in args.cases and "c" not in args.cases:
         ap.error("case d reruns c: include c")
@@ -185,7 +181,7 @@ def main() -> int:
         sys.exit("bench: CETI_TEST_ENDPOINT / AWS_ACCESS_KEY_ID / CETI_TEST_BUCKETS not set: run through "
                  "scripts/with-s3.sh (make bench)")
     bucket = buckets[0]
-    ceti = os.environ.get("CETI_BIN") or str(REPO / ".build/release/ceti")
+    ceti = ceti_bin()
     aws = str(REPO / ".venv/bin/aws")
     weed = str(REPO / ".venv/bin/weed")
     for exe in (ceti, aws):
@@ -507,11 +503,7 @@ def benchmarks_section(machine, versions, settings, table, rows, runs, args, tot
         table,
         "",
     ]
-    failures = [r for r in runs if not r.ok]
-    for r in failures:
-        lines.append(f"- FAILED {r.case}/{r.tool}/r{r.rep}: {r.problem} — `{' '.join(r.cmd)}`")
-    if failures:
-        lines.append("")
+    lines += failure_lines(runs)
     lines.append("Measured load (cores busy = CPU s / wall s; machine busy = (client + server CPU) / "
                  f"(wall × {nproc})):")
     lines.append("")

@@ -44,7 +44,6 @@ unless --record; never with --no-record). Raw results go to bench/out/.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import hashlib
 import json
@@ -55,7 +54,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -64,13 +62,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import (  # noqa: E402
     MiB, REPO, DataSet, FileSpec, Measured, build_launcher, ceti_source, dataset_ok, ensure_dataset,
-    install_signal_handlers, log, machine_info, run_measured, sh,
+    bench_args, ceti_bin, failure_lines, install_signal_handlers, log, machine_info, run_measured, sh,
 )
 
 sys.path.insert(0, str(REPO / "Tests/integration"))
 from tcpproxy import start_tcp_proxy  # noqa: E402
+from tagsim import run as tag_sim, world_traversable, workdir as tagsim_workdir  # noqa: E402
 
-TAG_SIM = REPO / "scripts/tag-sim.sh"
 TAG_USER = "cetitag"
 TAG_PASSWORD = "ceticeti"
 MB = 1_000_000
@@ -276,47 +274,6 @@ def wait_sessions_gone(listener: int | None, timeout: float = 10) -> None:
 
 
 # ---- the simulated tag -------------------------------------------------------------------
-def tag_sim(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    cmd = ["bash", str(TAG_SIM), *(str(a) for a in args)]
-    cp = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
-                        timeout=timeout)
-    if cp.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} exited {cp.returncode}:\n{cp.stderr}{cp.stdout}")
-    return cp
-
-
-def world_traversable(p: Path) -> bool:
-    for d in [p, *p.parents]:
-        try:
-            if not d.stat().st_mode & 0o001:
-                return False
-        except FileNotFoundError:
-            continue
-    return True
-
-
-def proc_start(pid: int) -> str | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return fields[19]
-
-
-def tag_workdir() -> Path:
-    """Like Tests/integration/conftest.py's _tag_workdir: a dir the tag user can traverse, with an
-    `owner` file (pid + start time) so that the tests' stale-dir reaper leaves it alone while we run."""
-    base = REPO / ".tmp" / "tag-sim"
-    if not world_traversable(base.parent):
-        base = Path("/tmp/ceti-tag-sim")
-    base.mkdir(parents=True, exist_ok=True)
-    base.chmod(0o755)
-    d = Path(tempfile.mkdtemp(prefix="bench.", dir=base))
-    d.chmod(0o755)
-    (d / "owner").write_text(f"{os.getpid()} {proc_start(os.getpid())}\n")
-    return d
-
-
 def negotiated_cipher(ssh_opts: list[str], port: int, env: dict[str, str]) -> str:
     """What OpenSSH's client negotiates with this sshd by default (from `ssh -v`)."""
     try:
@@ -525,9 +482,7 @@ def markdown_table(rows: list[Row], titles: dict[str, str]) -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="small data sets: a smoke run, not a measurement")
-    ap.add_argument("--reps", type=int, default=2, help="timed runs per case and tool (default 2)")
+    ap = bench_args(__doc__)
     ap.add_argument("--budget-min", type=float, default=12.0,
                     help="skip further rounds when they would end later than this many minutes after "
                          "the start (default 12)")
@@ -535,7 +490,6 @@ def main() -> int:
     ap.add_argument("--tools", default=",".join(ALL_TOOLS), help=f"comma list (default {','.join(ALL_TOOLS)})")
     ap.add_argument("--timeout", type=float, default=600, help="seconds before a run is killed")
     ap.add_argument("--record", action="store_true", help="append to BENCHMARKS.md even with --quick")
-    ap.add_argument("--no-record", action="store_true", help="do not append to BENCHMARKS.md")
     args = ap.parse_args()
     case_keys = [c for c in args.cases.split(",") if c]
     tools = [t for t in args.tools.split(",") if t]
@@ -549,7 +503,7 @@ def main() -> int:
         sys.exit("bench: must run as root (scripts/tag-sim.sh creates a user and starts sshd)")
 
     started = time.monotonic()
-    ceti_src = os.environ.get("CETI_BIN") or str(REPO / ".build/release/ceti")
+    ceti_src = ceti_bin()
     for exe in (ceti_src, shutil.which("sftp"), shutil.which("scp"), shutil.which("ssh")):
         if not exe or not os.access(exe, os.X_OK):
             sys.exit(f"bench: {exe or 'sftp/scp/ssh'} is not executable")
@@ -603,7 +557,7 @@ def main() -> int:
     log(f"machine: {machine}")
     log(f"versions: {versions}")
 
-    workdir = tag_workdir()
+    workdir = tagsim_workdir("bench")
     server = ServerCpu(None)
     proxies = []
     runs: list[Run] = []
@@ -612,7 +566,7 @@ def main() -> int:
     cipher = cipher_ceti = "?"
     failures: list[Run] = []
     try:
-        tag_sim("loopback", workdir)
+        tag_sim("loopback", workdir, timeout=120)
         port = int((workdir / "port").read_text())
         listener_txt = (workdir / "sshd.pid").read_text().strip() if (workdir / "sshd.pid").exists() else ""
         listener = int(listener_txt) if listener_txt.isdigit() else None
@@ -716,7 +670,7 @@ def main() -> int:
         for p in proxies:
             p.stop()
         try:
-            tag_sim("stop", workdir)
+            tag_sim("stop", workdir, timeout=120)
         except (RuntimeError, subprocess.SubprocessError, OSError) as e:
             log(f"warning: stopping the simulated tag failed: {e}")
         server.remove()
@@ -805,11 +759,7 @@ def benchmarks_section(machine, versions, settings, table, runs, args, total_sec
         table,
         "",
     ]
-    failures = [r for r in runs if not r.ok]
-    for r in failures:
-        lines.append(f"- FAILED {r.case}/{r.tool}/r{r.rep}: {r.problem} — `{' '.join(r.cmd)}`")
-    if failures:
-        lines.append("")
+    lines += failure_lines(runs)
     return "\n".join(lines)
 
 

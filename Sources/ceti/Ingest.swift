@@ -44,10 +44,6 @@ struct Ingest: AsyncParsableCommand {
     var tagJobs = 4
     @Option(name: .customLong("compress-jobs"), help: "Files compressed in parallel (default: the number of cores).")
     var compressJobs: Int?
-    @Option(name: .shortAndLong, help: "Parallel transfers to S3 (default 4).")
-    var jobs: Int?
-    @Flag(help: "Replace a remote object whose content differs (default: refuse and report a conflict).")
-    var overwrite = false
 
     @OptionGroup(title: "Tags") var login: TagLoginOptions
     @OptionGroup(title: "Compression") var compression: CompressionOptions
@@ -70,9 +66,8 @@ struct Ingest: AsyncParsableCommand {
             pull.jobs = tagJobs
             var compress = CompressOptions(directories: [], ledgerPath: pull.ledgerPath, jobs: cj)
             try compression.apply(to: &compress)
-            var upload = try transfer.uploadOptions(directories: [], bucket: settings.bucket, jobs: jobs,
+            let upload = try transfer.uploadOptions(directories: [], bucket: settings.bucket,
                                                     ledgerFlag: ledger.ledger, environment: env, config: config)
-            upload.overwrite = overwrite
             var options = IngestOptions(pull: pull, compress: compress, upload: upload)
             options.targets = tag
             options.subnets = tag.isEmpty ? try WhaleTagRun.subnets(login.subnet) : []

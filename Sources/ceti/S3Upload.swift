@@ -37,10 +37,6 @@ struct S3Upload: AsyncParsableCommand {
     @OptionGroup var s3: S3Options
 
     @OptionGroup var transfer: TransferOptions
-    @Option(name: .shortAndLong, help: "Parallel transfers (default 4).")
-    var jobs: Int?
-    @Flag(help: "Replace a remote object whose content differs (default: refuse and report a conflict).")
-    var overwrite = false
     @OptionGroup var ledger: LedgerOption
     @OptionGroup var output: OutputOptions
 
@@ -50,10 +46,9 @@ struct S3Upload: AsyncParsableCommand {
             let env = ProcessInfo.processInfo.environment
             let config = try ConfigFile.load(explicit: s3.config, environment: env)
             let settings = try S3Settings.resolve(s3.flags, environment: env, config: config)
-            var options = try transfer.uploadOptions(directories: directories, bucket: settings.bucket, jobs: jobs,
+            var options = try transfer.uploadOptions(directories: directories, bucket: settings.bucket,
                                                      ledgerFlag: ledger.ledger, environment: env, config: config)
             options.dryRun = dryRun
-            options.overwrite = overwrite
             let summary = try await UploadRun.execute(options, settings: settings, console: console)
             return try output.finish(summary, console: console)
         }

@@ -121,15 +121,20 @@ struct TransferOptions: ParsableArguments {
     var bwlimit: String?
     @Option(name: .customLong("stall-timeout"), help: "Give up on a request (and retry it) after this many seconds with no byte moving (default 60).")
     var stallTimeout: Int?
+    @Option(name: .shortAndLong, help: "Parallel transfers to S3 (default 4).")
+    var jobs: Int?
+    @Flag(help: "Replace a remote object whose content differs (default: refuse and report a conflict).")
+    var overwrite = false
 
     /// Upload options from these flags, else the config file, else the defaults.
-    func uploadOptions(directories: [String], bucket: String, jobs: Int?, ledgerFlag: String?,
+    func uploadOptions(directories: [String], bucket: String, ledgerFlag: String?,
                        environment env: [String: String], config: ConfigFile) throws -> UploadOptions {
         var options = UploadOptions(
             directories: directories, bucket: bucket,
             keyTemplate: try KeyTemplate(keyTemplate ?? config["key_template"] ?? KeyTemplate.default),
             ledgerPath: Ledger.resolvePath(flag: ledgerFlag, environment: env, config: config))
         options.prefix = prefix ?? config["prefix"] ?? options.prefix
+        options.overwrite = overwrite
         if let j = jobs ?? config["jobs"].flatMap({ Int($0) }) {
             guard (1...64).contains(j) else { throw UsageError("--jobs \(j): give a number from 1 to 64") }
             options.jobs = j

@@ -303,9 +303,7 @@ def proxy(s3env, tmp_path):
 import functools  # noqa: E402
 import json as _json  # noqa: E402
 import shutil  # noqa: E402
-import tempfile  # noqa: E402
 
-TAG_SIM = REPO / "scripts" / "tag-sim.sh"
 TAG_USER = "cetitag"
 TAG_PASSWORD = "ceticeti"
 SSH_COMMON_OPTS = ["-F", "/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
@@ -319,67 +317,13 @@ def _ssh_key_opts(key: Path) -> list[str]:
             "-o", "PasswordAuthentication=no", "-o", "KbdInteractiveAuthentication=no"]
 
 
-def _tag_sim(*args, timeout: float = 60) -> subprocess.CompletedProcess:
-    """Run scripts/tag-sim.sh; raise RuntimeError with its stderr when it fails."""
-    cmd = ["bash", str(TAG_SIM), *(str(a) for a in args)]
-    cp = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                        errors="replace", timeout=timeout)
-    if cp.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} exited {cp.returncode}:\n{cp.stderr}{cp.stdout}")
-    return cp
-
-
-def _world_traversable(p: Path) -> bool:
-    for d in [p, *p.parents]:
-        try:
-            if not d.stat().st_mode & 0o001:
-                return False
-        except FileNotFoundError:
-            continue
-    return True
-
-
-def _proc_start(pid: int) -> str | None:
-    """The start time of a live (non-zombie) process, or None."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return None if fields[0] in ("Z", "X") else fields[19]
-
-
-def _tag_sim_base() -> Path:
-    base = REPO / ".tmp" / "tag-sim"
-    if not _world_traversable(base.parent):
-        base = Path("/tmp/ceti-tag-sim")
-    base.mkdir(parents=True, exist_ok=True)
-    base.chmod(0o755)
-    return base
-
-
-def _reap_stale_tag_dirs(base: Path) -> None:
-    """Stop and remove working dirs whose pytest process is gone (a killed run)."""
-    for d in base.iterdir():
-        owner = d / "owner"
-        try:
-            pid, start = owner.read_text().split()
-        except (OSError, ValueError):
-            continue
-        if _proc_start(int(pid)) == start:
-            continue  # its pytest still runs
-        try:
-            _tag_sim("stop", d, timeout=60)
-        except (RuntimeError, subprocess.TimeoutExpired):
-            pass
-        shutil.rmtree(d, ignore_errors=True)
+from tagsim import TAG_SIM  # noqa: E402
+from tagsim import run as _tag_sim  # noqa: E402
+from tagsim import workdir as _new_tag_workdir  # noqa: E402
 
 
 def _tag_workdir(tmp_path: Path, name: str) -> Path:
-    base = _tag_sim_base()
-    _reap_stale_tag_dirs(base)
-    d = Path(tempfile.mkdtemp(prefix=f"{name}.", dir=base))
-    d.chmod(0o755)
-    (d / "owner").write_text(f"{os.getpid()} {_proc_start(os.getpid())}\n")
+    d = _new_tag_workdir(name)
     try:
         (tmp_path / name).symlink_to(d)
     except OSError:

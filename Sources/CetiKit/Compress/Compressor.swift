@@ -25,23 +25,10 @@ struct Compressor: Sendable {
     }
 
     func compress(_ path: String, kind: Kind) -> CompressOutcome {
-        let output = Self.outputPath(path, kind)
-        let codec = kind == .gzip ? "gzip" : "flac"
-        var outcome = CompressOutcome(action: .failed, input: path, output: output, codec: codec,
-                                      inputSize: FileWalker.fingerprint(path: path)?.size ?? 0)
+        var outcome = CompressOutcome(action: .failed, input: path, output: Self.outputPath(path, kind),
+                                      codec: kind == .gzip ? "gzip" : "flac", inputSize: FileWalker.fingerprint(path: path)?.size ?? 0)
         do {
-            if FileManager.default.fileExists(atPath: output) {
-                try settleExisting(path, output: output, outcome: &outcome)
-                return outcome
-            }
-            if options.dryRun {
-                outcome.action = .wouldCompress
-                return outcome
-            }
-            let record = try encode(path, kind: kind, output: output)
-            outcome.outputSize = record.outputSize
-            outcome.action = .compressed
-            if !options.keep { try removeOriginal(path) ; outcome.originalRemoved = true }
+            _ = try produce(path, kind: kind, outcome: &outcome)
         } catch {
             outcome.action = .failed
             outcome.message = "\(error)"
@@ -49,19 +36,38 @@ struct Compressor: Sendable {
         return outcome
     }
 
+    /// Compresses (or settles an output made earlier) and returns the verified derivative's
+    /// record, nil on a dry run. Throws what went wrong, typed: `ceti ingest` acts on it.
+    func produce(_ path: String, kind: Kind, outcome: inout CompressOutcome) throws -> DerivativeRecord? {
+        let output = Self.outputPath(path, kind)
+        if FileManager.default.fileExists(atPath: output) {
+            return try settleExisting(path, output: output, outcome: &outcome)
+        }
+        if options.dryRun {
+            outcome.action = .wouldCompress
+            return nil
+        }
+        let record = try encode(path, kind: kind, output: output)
+        outcome.outputSize = record.outputSize
+        outcome.action = .compressed
+        if !options.keep { try removeOriginal(path) ; outcome.originalRemoved = true }
+        return record
+    }
+
     /// The output exists: skip it if the ledger proves it is the verified output of this very
     /// input (then the original may go); anything else is left alone and reported.
-    private func settleExisting(_ path: String, output: String, outcome: inout CompressOutcome) throws {
+    private func settleExisting(_ path: String, output: String, outcome: inout CompressOutcome) throws -> DerivativeRecord {
         guard let d = try ledger.derivative(outputPath: output), FileWalker.fingerprint(path: output)?.size == d.outputSize else {
             throw CompressError.outputExists(output: output)
         }
         outcome.action = .skipped
         outcome.outputSize = d.outputSize
         // A run stopped between recording and removing: the original is still here.
-        guard !options.keep, !options.dryRun, FileManager.default.fileExists(atPath: path) else { return }
-        guard try FileHashes.sha256(path: path) == d.inputSHA256 else { throw CompressError.inputChanged(input: path, output: output) }
+        guard !options.keep, !options.dryRun, FileManager.default.fileExists(atPath: path) else { return d }
+        guard try FileHashes.sha256(path: path) == d.inputSHA256 else { throw CompressError.earlierVersion(input: path, output: output) }
         try removeOriginal(path)
         outcome.originalRemoved = true
+        return d
     }
 
     private func encode(_ path: String, kind: Kind, output: String) throws -> DerivativeRecord {
@@ -135,13 +141,18 @@ struct Compressor: Sendable {
 enum CompressError: Error, CustomStringConvertible {
     case outputExists(output: String)
     case inputChanged(input: String, output: String)
+    /// The output was made from other content at the same path: an earlier version of the input.
+    case earlierVersion(input: String, output: String)
 
     var description: String {
         switch self {
         case .outputExists(let output):
             return "\(output) already exists and the ledger does not prove it is this file's verified output; both left untouched: move it away and rerun"
         case .inputChanged(let input, _):
-            return "\(input) changed while (or since) it was compressed; it was kept: rerun when it is finished"
+            return "\(input) changed while it was compressed; it was kept: rerun when it is finished"
+        case .earlierVersion(let input, let output):
+            return "\(output) was made from an earlier version of \(input), which has changed since; both were kept: "
+                + "move \(output) away (or rename \(input)) and rerun"
         }
     }
 }

@@ -66,7 +66,7 @@ final class IngestPipeline: @unchecked Sendable {
         report.pulled = pulled.files
         report.error = pulled.error
         report.files = outcomes.sorted { $0.name < $1.name }
-        reportPull(pulled)
+        WhaleTagRun.report(pulled, console: console, results: false)
 
         guard !report.failed else {
             if ledgerKnows(device: report.tag) {
@@ -123,20 +123,22 @@ final class IngestPipeline: @unchecked Sendable {
             var path = copy.localPath
             var derivative: DerivativeRecord?
             if copy.size > 0, let kind = Compressor.kind(of: copy.localPath) {
-                // An earlier version of this file (a log that grew since) was compressed here already.
-                let output = Compressor.outputPath(copy.localPath, kind)
-                if let earlier = try ledger.derivative(outputPath: output), earlier.inputSHA256 != copy.sha256,
-                   FileManager.default.fileExists(atPath: output) {
-                    throw IngestError.changedSinceIngested(device: copy.device, name: name, output: output)
+                let produced = try await compressPool.run { [compressor] in
+                    // What `compress` would report per file; ingest reports its own outcome.
+                    var unused = CompressOutcome(action: .failed, input: copy.localPath, output: "", codec: "", inputSize: copy.size)
+                    do {
+                        return try compressor.produce(copy.localPath, kind: kind, outcome: &unused)
+                    } catch CompressError.earlierVersion(_, let output) {
+                        // A log that grew on the tag since an earlier version of it was compressed here.
+                        throw IngestError.changedSinceIngested(device: copy.device, name: name, output: output)
+                    }
                 }
-                let c = try await compressPool.run { [compressor] in compressor.compress(copy.localPath, kind: kind) }
-                guard c.action == .compressed || c.action == .skipped else { throw IngestError.step(c.message ?? "compressing \(name) failed") }
-                guard let d = try ledger.derivative(outputPath: c.output), d.inputSHA256 == copy.sha256 else {
-                    throw IngestError.notDerived(output: c.output, input: copy.localPath)
+                guard let d = produced, d.inputSHA256 == copy.sha256 else {
+                    throw IngestError.notDerived(output: Compressor.outputPath(copy.localPath, kind), input: copy.localPath)
                 }
                 derivative = d
-                path = c.output
-                o.derivative = (c.output as NSString).lastPathComponent
+                path = d.outputPath
+                o.derivative = (d.outputPath as NSString).lastPathComponent
             }
             // 2. Upload, verified (or proven already there).
             let object = try await upload(path, device: copy.device)
@@ -273,19 +275,6 @@ final class IngestPipeline: @unchecked Sendable {
                                           metadata: [("sha256", sha.hex)])
         guard etag == md5.hex else { throw UploadError.etagMismatch(key: key, expected: md5.hex, got: etag) }
         return etag
-    }
-
-    // MARK: reporting
-
-    private func reportPull(_ r: TagPullReport) {
-        if let error = r.error { console.error(error.contains(r.address) ? error : "\(r.tag): \(error)") }
-        for f in r.files {
-            switch f.action {
-            case .failed: console.error("\(r.tag): \(f.name.printable): \(f.message ?? "failed")")
-            case .stillWriting: console.info("\(r.tag): \(f.name.printable): \(f.message ?? "")")
-            default: continue
-            }
-        }
     }
 }
 

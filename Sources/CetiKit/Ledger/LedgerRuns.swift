@@ -103,11 +103,14 @@ extension Ledger {
     /// Unlists from this run's manifest of the device every file but `keeping` (remote paths): for
     /// a manifest found already complete in S3; the others go to the next run.
     public func release(run: String, device: String, keeping: Set<String>) throws {
-        for path in try locked({ try db.query("SELECT remote_path FROM run_files WHERE run_id = ? AND device = ?",
-                                              [.text(run), .text(device)]).map { $0[0].text! } }) where !keeping.contains(path) {
-            try locked {
-                try db.query("DELETE FROM run_files WHERE run_id = ? AND device = ? AND remote_path = ?",
-                             [.text(run), .text(device), .text(path)])
+        try locked {
+            try transaction {
+                let listed = try db.query("SELECT remote_path FROM run_files WHERE run_id = ? AND device = ?",
+                                          [.text(run), .text(device)]).map { $0[0].text! }
+                for path in listed where !keeping.contains(path) {
+                    try db.query("DELETE FROM run_files WHERE run_id = ? AND device = ? AND remote_path = ?",
+                                 [.text(run), .text(device), .text(path)])
+                }
             }
         }
     }

@@ -98,7 +98,9 @@ public enum WhaleTagRun {
         return inet_pton(AF_INET, s, &v4) == 1 || inet_pton(AF_INET6, s, &v6) == 1
     }
 
-    static func report(_ r: TagPullReport, console: Console) {
+    /// Problems always; one result line per file pulled unless `results` is false (ingest reports
+    /// its files once they are in S3).
+    static func report(_ r: TagPullReport, console: Console, results: Bool = true) {
         if let error = r.error {
             // SSH errors already name the address; others get the tag's name in front.
             console.error(error.contains(r.address) ? error : "\(r.tag): \(error)")
@@ -114,7 +116,7 @@ public enum WhaleTagRun {
             case .skipped:
                 console.verbose("\(r.tag): \(f.name): already pulled to \(f.localPath ?? "?")")
             default:
-                guard console.showsResults else { continue }
+                guard results, console.showsResults else { continue }
                 console.result(f.action.rawValue.padding(toLength: 13, withPad: " ", startingAt: 0)
                                + ByteSize.format(f.size).padding(toLength: 11, withPad: " ", startingAt: 0)
                                + " \(r.tag)/\(f.name.printable)")
