@@ -13,7 +13,8 @@
 # those is busy weed silently takes the next free one), so only one server can run
 # per network namespace: `start` refuses to run when 8333 is taken. weed's unix
 # sockets /tmp/seaweedfs-*-PORT.sock are kept private (DIR/tmp bind-mounted on /tmp
-# in a mount namespace of its own) where unshare is allowed, i.e. as root.
+# in a mount namespace of its own, wherever DIR is, /tmp included) where unshare is
+# allowed, i.e. as root.
 # CETI_S3_STOP_GRACE: seconds from SIGTERM to SIGKILL in `stop` (default 5).
 # Needs scripts/deps.sh to have run (uses $REPO/.venv/bin/weed and the venv's boto3).
 set -euo pipefail
@@ -29,6 +30,40 @@ REGION=us-east-1
 START_TIMEOUT=30
 STOP_GRACE="${CETI_S3_STOP_GRACE:-5}"   # seconds between SIGTERM and SIGKILL
 OTHER_PORTS=(8888 9333 9340 18888 19333 19340 18333 7333 8181 9101 23646 33646)
+TMP_REAL="$(realpath -m /tmp)"
+
+# Run in a fresh mount namespace as  sh -c "$ISOLATE" SCRATCH TMP PRIVATE KEEP... -- CMD...
+# (all real paths): binds the dir PRIVATE on TMP (/tmp) and execs CMD. Covering /tmp hides
+# everything below it, so each KEEP path (file or dir) below TMP -- DIR and the weed binary
+# when the checkout is under /tmp -- is first bound into a tmpfs on SCRATCH (an empty dir
+# outside /tmp) and, once /tmp is covered, bound back at its own path (a mount point made
+# inside PRIVATE). Nothing outlives the namespace; SCRATCH is left empty.
+ISOLATE='set -e
+s=$0 t=$1; shift
+mount -t tmpfs -o mode=0700,size=64k ceti-s3 "$s"
+n=0
+for p; do
+    [ "$p" = -- ] && break
+    n=$((n + 1))
+    if [ -d "$p" ]; then mkdir "$s/$n"; else : >"$s/$n"; fi
+    mount --bind "$p" "$s/$n"
+done
+mount --bind "$s/1" "$t"
+umount "$s/1"
+shift
+i=2
+while [ "$1" != -- ]; do
+    case "$1/" in "$t"/*)
+        if [ -d "$s/$i" ]; then mkdir -p "$1"; else mkdir -p "${1%/*}"; : >>"$1"; fi
+        mount --bind "$s/$i" "$1" ;;
+    esac
+    umount "$s/$i"
+    i=$((i + 1))
+    shift
+done
+shift
+umount "$s"
+exec "$@"'
 
 die() { printf 's3-server: %s\n' "$*" >&2; exit 1; }
 note() { printf 's3-server: %s\n' "$*" >&2; }
@@ -197,13 +232,15 @@ EOF
     # weed talks to itself over unix sockets /tmp/seaweedfs-<component>-<port>.sock
     # (hard-wired, named by port only): two servers sharing /tmp, e.g. in two network
     # namespaces, delete and hijack each other's sockets. So, where we may, weed gets
-    # a private mount namespace with DIR/tmp bind-mounted on /tmp.
-    local isolate=()
-    if [[ "$dir/" == /tmp/* ]]; then
-        note "note: $dir is under /tmp, so weed shares /tmp's unix sockets with other servers"
-    elif unshare --mount sh -c 'mount --bind "$0" /tmp' "$dir/tmp" >/dev/null 2>&1; then
-        isolate=(unshare --mount sh -c 'mount --bind "$0" /tmp && exec "$@"' "$dir/tmp")
-    else
+    # a private mount namespace with DIR/tmp bind-mounted on /tmp (see ISOLATE).
+    local isolate=() scratch=""
+    scratch="$(mktemp -d /run/ceti-s3.XXXXXX 2>/dev/null || mktemp -d /var/tmp/ceti-s3.XXXXXX 2>/dev/null)" || scratch=""
+    # shellcheck disable=SC2064  # expand now: the trap outlives this function's locals
+    [[ -n "$scratch" ]] && trap "rmdir -- '$scratch' 2>/dev/null || true" EXIT
+    isolate=(unshare --mount --propagation private sh -c "$ISOLATE" "$scratch" "$TMP_REAL" "$dir/tmp"
+             "$dir" "$(realpath -e -- "$WEED")" --)
+    if [[ -z "$scratch" ]] || ! "${isolate[@]}" true >/dev/null 2>&1; then
+        isolate=()
         note "note: cannot unshare a mount namespace (not root?): weed uses the shared /tmp"
     fi
     # setsid: weed leads its own process group (stop kills the whole group) and gets

@@ -5,11 +5,16 @@ public enum Ceti {
 
 extension Ceti {
     /// ceti's exit status for an error that ended a command: 2 for what the operator must fix in
-    /// the call or configuration (including refused credentials and a missing bucket), else 1.
+    /// the call or configuration (including refused credentials, a missing bucket and a ledger
+    /// path that cannot be opened at all), else 1 — among them every I/O and database failure
+    /// (a damaged ledger, a full disk, a ledger locked by another ceti).
     public static func exitStatus(for error: Error) -> Int32 {
         switch error {
-        case is UsageError, is CredentialError, is ConfigFile.ConfigError, is KeyTemplate.TemplateError, is SQLiteError:
+        case is UsageError, is CredentialError, is ConfigFile.ConfigError, is KeyTemplate.TemplateError:
             return 2
+        case let e as SQLiteError:
+            if case .open = e { return 2 }
+            return 1
         case let e as S3Error where e.isFatal:
             return 2
         default:

@@ -12,12 +12,35 @@ struct CetiCommand: AsyncParsableCommand {
             whaletag --clean. Every step records what it did in the ledger (ceti status shows it), and \
             nothing is deleted anywhere without the ledger's proof of a verified copy.
 
-            Exit status: 0 success (including nothing to do), 1 some work failed (each failure listed), \
-            2 usage or configuration error.
+            Exit status: 0 success (including nothing to do); 1 some work failed (each failure listed), \
+            or the ledger or a disk failed (a damaged or locked ledger, a full disk); 2 usage or \
+            configuration error (an unknown flag, a bad value, a missing argument, a wrong config \
+            file value).
             """,
         version: Ceti.version,
         subcommands: [Ingest.self, WhaleTag.self, GeneralOffload.self, Compress.self, S3Upload.self, Status.self]
     )
+
+    /// ArgumentParser's own `main()`, except that a usage error the parser finds (an unknown
+    /// flag, a value that does not parse, a missing argument), which it would end with 64
+    /// (EX_USAGE), exits 2 like every other usage error of ceti. Its message and usage text are
+    /// kept; --help, --version and `help CMD` still print to stdout and exit 0.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            if exitCode(for: error).rawValue == ExitCode.validationFailure.rawValue {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(2)
+            }
+            exit(withError: error)
+        }
+    }
 }
 
 /// Runs a subcommand body and turns CetiKit's errors into one line on stderr and ceti's exit codes.

@@ -16,7 +16,13 @@ struct Compress: AsyncParsableCommand {
             size and SHA-256. Each output is written as NAME.part, fsynced, verified, renamed and recorded \
             in the ledger; only then is the original removed (unless --keep). A raw file that is not a \
             whole number of frames, an empty file or a bad WAV is reported and left untouched. A rerun \
-            skips what is done.
+            skips what is done (an original left by a stopped run is removed once its output, read back \
+            from the disk, still has the recorded SHA-256).
+
+            Two inputs never share an output: a.raw beside a.wav (or a.RAW) both map to a.flac, so both \
+            are reported as failed and kept, and nothing is written for them. A staged copy pulled from a \
+            tag must still have the SHA-256 recorded by its pull, or it is kept and nothing is recorded. A \
+            folder or file that cannot be read is reported as failed; the rest is still compressed.
 
             Exit status: 0 all compressed or already done, 1 a file failed, 2 usage error.
             """)

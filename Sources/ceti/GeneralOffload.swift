@@ -17,7 +17,11 @@ struct GeneralOffload: AsyncParsableCommand {
             its birth time (else its mtime); a taken name gets -1, -2, …, nothing is ever overwritten, and \
             names.tsv beside the copies maps every new name to the original path. The source is read once \
             and hashed; each copy is fsynced, dropped from the page cache, read back and compared. The card \
-            is never modified. A file whose verified backup is in the ledger is reported as already saved.
+            is never modified. A file whose verified backup under this DATA_DIR/backup/ is in the ledger (and \
+            still reads back with the recorded SHA-256) is reported as already saved, and staged again if it \
+            is not in S3 and its staging copy is gone; a backup elsewhere (another --data-dir) does not \
+            count, so the file is copied here too. The summary names only the folders this run wrote into. \
+            A folder or file on the card that cannot be read is reported as failed (the rest is copied).
 
             Exit status: 0 all copied or already saved, 1 a file failed, 2 usage error (unregistered ID).
             """)

@@ -129,25 +129,48 @@ struct TransferOptions: ParsableArguments {
     /// Upload options from these flags, else the config file, else the defaults.
     func uploadOptions(directories: [String], bucket: String, ledgerFlag: String?,
                        environment env: [String: String], config: ConfigFile) throws -> UploadOptions {
+        let template: KeyTemplate
+        if let keyTemplate {
+            template = try KeyTemplate(keyTemplate)
+        } else if let text = try config.string("key_template") {
+            do { template = try KeyTemplate(text) } catch let e as KeyTemplate.TemplateError {
+                throw config.invalid("key_template", "\(e)".replacingOccurrences(of: "--key-template: ", with: "")
+                                        .replacingOccurrences(of: "--key-template ", with: ""))
+            }
+        } else {
+            template = try KeyTemplate(KeyTemplate.default)
+        }
         var options = UploadOptions(
-            directories: directories, bucket: bucket,
-            keyTemplate: try KeyTemplate(keyTemplate ?? config["key_template"] ?? KeyTemplate.default),
+            directories: directories, bucket: bucket, keyTemplate: template,
             ledgerPath: Ledger.resolvePath(flag: ledgerFlag, environment: env, config: config))
-        options.prefix = prefix ?? config["prefix"] ?? options.prefix
+        options.prefix = try prefix ?? config.string("prefix") ?? options.prefix
         options.overwrite = overwrite
-        if let j = jobs ?? config["jobs"].flatMap({ Int($0) }) {
+        if let j = jobs {
             guard (1...64).contains(j) else { throw UsageError("--jobs \(j): give a number from 1 to 64") }
             options.jobs = j
+        } else if let j = try config.int("jobs") {
+            guard (1...64).contains(j) else { throw config.invalid("jobs", "\(j) is out of range; give a number from 1 to 64") }
+            options.jobs = j
         }
-        if let text = partSize ?? config["part_size"] {
+        if let text = partSize {
             guard let size = ByteSize.parse(text), size >= PartLayout.minPartSize, size <= PartLayout.maxPartSize else {
                 throw UsageError("--part-size \(text): give a size from 5MiB to 5GiB, e.g. 8MiB or 64M")
             }
             options.partSize = size
+        } else if let text = try config.string("part_size") {
+            guard let size = ByteSize.parse(text), size >= PartLayout.minPartSize, size <= PartLayout.maxPartSize else {
+                throw config.invalid("part_size", "\(text) is not a size from 5MiB to 5GiB; give e.g. 8MiB or 64M")
+            }
+            options.partSize = size
         }
-        if let text = bwlimit ?? config["bwlimit"] {
+        if let text = bwlimit {
             guard let rate = ByteSize.parse(text), rate >= 1024 else {
                 throw UsageError("--bwlimit \(text): give a rate of at least 1k, e.g. 500k or 2M (bytes per second)")
+            }
+            options.bytesPerSecond = rate
+        } else if let text = try config.string("bwlimit") {
+            guard let rate = ByteSize.parse(text), rate >= 1024 else {
+                throw config.invalid("bwlimit", "\(text) is not a rate of at least 1k; give e.g. 500k or 2M (bytes per second)")
             }
             options.bytesPerSecond = rate
         }

@@ -18,10 +18,14 @@ struct WhaleTag: AsyncParsableCommand {
             $XDG_CONFIG_HOME/ceti/known_hosts; a changed key stops that tag.
 
             -c deletes on the tag, file by file, only what the ledger proves safe: unchanged since it \
-            was pulled (size, mtime, and the tag's own SHA-256), and held by a verified S3 object \
-            (--require uploaded, the default) or a verified local copy (--require local). Never a \
-            folder, never a file the ledger does not know; nothing at all after an error on that tag. \
-            With --dry-run it only shows what it would delete.
+            was pulled (size, mtime, and the tag's own SHA-256), and its own bytes — this tag's pulled \
+            copy, or the FLAC/gzip made of it — verified in S3 in the bucket given (--bucket, \
+            CETI_BUCKET or the config file), where a HEAD made just before the delete still finds the \
+            object with the recorded size and ETag (--require uploaded, the default); or its own \
+            verified local copy, hashed again (--require local). Another tag's identical file, another \
+            bucket's object or an object since deleted proves nothing. Never a folder, never a file the \
+            ledger does not know; nothing at all after an error on that tag. With --dry-run it only \
+            shows what it would delete.
 
             Discovery (-l, -a) connects to the SSH port of every address of each up IPv4 interface's \
             network (the /24 around the address when the network is wider than /22) and around each \
@@ -50,6 +54,7 @@ struct WhaleTag: AsyncParsableCommand {
     var dryRun = false
     @Option(name: .shortAndLong, help: "Tags pulled in parallel.")
     var jobs = 4
+    @OptionGroup(title: "S3 (for -c: where the files' objects must be)") var s3: S3Options
     @OptionGroup var ledger: LedgerOption
     @OptionGroup var output: OutputOptions
 
@@ -65,7 +70,7 @@ struct WhaleTag: AsyncParsableCommand {
             if list && (all || !tag.isEmpty || clean) { throw UsageError("-l only lists: use it without -a, -t or -c") }
             guard (1...64).contains(jobs) else { throw UsageError("--jobs \(jobs): give a number from 1 to 64") }
             let env = ProcessInfo.processInfo.environment
-            let config = try ConfigFile.load(explicit: nil, environment: env)
+            let config = try ConfigFile.load(explicit: s3.config, environment: env)
             var options = try login.pullOptions(dataDir: dataDir, ledgerFlag: ledger.ledger, environment: env, config: config)
             options.dryRun = dryRun
             options.jobs = jobs
@@ -76,8 +81,10 @@ struct WhaleTag: AsyncParsableCommand {
                 console.output(output.json ? try JSONOutput.encode(tags) : WhaleTagRun.listText(tags))
                 return 0
             }
+            // Only cleaning by upload proof needs S3: a pull works with no uplink at all.
+            let settings = clean && proof == .uploaded ? try S3Settings.resolve(s3.flags, environment: env, config: config) : nil
             let summary = try await WhaleTagRun.pull(targets: tag, discovering: all ? try WhaleTagRun.subnets(login.subnet) : nil,
-                                                     options: options, console: console)
+                                                     options: options, s3: settings, console: console)
             return try output.finish(summary, console: console)
         }
     }

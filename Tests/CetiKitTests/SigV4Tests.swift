@@ -5,11 +5,10 @@ import Testing
 @Suite struct SigV4Tests {
     // MARK: - AWS SigV4 test suite (generic service)
 
-    /// `<package root>/../shared/testdata/aws-sig-v4-test-suite`.
+    /// `Tests/testdata/aws-sig-v4-test-suite` in this package (Apache-2.0, see its README.md).
     static let suiteDirectory = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent()
-        .appendingPathComponent("shared/testdata/aws-sig-v4-test-suite")
+        .deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("testdata/aws-sig-v4-test-suite")
 
     /// Vectors not run, and why. They all need the generic service's path normalization, which S3 must
     /// not do ("a//b/../c" is a valid key). normalize-path/get-space is run: it only needs the space encoded
@@ -37,7 +36,7 @@ import Testing
         let fm = FileManager.default
         let root = Self.suiteDirectory.path
         try #require(fm.fileExists(atPath: root),
-                     "AWS SigV4 test suite missing at \(root); it belongs in ../shared/testdata next to the package")
+                     "AWS SigV4 test suite missing at \(root); it belongs in Tests/testdata of the package")
 
         // Every directory holding <dirname>.req is a vector, named by its path below the suite root.
         let vectors = try fm.subpathsOfDirectory(atPath: root).compactMap { file -> String? in

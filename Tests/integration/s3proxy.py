@@ -25,6 +25,9 @@ because the request is signed for it) and relays the response.
     (connection number, from 1), corrupted (bool), and "error" when something broke.
   A client that disconnects in the middle of a body gives complete=false,
   status=null and the number of bytes that did arrive.
+* `deny_file` (importable only): while that file exists, every request is answered 403
+  AccessDenied (after its body is read), as S3 answers a revoked key; logged with
+  "error": "denied".
 * SIGTERM / SIGINT: stops cleanly, exit status 0.
 
 Importable: `start_proxy(upstream, log_path, corrupt_nth_body=None)` runs it on threads
@@ -244,8 +247,10 @@ class _ClientGoneMidBody(Exception):
 class Proxy:
     def __init__(self, upstream: str, log_path: str, corrupt_nth_body: int | None = None,
                  listen_host: str = "127.0.0.1", listen_port: int = 0,
-                 stall_nth_body: int | None = None, stall_seconds: float = 0, skew_first: int = 0):
+                 stall_nth_body: int | None = None, stall_seconds: float = 0, skew_first: int = 0,
+                 deny_file: str | None = None):
         self.upstream = _parse_upstream(upstream)
+        self.deny_file = deny_file
         # Answer the first N requests as AWS does to a client whose clock is off (SeaweedFS never
         # checks the clock, so this error path cannot be reached against it).
         self.skew_left = skew_first
@@ -378,6 +383,8 @@ class Proxy:
         has_body = chunked or length > 0
         expect = (req.get("expect") or "").strip().lower() == "100-continue"
         client_keep = req.keep_alive(version)
+        if self.deny_file and os.path.exists(self.deny_file):
+            return self._deny(client, entry, length if has_body and not chunked and not expect else 0)
 
         try:
             upc = up.ensure()
@@ -437,6 +444,26 @@ class Proxy:
         if not up_keep:
             up.close()
         return client_keep and up_keep
+
+    def _deny(self, client: Conn, entry: dict, length: int) -> bool:
+        """403 AccessDenied, as for a revoked key; the body (if any) is read first."""
+        try:
+            left = length
+            while left > 0:
+                chunk = client.read_some(min(left, IO_SIZE))
+                if not chunk:
+                    break
+                left -= len(chunk)
+            body = (b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code>"
+                    b"<Message>Access Denied</Message></Error>")
+            client.send(b"HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\nContent-Length: "
+                        + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+        except PeerGone:
+            pass
+        entry["status"] = 403
+        entry["error"] = "denied"
+        self._log(entry)
+        return False
 
     # ---- request body -------------------------------------------------------------
     def _interim(self, upc: Conn, client: Conn, method: str) -> int | None:
@@ -624,10 +651,11 @@ def _status_of(head: bytes) -> int:
 
 def start_proxy(upstream: str, log_path, corrupt_nth_body: int | None = None,
                 listen_host: str = "127.0.0.1", listen_port: int = 0,
-                stall_nth_body: int | None = None, stall_seconds: float = 0, skew_first: int = 0):
+                stall_nth_body: int | None = None, stall_seconds: float = 0, skew_first: int = 0,
+                deny_file=None):
     """Run the proxy on threads in this process. Returns (port, stop_fn)."""
     proxy = Proxy(upstream, os.fspath(log_path), corrupt_nth_body, listen_host, listen_port,
-                  stall_nth_body, stall_seconds, skew_first)
+                  stall_nth_body, stall_seconds, skew_first, os.fspath(deny_file) if deny_file else None)
     proxy.start()
     return proxy.port, proxy.stop
 

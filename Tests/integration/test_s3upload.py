@@ -155,8 +155,9 @@ def test_second_run_sends_no_put(ceti, bucket, proxy, tmp_path):
     time.sleep(0.2)
     second = p.entries()[before:]
     assert writes(second) == [], second
-    # Only the bucket check; every file was proven by the ledger without a HEAD.
-    assert [e["method"] for e in second] == ["GET"], second
+    # The bucket check, then one HEAD per file: the ledger's proof holds only while S3 still
+    # has each object as recorded (DESIGN §2). No file is read or sent again.
+    assert [e["method"] for e in second] == ["GET"] + ["HEAD"] * 6, second
     assert "6 already in S3" in r.stdout
 
 
@@ -174,11 +175,12 @@ def test_ledger_lost_rebuilds_without_reupload(ceti, s3, bucket, proxy, tmp_path
     assert writes(p.entries()) == []
     summary = json.loads(r.stdout)
     assert sorted(f["action"] for f in summary["files"]) == ["present", "present"]
-    # And the rebuilt ledger now proves them: a third run does not even HEAD.
+    # And the rebuilt ledger now proves them: a third run reads no file and only asks S3 that
+    # each object is still there.
     p2 = proxy()
     upload(ceti, bucket, root, endpoint=p2.endpoint, extra=("--part-size", "5MiB"), check=0)
     time.sleep(0.2)
-    assert [e["method"] for e in p2.entries()] == ["GET"]
+    assert [e["method"] for e in p2.entries()] == ["GET", "HEAD", "HEAD"]
 
 
 def test_changed_file_is_a_conflict_until_overwrite(ceti, s3, bucket, tmp_path):

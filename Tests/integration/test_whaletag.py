@@ -39,6 +39,11 @@ def local(tmp_path) -> Path:
     return tmp_path / "pulled" / HOSTNAME
 
 
+def s3_args(ceti, bucket) -> list:
+    """What -c (proof by upload) needs: the bucket whose objects prove each file."""
+    return ["--bucket", bucket, "--endpoint-url", ceti.s3env.endpoint]
+
+
 def test_pull_is_exact_and_a_rerun_pulls_nothing(ceti, sshd_tag, tmp_path):
     files = {"1700000000000.raw": os.urandom(3 * MiB + 17), "data_battery.csv": b"t,v\n1,2\n",
              "data_config_1700000000.txt": b"cfg", "empty.csv": b""}
@@ -189,19 +194,29 @@ def test_clean_deletes_exactly_what_is_proven_uploaded(ceti, s3, bucket, sshd_ta
     (sshd_tag.data / "config").mkdir()
 
     # Nothing uploaded yet: -c deletes nothing.
-    r = pull(ceti, sshd_tag, tmp_path, "-c", "--json", check=0)
+    r = pull(ceti, sshd_tag, tmp_path, "-c", "--json", *s3_args(ceti, bucket), check=0)
     cleaned = {c["name"]: c for c in json.loads(r.stdout)["tags"][0]["cleaned"]}
     assert all(c["action"] == "kept" for c in cleaned.values()), cleaned
-    assert cleaned["1700000000000.raw"]["reason"] == "not uploaded yet"
+    assert cleaned["1700000000000.raw"]["reason"].startswith("not uploaded yet")
     assert sorted(p.name for p in sshd_tag.data.iterdir()) == sorted([*blobs, "growing.log", "config"])
 
-    # Upload three of them (from the pulled copies), verified by s3upload.
+    # The same bytes uploaded from another folder are not this tag's copy: no proof.
     upload_dir = tmp_path / "up" / HOSTNAME
     upload_dir.mkdir(parents=True)
     uploaded = sorted(blobs)[:3]
     for name in uploaded:
         (upload_dir / name).write_bytes((local(tmp_path) / name).read_bytes())
-    ceti("s3upload", "--bucket", bucket, "--endpoint-url", ceti.s3env.endpoint, tmp_path / "up", check=0)
+    ceti("s3upload", "--bucket", bucket, "--endpoint-url", ceti.s3env.endpoint, "--prefix", "elsewhere",
+         tmp_path / "up", check=0)
+    r = pull(ceti, sshd_tag, tmp_path, "-c", "--json", *s3_args(ceti, bucket), check=0)
+    assert {c["action"] for c in json.loads(r.stdout)["tags"][0]["cleaned"]} == {"kept"}
+
+    # Upload three of the pulled copies themselves (the fourth is set aside meanwhile).
+    aside = tmp_path / "aside"
+    aside.mkdir()
+    (local(tmp_path) / sorted(blobs)[3]).rename(aside / sorted(blobs)[3])
+    ceti("s3upload", "--bucket", bucket, "--endpoint-url", ceti.s3env.endpoint, tmp_path / "pulled", check=0)
+    (aside / sorted(blobs)[3]).rename(local(tmp_path) / sorted(blobs)[3])
 
     # One uploaded file is rewritten on the tag with the same size and mtime: only the tag's own
     # SHA-256 can tell, and it is kept.
@@ -211,12 +226,12 @@ def test_clean_deletes_exactly_what_is_proven_uploaded(ceti, s3, bucket, sshd_ta
     (sshd_tag.data / changed).write_bytes(bytes(b ^ 0xFF for b in blobs[changed]))
     os.utime(sshd_tag.data / changed, (st.st_atime, st.st_mtime))
 
-    r = pull(ceti, sshd_tag, tmp_path, "-c", "--dry-run", "--json", check=0)
+    r = pull(ceti, sshd_tag, tmp_path, "-c", "--dry-run", "--json", *s3_args(ceti, bucket), check=0)
     would = sorted(c["name"] for c in json.loads(r.stdout)["tags"][0]["cleaned"] if c["action"] == "would-delete")
     assert would == proven
     assert all((sshd_tag.data / n).exists() for n in blobs)
 
-    r = pull(ceti, sshd_tag, tmp_path, "-c", "--json", check=0)
+    r = pull(ceti, sshd_tag, tmp_path, "-c", "--json", *s3_args(ceti, bucket), check=0)
     cleaned = {c["name"]: c for c in json.loads(r.stdout)["tags"][0]["cleaned"]}
     assert sorted(n for n, c in cleaned.items() if c["action"] == "deleted") == proven
     assert all(f"s3://{bucket}/" in cleaned[n]["reason"] for n in proven)
@@ -290,10 +305,10 @@ def test_clean_accepts_an_uploaded_flac_as_proof_for_its_raw(ceti, bucket, sshd_
     assert (local(tmp_path) / "1700000000000.flac").exists() and not (local(tmp_path) / "1700000000000.raw").exists()
 
     # Before the upload nothing is proven; after it, the tag's raw and csv are deleted.
-    r = pull(ceti, sshd_tag, tmp_path, "-c", "--json", check=0)
+    r = pull(ceti, sshd_tag, tmp_path, "-c", "--json", *s3_args(ceti, bucket), check=0)
     assert {c["action"] for c in json.loads(r.stdout)["tags"][0]["cleaned"]} == {"kept"}
     ceti("s3upload", "--bucket", bucket, "--endpoint-url", ceti.s3env.endpoint, tmp_path / "pulled", check=0)
-    r = pull(ceti, sshd_tag, tmp_path, "-c", "--json", check=0)
+    r = pull(ceti, sshd_tag, tmp_path, "-c", "--json", *s3_args(ceti, bucket), check=0)
     cleaned = {c["name"]: c["action"] for c in json.loads(r.stdout)["tags"][0]["cleaned"]}
     assert cleaned == {"1700000000000.raw": "deleted", "data_gps.csv": "deleted"}
     assert list(sshd_tag.data.iterdir()) == []

@@ -26,14 +26,38 @@ public enum CompressRun {
         if let problem = options.raw.problem { throw UsageError(problem) }
         let ledgerPath = FileWalker.absolute(options.ledgerPath)
         var walker = FileWalker(excludedPaths: [ledgerPath, ledgerPath + "-wal", ledgerPath + "-shm"])
-        var work: [(path: String, kind: Compressor.Kind, size: Int64)] = []
+        var found: [(path: String, kind: Compressor.Kind, size: Int64)] = []
         for dir in options.directories {
             do {
                 for f in try walker.walk(dir) {
-                    if let kind = Compressor.kind(of: f.path) { work.append((f.path, kind, f.fingerprint.size)) }
+                    if let kind = Compressor.kind(of: f.path) { found.append((f.path, kind, f.fingerprint.size)) }
                 }
             } catch let e as FileWalker.WalkError {
                 throw UsageError(e.description)
+            }
+        }
+        // What could not be read is a failure, not a silent skip: every folder, and every file
+        // compress would have taken.
+        var refused: [CompressOutcome] = walker.failures.compactMap { f in
+            let kind = Compressor.kind(of: f.path)
+            guard f.isDirectory || kind != nil else { return nil }
+            return CompressOutcome(action: .failed, input: f.path, output: kind.map { Compressor.outputPath(f.path, $0) } ?? "",
+                                   codec: kind == .gzip ? "gzip" : kind == nil ? "" : "flac", inputSize: 0, message: f.description)
+        }
+        // Two inputs never share an output (a.raw and a.wav, a.raw and a.RAW → a.flac): all of
+        // them are kept and reported, decided here from the walk, before anything is written.
+        var byOutput: [String: [String]] = [:]
+        for w in found { byOutput[Compressor.outputPath(w.path, w.kind), default: []].append(w.path) }
+        var work: [(path: String, kind: Compressor.Kind, size: Int64)] = []
+        for w in found {
+            let output = Compressor.outputPath(w.path, w.kind)
+            let inputs = byOutput[output] ?? []
+            if inputs.count > 1 {
+                refused.append(CompressOutcome(action: .failed, input: w.path, output: output, codec: w.kind == .gzip ? "gzip" : "flac",
+                                               inputSize: w.size,
+                                               message: CompressError.collision(inputs: inputs.sorted(), output: output).description))
+            } else {
+                work.append(w)
             }
         }
         let ledger = options.dryRun ? try Ledger(readOnlyPath: ledgerPath) : try Ledger(path: ledgerPath)
@@ -44,6 +68,10 @@ public enum CompressRun {
         meter.begin(files: work.count, bytes: work.reduce(0) { $0 + $1.size })
         defer { meter.end() }
         var outcomes: [CompressOutcome] = []
+        for o in refused.sorted(by: { $0.input < $1.input }) {
+            report(o, console: console)
+            outcomes.append(o)
+        }
         try await withThrowingTaskGroup(of: CompressOutcome.self) { group in
             var next = work.makeIterator()
             func addNext() {

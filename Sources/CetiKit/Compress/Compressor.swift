@@ -9,6 +9,10 @@ struct Compressor: Sendable {
 
     enum Kind: String { case flacFromRaw = "raw", flacFromWAV = "wav", gzip = "csv" }
 
+    /// Output paths claimed by the input writing them, so that two inputs (or two threads on one
+    /// input) never write one `.part`: `ceti ingest` compresses from several threads at once.
+    static let claims = ClaimRegistry()
+
     static func kind(of path: String) -> Kind? {
         let lower = path.lowercased()
         if lower.hasSuffix(".raw") { return .flacFromRaw }
@@ -38,8 +42,15 @@ struct Compressor: Sendable {
 
     /// Compresses (or settles an output made earlier) and returns the verified derivative's
     /// record, nil on a dry run. Throws what went wrong, typed: `ceti ingest` acts on it.
+    /// Safe to call from several threads at once: an output path is claimed by one input at a
+    /// time in this process, and its `.part` is locked against other processes.
     func produce(_ path: String, kind: Kind, outcome: inout CompressOutcome) throws -> DerivativeRecord? {
         let output = Self.outputPath(path, kind)
+        if let owner = Self.claims.claim(output, by: path) {
+            throw owner == path ? CompressError.busy(input: path, output: output)
+                                : CompressError.claimedByAnother(input: path, other: owner, output: output)
+        }
+        defer { Self.claims.release(output, by: path) }
         if FileManager.default.fileExists(atPath: output) {
             return try settleExisting(path, output: output, outcome: &outcome)
         }
@@ -55,16 +66,25 @@ struct Compressor: Sendable {
     }
 
     /// The output exists: skip it if the ledger proves it is the verified output of this very
-    /// input (then the original may go); anything else is left alone and reported.
+    /// input (then the original may go, once the output read from disk again still has the
+    /// recorded SHA-256); anything else is left alone and reported.
     private func settleExisting(_ path: String, output: String, outcome: inout CompressOutcome) throws -> DerivativeRecord {
-        guard let d = try ledger.derivative(outputPath: output), FileWalker.fingerprint(path: output)?.size == d.outputSize else {
-            throw CompressError.outputExists(output: output)
-        }
+        guard let d = try ledger.derivative(outputPath: output) else { throw CompressError.outputExists(output: output) }
+        // Made from another file (a.raw beside a.wav): not this input's output, whatever its bytes.
+        guard d.inputPath == path else { throw CompressError.outputOfAnother(input: path, other: d.inputPath, output: output) }
+        guard FileWalker.fingerprint(path: output)?.size == d.outputSize else { throw CompressError.outputExists(output: output) }
         outcome.action = .skipped
         outcome.outputSize = d.outputSize
         // A run stopped between recording and removing: the original is still here.
         guard !options.keep, !options.dryRun, FileManager.default.fileExists(atPath: path) else { return d }
         guard try FileHashes.sha256(path: path) == d.inputSHA256 else { throw CompressError.earlierVersion(input: path, output: output) }
+        if let pulled = try ledger.recordedContent(localPath: path), pulled.sha256 != d.inputSHA256 {
+            throw CompressError.changedSincePulled(input: path, recorded: pulled.sha256, now: d.inputSHA256)
+        }
+        let now = try Self.sha256FromDisk(output)
+        guard now == d.outputSHA256 else {
+            throw CompressError.outputDiffers(input: path, output: output, recorded: d.outputSHA256, now: now)
+        }
         try removeOriginal(path)
         outcome.originalRemoved = true
         return d
@@ -78,13 +98,31 @@ struct Compressor: Sendable {
         fstat(input, &st)
         let size = Int64(st.st_size)
         let part = output + ".part"
-        let out = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        // Not truncated before it is ours: another process may be writing it.
+        let out = open(part, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
         guard out >= 0 else { throw FileIOError.write(path: part, errno: errno) }
+        var owned = false
         var committed = false
         defer {
+            // Removed while still locked, so nobody else can take it over half-written.
+            if owned && !committed { unlink(part) }
             close(out)
-            if !committed { unlink(part) }
         }
+        guard flock(out, LOCK_EX | LOCK_NB) == 0 else {
+            let e = errno
+            if e == EWOULDBLOCK { throw CompressError.partBusy(input: path, part: part) }
+            throw FileIOError.write(path: part, errno: e)
+        }
+        // The lock is on the file we opened: it must still be the one at that name (a process
+        // that just finished renames its .part away, then unlocks).
+        var mine = stat(), named = stat()
+        guard fstat(out, &mine) == 0, stat(part, &named) == 0, mine.st_ino == named.st_ino, mine.st_dev == named.st_dev else {
+            throw CompressError.partBusy(input: path, part: part)
+        }
+        owned = true
+        // Checked under the lock: an output another process finished meanwhile is never replaced.
+        guard !FileManager.default.fileExists(atPath: output) else { throw CompressError.outputAppeared(input: path, output: output) }
+        guard ftruncate(out, 0) == 0 else { throw FileIOError.write(path: part, errno: errno) }
         var inputSHA: [UInt8]
         var flacMD5: String?
         var parameters: String
@@ -107,6 +145,10 @@ struct Compressor: Sendable {
                                                outputFD: out, outputPath: part, threads: gzipThreads)
             parameters = "-\(options.gzipLevel)"
         }
+        // A staged copy is encoded only as it was pulled: the SHA-256 read now is the one recorded then.
+        if let pulled = try ledger.recordedContent(localPath: path), pulled.sha256 != inputSHA.hex {
+            throw CompressError.changedSincePulled(input: path, recorded: pulled.sha256, now: inputSHA.hex)
+        }
         guard fsync(out) == 0 else { throw FileIOError.write(path: part, errno: errno) }
         if kind == .gzip {
             // Re-inflate with zlib: the same size and SHA-256 as the input, or it does not count.
@@ -118,18 +160,57 @@ struct Compressor: Sendable {
         guard FileWalker.fingerprint(path: path) == FileWalker.fingerprint(st) else {
             throw CompressError.inputChanged(input: path, output: output)
         }
-        let outputSHA = try FileHashes.sha256(path: part)
-        let outputSize = FileWalker.fingerprint(path: part)?.size ?? 0
+        // The SHA-256 recorded is that of the bytes on the disk, read again after the fsync.
+        let outputSHA = try Self.sha256FromDisk(part)
+        guard fstat(out, &mine) == 0 else { throw FileIOError.write(path: part, errno: errno) }
+        let outputSize = Int64(mine.st_size)
         // Recorded before the rename: a run killed in between finds no output and encodes again,
         // where the other order would leave an output the ledger cannot vouch for.
         let record = DerivativeRecord(inputPath: path, inputSHA256: inputSHA.hex, inputSize: size, outputPath: output,
                                       outputSHA256: outputSHA, outputSize: outputSize, codec: kind == .gzip ? "gzip" : "flac",
                                       parameters: parameters, flacMD5: flacMD5, verifiedAt: Timestamp.now())
         try ledger.recordDerivative(record)
-        guard rename(part, output) == 0 else { throw FileIOError.write(path: output, errno: errno) }
+        do {
+            try Self.publish(part, as: output)
+        } catch {
+            try? ledger.forgetDerivative(outputPath: output, outputSHA256: outputSHA)
+            throw error
+        }
         committed = true
         FileHashes.syncDirectory((output as NSString).deletingLastPathComponent)
+        // Still locked: the final name is the very file hashed above.
+        guard stat(output, &named) == 0, named.st_ino == mine.st_ino, named.st_dev == mine.st_dev,
+              Int64(named.st_size) == outputSize else {
+            throw CompressError.outputAppeared(input: path, output: output)
+        }
         return record
+    }
+
+    /// Gives the `.part` its final name, never replacing a file of that name: a hard link then the
+    /// unlink of the `.part` (a rename where the filesystem has no hard links, checked first).
+    private static func publish(_ part: String, as output: String) throws {
+        if link(part, output) == 0 {
+            unlink(part)
+            return
+        }
+        let e = errno
+        if e == EEXIST { throw CompressError.outputAppeared(input: nil, output: output) }
+        guard e == EPERM || e == EOPNOTSUPP || e == ENOSYS || e == EMLINK else { throw FileIOError.write(path: output, errno: e) }
+        guard access(output, F_OK) != 0 else { throw CompressError.outputAppeared(input: nil, output: output) }
+        guard rename(part, output) == 0 else { throw FileIOError.write(path: output, errno: errno) }
+    }
+
+    /// SHA-256 (hex) of a file as the disk holds it: its cached pages dropped first (they are
+    /// clean after the fsync), so the bytes are read back from the device, not from memory.
+    static func sha256FromDisk(_ path: String) throws -> String {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw FileIOError.read(path: path, message: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw FileIOError.read(path: path, message: String(cString: strerror(errno))) }
+        posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)
+        posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL)
+        return try FileHashes.sha256(path: path, fd: fd, offset: 0, length: Int64(st.st_size)).hex
     }
 
     private func removeOriginal(_ path: String) throws {
@@ -143,6 +224,22 @@ enum CompressError: Error, CustomStringConvertible {
     case inputChanged(input: String, output: String)
     /// The output was made from other content at the same path: an earlier version of the input.
     case earlierVersion(input: String, output: String)
+    /// Two inputs (a.raw and a.wav, a.raw and a.RAW) map to one output.
+    case collision(inputs: [String], output: String)
+    /// The output is being written from another input by this process.
+    case claimedByAnother(input: String, other: String, output: String)
+    /// The output exists and the ledger records it as made from another input.
+    case outputOfAnother(input: String, other: String, output: String)
+    /// This input is being compressed by another thread of this process.
+    case busy(input: String, output: String)
+    /// Another process holds the lock on the output's `.part`.
+    case partBusy(input: String, part: String)
+    /// The output appeared while this input was being compressed.
+    case outputAppeared(input: String?, output: String)
+    /// A staged copy whose bytes differ from those its pull recorded.
+    case changedSincePulled(input: String, recorded: String, now: String)
+    /// The recorded output no longer has the SHA-256 recorded for it.
+    case outputDiffers(input: String, output: String, recorded: String, now: String)
 
     var description: String {
         switch self {
@@ -153,6 +250,28 @@ enum CompressError: Error, CustomStringConvertible {
         case .earlierVersion(let input, let output):
             return "\(output) was made from an earlier version of \(input), which has changed since; both were kept: "
                 + "move \(output) away (or rename \(input)) and rerun"
+        case .collision(let inputs, let output):
+            return "\(inputs.joined(separator: " and ")) both compress to \(output); "
+                + "\(inputs.count == 2 ? "both were" : "all were") kept and nothing was written for them: rename one and rerun"
+        case .claimedByAnother(let input, let other, let output):
+            return "\(other) and \(input) both compress to \(output); \(input) was kept and nothing was written for it: "
+                + "rename one and rerun"
+        case .outputOfAnother(let input, let other, let output):
+            return "\(output) is the recorded output of \(other), not of \(input): both compress to that name; "
+                + "\(input) was kept and nothing was written for it: rename it and rerun"
+        case .busy(let input, let output):
+            return "\(input) is already being compressed to \(output) by this process; it was kept"
+        case .partBusy(let input, let part):
+            return "\(part) is being written by another process (another ceti compress or ingest?); \(input) was kept: "
+                + "rerun when that one has finished"
+        case .outputAppeared(let input, let output):
+            return "\(output) appeared while \(input ?? "its input") was being compressed (another process?); nothing was "
+                + "overwritten and the input was kept: rerun"
+        case .changedSincePulled(let input, let recorded, let now):
+            return "\(input) changed since it was pulled: SHA-256 recorded \(recorded), now \(now); kept, output discarded"
+        case .outputDiffers(let input, let output, let recorded, let now):
+            return "\(output) no longer has the SHA-256 recorded for it (recorded \(recorded), now \(now)); \(input) was kept: "
+                + "move \(output) away and rerun"
         }
     }
 }

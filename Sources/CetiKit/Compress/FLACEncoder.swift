@@ -90,7 +90,7 @@ struct FLACEncoder {
             sha.update(bytes)
             let count = want / format.bytesPerSample
             PCM.decode(bytes, format: format, into: &samples, littleEndian: &le)
-            md5.update(UnsafeRawBufferPointer(start: le, count: want))
+            le.withUnsafeBytes { md5.update(UnsafeRawBufferPointer(rebasing: $0[0..<want])) }
             let ok = samples.withUnsafeBufferPointer {
                 FLAC__stream_encoder_process_interleaved(encoder, $0.baseAddress, UInt32(count / format.channels))
             }

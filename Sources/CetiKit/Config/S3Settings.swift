@@ -23,17 +23,21 @@ public struct S3Settings: Sendable {
 
     public static func resolve(_ flags: Flags, environment env: [String: String], config: ConfigFile) throws -> S3Settings {
         func nonEmpty(_ s: String?) -> String? { s.flatMap { $0.isEmpty ? nil : $0 } }
-        guard let bucket = nonEmpty(flags.bucket) ?? nonEmpty(env["CETI_BUCKET"]) ?? nonEmpty(config["bucket"]) else {
+        guard let bucket = try nonEmpty(flags.bucket) ?? nonEmpty(env["CETI_BUCKET"]) ?? config.string("bucket") else {
             throw UsageError("no bucket given: pass --bucket NAME, set CETI_BUCKET, or put `bucket: NAME` in \(config.path ?? "the config file")")
         }
-        let profile = nonEmpty(flags.profile) ?? nonEmpty(config["profile"])
-        let region = CredentialChain.region(explicit: nonEmpty(flags.region), profile: profile, environment: env)
-            ?? nonEmpty(config["region"]) ?? "us-east-1"
+        let profile = try nonEmpty(flags.profile) ?? config.string("profile")
+        let region = try CredentialChain.region(explicit: nonEmpty(flags.region), profile: profile, environment: env)
+            ?? config.string("region") ?? "us-east-1"
         let endpoint: S3Endpoint
-        if let url = nonEmpty(flags.endpointURL) ?? nonEmpty(env["AWS_ENDPOINT_URL_S3"]) ?? nonEmpty(env["AWS_ENDPOINT_URL"])
-            ?? nonEmpty(config["endpoint_url"]) {
+        if let url = nonEmpty(flags.endpointURL) ?? nonEmpty(env["AWS_ENDPOINT_URL_S3"]) ?? nonEmpty(env["AWS_ENDPOINT_URL"]) {
             guard let e = S3Endpoint(url: url) else {
                 throw UsageError("endpoint URL '\(url)' is not an http:// or https:// URL with a host")
+            }
+            endpoint = e
+        } else if let url = try config.string("endpoint_url") {
+            guard let e = S3Endpoint(url: url) else {
+                throw config.invalid("endpoint_url", "\(url) is not an http:// or https:// URL with a host")
             }
             endpoint = e
         } else {

@@ -31,6 +31,8 @@ public struct IngestTagReport: Sendable, Codable {
     public var manifest: String? = nil
     public var cleaned: [CleanOutcome] = []
     public var error: String? = nil
+    /// This target reached a tag another target of the run pulled (same hostname and host key).
+    public var duplicateOf: String? = nil
 
     public var failed: Bool {
         error != nil || pulled.contains { $0.action == .failed } || files.contains { $0.action == .failed }

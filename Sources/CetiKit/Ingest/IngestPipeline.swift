@@ -18,6 +18,9 @@ final class IngestPipeline: @unchecked Sendable {
     let copyPool: BlockingPool
     let uploads: AsyncLimiter
     let budget: StagingBudget
+    /// The first fatal S3 error (refused credentials, missing bucket): the run stops starting new
+    /// work and ends with it.
+    let fatal = FatalError()
 
     init(options: IngestOptions, run: IngestRunRecord, ledger: Ledger, s3: S3Client, puller: TagPuller, uploader: Uploader,
          console: Console, tags: Int) {
@@ -43,10 +46,14 @@ final class IngestPipeline: @unchecked Sendable {
         let address = target.address
         var report = IngestTagReport(tag: target.name ?? address, address: address)
         let (stream, continuation) = AsyncStream.makeStream(of: (copy: CopyRecord, reserved: Bool).self)
+        let folderLock = LockBox()
+        defer { folderLock.release() }
         let hooks = PullHooks(beforeDownload: { [budget] in budget.reserve($0) },
                               ready: { continuation.yield(($0, $1)) },
                               stillHeld: { [self] in stillHeld($0) },
-                              abandoned: { [budget] in budget.release($0) })
+                              abandoned: { [budget] in budget.release($0) },
+                              stopReason: { [fatal] in fatal.error.map { "\($0)" } },
+                              holdLock: { folderLock.hold($0) })
         let pull = Task { [tagPool, puller] in
             try await tagPool.run {
                 defer { continuation.finish() }
@@ -63,9 +70,16 @@ final class IngestPipeline: @unchecked Sendable {
         // The pool's body never throws: the pull reports its own failures.
         let pulled = (try? await pull.value) ?? TagPullReport(tag: report.tag, address: address, error: "the pull was interrupted")
         report.tag = pulled.tag
+        report.duplicateOf = pulled.duplicateOf
         report.pulled = pulled.files
         report.error = pulled.error
         report.files = outcomes.sorted { $0.name < $1.name }
+        // A fatal S3 error ends the run with one line of its own; the rest waits for the rerun.
+        guard fatal.error == nil else { return report }
+        if let first = pulled.duplicateOf {
+            console.info("\(target.description): the same tag as \(first) (\(report.tag), same host key); pulled once")
+            return report
+        }
         WhaleTagRun.report(pulled, console: console, results: false)
 
         guard !report.failed else {
@@ -77,11 +91,14 @@ final class IngestPipeline: @unchecked Sendable {
         }
         do {
             report.manifest = try await complete(device: report.tag)
+            guard fatal.error == nil else { return report }
             if options.clean {
                 let named = TagTarget(address: address, port: target.port, name: report.tag)
                 report.cleaned = try await tagPool.run { [puller] in try puller.clean(named) }
                 WhaleTagRun.reportCleaned(report.cleaned, tag: report.tag, console: console)
             }
+        } catch let e as S3Error where e.isFatal {
+            fatal.set(e)
         } catch {
             report.error = "\(error)"
             console.error("\(report.tag): \(error)")
@@ -111,6 +128,10 @@ final class IngestPipeline: @unchecked Sendable {
         defer { if reserved { budget.release(copy.size) } }
         let name = (copy.remotePath as NSString).lastPathComponent
         var o = IngestFileOutcome(action: .failed, device: copy.device, name: name, size: copy.size)
+        if let e = fatal.error {
+            o.message = "\(e)"
+            return o
+        }
         do {
             if let listed = try ledger.ingestedIn(device: copy.device, remotePath: copy.remotePath, sha256: copy.sha256),
                listed.complete {
@@ -140,8 +161,14 @@ final class IngestPipeline: @unchecked Sendable {
                 path = d.outputPath
                 o.derivative = (d.outputPath as NSString).lastPathComponent
             }
-            // 2. Upload, verified (or proven already there).
+            // 2. Upload, verified (or proven already there), and holding exactly the bytes verified
+            //    on arrival (or the output verified after compression).
             let object = try await upload(path, device: copy.device)
+            let expected = derivative?.outputSHA256 ?? copy.sha256
+            guard object.sha256 == expected else {
+                throw UploadError.changedSinceRecorded(path: path, origin: derivative == nil ? "pulled" : "compressed",
+                                                       recorded: expected, now: object.sha256)
+            }
             o.key = object.key
             o.upload = object.action
             // 3. A second local copy, verified.
@@ -168,6 +195,9 @@ final class IngestPipeline: @unchecked Sendable {
                                + ByteSize.format(copy.size).padding(toLength: 11, withPad: " ", startingAt: 0)
                                + " \(copy.device)/\(name.printable) → s3://\(bucket)/\(object.key.printable) (\(object.action))")
             }
+        } catch let e as S3Error where e.isFatal {
+            fatal.set(e)
+            o.message = "\(e)"
         } catch {
             o.message = "\(error)"
             console.error("\(copy.device)/\(name.printable): \(error)")
@@ -191,6 +221,10 @@ final class IngestPipeline: @unchecked Sendable {
         var outcome: UploadOutcome
         if let s = settled.first {
             outcome = s
+        } else if let object = work[0].proof, try await uploader.isStillInS3(object) {
+            outcome = UploadOutcome(action: .skipped, path: path, device: device, key: object.key, size: object.size)
+            outcome.etag = object.etag
+            outcome.sha256 = object.sha256
         } else {
             let p = work[0]
             // Keys of device files never land among the runs' manifests.
@@ -305,4 +339,23 @@ enum IngestError: Error, CustomStringConvertible {
             return "the key \(key) would fall among the runs' manifests (\(Manifest.runsFolder)/); change --key-template"
         }
     }
+}
+
+/// The first fatal error of a run, shared by its tasks.
+final class FatalError: @unchecked Sendable {
+    private let lock = NSLock()
+    private var first: S3Error?
+
+    var error: S3Error? { lock.withLock { first } }
+
+    func set(_ e: S3Error) { lock.withLock { if first == nil { first = e } } }
+}
+
+/// Holds a device folder's lock from the pull until the tag's files are done with.
+final class LockBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var held: FileLock?
+
+    func hold(_ l: FileLock) { lock.withLock { held = l } }
+    func release() { lock.withLock { held = nil } }
 }

@@ -26,7 +26,8 @@ public enum IngestRun {
         pullOptions.dryRun = options.dryRun
         let pullMeter = ProgressMeter(console: console)
         let puller = TagPuller(options: pullOptions, ledger: ledger, knownHosts: KnownHosts(path: options.pull.knownHostsPath),
-                               console: console, meter: pullMeter)
+                               console: console, meter: pullMeter,
+                               objectCheck: ObjectCheck(s3: s3, bucket: options.upload.bucket))
 
         if options.targets.isEmpty {
             let found = try await TagDiscovery(puller: puller, options: pullOptions, console: console)
@@ -44,6 +45,7 @@ public enum IngestRun {
             var tags: [IngestTagReport] = []
             for w in work {
                 let r = try await pool.run { puller.pull(w) }
+                if r.duplicateOf != nil { continue }
                 WhaleTagRun.report(r, console: console)
                 tags.append(IngestTagReport(tag: r.tag, address: r.address, pulled: r.files, error: r.error))
             }
@@ -72,8 +74,11 @@ public enum IngestRun {
             for w in work {
                 group.addTask { await pipeline.ingest(w) }
             }
-            for await r in group { reports.append(r) }
+            for await r in group where r.duplicateOf == nil { reports.append(r) }
         }
+        // Refused credentials or a bucket gone: stop with S3's one line (exit 2); what was pulled
+        // stays staged and recorded, and the rerun resumes this run.
+        if let e = pipeline.fatal.error { throw e }
         try ledger.finishRun(run.id)
         return IngestSummary(runId: run.id, resumed: run.resumed, bucket: options.upload.bucket, dryRun: false,
                              tags: reports.sorted { $0.tag < $1.tag }, seconds: pullMeter.elapsed,

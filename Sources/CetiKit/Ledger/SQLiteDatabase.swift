@@ -11,17 +11,72 @@ public enum SQLValue: Sendable, Equatable {
     var text: String? { if case .text(let v) = self { return v } else { return nil } }
 }
 
+/// A ledger failure, said in the operator's terms: the ledger's path and SQLite's own message,
+/// never the SQL that failed (that stays in `sql` for a debugger).
 public enum SQLiteError: Error, CustomStringConvertible {
+    /// The file could not be opened or created at all (a wrong path, folder or permission).
     case open(path: String, message: String)
-    case statement(sql: String, message: String)
+    /// A statement failed; `code` is SQLite's extended result code.
+    case statement(path: String, code: Int32, message: String, sql: String)
+    /// The file is not a SQLite database, or `PRAGMA quick_check` found a damaged page.
+    case damaged(path: String, message: String)
+
+    public var path: String {
+        switch self {
+        case .open(let p, _), .statement(let p, _, _, _), .damaged(let p, _): return p
+        }
+    }
+
+    /// True when the file itself is unusable (not a database, or a corrupted page).
+    public var isDamage: Bool {
+        switch self {
+        case .damaged: return true
+        case .statement(_, let code, _, _): return Self.isDamage(code)
+        case .open: return false
+        }
+    }
+
+    static func isDamage(_ code: Int32) -> Bool {
+        let primary = code & 0xff
+        return primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB
+    }
+
+    private static func damaged(_ path: String, _ message: String) -> String {
+        "the ledger \(path) is damaged (\(message)): restore it from a copy, or move it aside "
+            + "(mv \(shellWord(path)) \(shellWord(path + ".damaged"))) so that ceti starts a new one; s3upload then "
+            + "rebuilds what S3 holds from the bucket's objects"
+    }
 
     public var description: String {
         switch self {
-        case .open(let path, let message):
+        case .open(_, let message):
             return "cannot open the ledger \(path): \(message) (check the path, its folder and permissions, or pass --ledger)"
-        case .statement(let sql, let message):
-            return "ledger query failed: \(message) [\(sql.prefix(60))]"
+        case .damaged(_, let message):
+            return Self.damaged(path, message)
+        case .statement(_, _, let message, _) where isDamage:
+            return Self.damaged(path, message)
+        case .statement(_, let code, let message, _):
+            switch code & 0xff {
+            case SQLITE_BUSY, SQLITE_LOCKED:
+                return "the ledger \(path) is busy (\(message)): another ceti is writing it; try again when it has finished"
+            case SQLITE_FULL:
+                return "cannot write the ledger \(path): \(message) (free space on its disk, then run again)"
+            case SQLITE_READONLY, SQLITE_PERM, SQLITE_CANTOPEN:
+                return "cannot write the ledger \(path): \(message) (check the file's and its folder's permissions, or pass --ledger)"
+            case SQLITE_IOERR:
+                return "cannot read or write the ledger \(path): \(message) (check its disk)"
+            default:
+                return "the ledger \(path): \(message)"
+            }
         }
+    }
+
+    /// `path` as one shell word, quoted only when it needs to be.
+    static func shellWord(_ s: String) -> String {
+        let plain = s.unicodeScalars.allSatisfy {
+            CharacterSet.alphanumerics.contains($0) || "/._-+,:@%=".unicodeScalars.contains($0)
+        }
+        return plain && !s.isEmpty ? s : "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }
 }
 
@@ -58,9 +113,9 @@ final class SQLiteDatabase {
     func execute(_ sql: String) throws {
         var err: UnsafeMutablePointer<CChar>?
         if sqlite3_exec(db, sql, nil, nil, &err) != SQLITE_OK {
-            let message = err.map { String(cString: $0) } ?? "unknown error"
+            let message = err.map { String(cString: $0) } ?? errorMessage
             sqlite3_free(err)
-            throw SQLiteError.statement(sql: sql, message: message)
+            throw SQLiteError.statement(path: path, code: sqlite3_extended_errcode(db), message: message, sql: sql)
         }
     }
 
@@ -84,7 +139,7 @@ final class SQLiteDatabase {
         while true {
             let rc = sqlite3_step(stmt)
             if rc == SQLITE_DONE { break }
-            guard rc == SQLITE_ROW else { throw SQLiteError.statement(sql: sql, message: errorMessage) }
+            guard rc == SQLITE_ROW else { throw failure(sql) }
             var row: [SQLValue] = []
             for c in 0..<sqlite3_column_count(stmt) {
                 switch sqlite3_column_type(stmt, c) {
@@ -102,11 +157,38 @@ final class SQLiteDatabase {
 
     private var errorMessage: String { String(cString: sqlite3_errmsg(db)) }
 
+    private func failure(_ sql: String) -> SQLiteError {
+        .statement(path: path, code: sqlite3_extended_errcode(db), message: errorMessage, sql: sql)
+    }
+
+    /// `PRAGMA quick_check`: every page of the file is read and the structure of its tables and
+    /// indexes checked (not whether each index matches its table, which `integrity_check` adds at
+    /// several times the cost). Throws `.damaged` for a file that is not a database or has a
+    /// broken page, naming SQLite's first finding on one line.
+    func quickCheck() throws {
+        let sql = "PRAGMA quick_check"
+        defer { if let stmt = statements.removeValue(forKey: sql) { sqlite3_finalize(stmt) } }
+        let rows: [[SQLValue]]
+        do {
+            rows = try query(sql)
+        } catch SQLiteError.statement(_, let code, let message, _) where SQLiteError.isDamage(code) {
+            throw SQLiteError.damaged(path: path, message: message)
+        }
+        let findings = rows.compactMap { $0.first?.text }.filter { $0 != "ok" }
+        guard let first = findings.first else { return }
+        let line = first.split(whereSeparator: \.isNewline)
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty && !$0.hasPrefix("***") }
+            .joined(separator: "; ")
+        let message = line.isEmpty ? "quick_check failed" : line
+        throw SQLiteError.damaged(path: path, message: message.count > 160 ? String(message.prefix(157)) + "..." : message)
+    }
+
     private func prepared(_ sql: String) throws -> OpaquePointer {
         if let stmt = statements[sql] { return stmt }
         var stmt: OpaquePointer?
         guard sqlite3_prepare_v2(db, sql, -1, &stmt, nil) == SQLITE_OK, let stmt else {
-            throw SQLiteError.statement(sql: sql, message: errorMessage)
+            throw failure(sql)
         }
         statements[sql] = stmt
         return stmt

@@ -19,28 +19,68 @@ enum CardWalker {
 
     static func isLitter(_ name: String) -> Bool { litter.contains(name) || name.hasPrefix("._") }
 
-    static func walk(_ root: String) throws -> [CardFile] {
+    /// A folder or file below the root that could not be read, with the errno text.
+    struct Failure: Equatable {
+        var path: String
+        var relative: String
+        var reason: String
+        var isDirectory: Bool
+
+        var description: String { "cannot read \(isDirectory ? "folder " : "")\(path): \(reason)" }
+    }
+
+    /// The card's files, and what below its root could not be read (the rest is still listed).
+    static func walk(_ root: String) throws -> (files: [CardFile], failures: [Failure]) {
         var st = stat()
         guard stat(root, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else {
             throw UsageError("\(root) is not a folder: give the card's mount point, e.g. /media/op/3531-3034")
         }
+        guard access(root, R_OK | X_OK) == 0 else {
+            throw UsageError("cannot read \(root): \(String(cString: strerror(errno))); check that the card is mounted and readable")
+        }
         var out: [CardFile] = []
-        try visit(root, relative: "", into: &out)
-        return out.sorted { ($0.epochMilliseconds, $0.relative) < ($1.epochMilliseconds, $1.relative) }
+        var failures: [Failure] = []
+        visit(root, relative: "", into: &out, failures: &failures)
+        return (out.sorted { ($0.epochMilliseconds, $0.relative) < ($1.epochMilliseconds, $1.relative) },
+                failures.sorted { $0.relative < $1.relative })
     }
 
-    private static func visit(_ dir: String, relative: String, into out: inout [CardFile]) throws {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else {
-            throw UsageError("cannot read \(dir): check that the card is mounted and readable")
+    private static func visit(_ dir: String, relative: String, into out: inout [CardFile], failures: inout [Failure]) {
+        guard let handle = opendir(dir) else {
+            failures.append(Failure(path: dir, relative: relative, reason: String(cString: strerror(errno)), isDirectory: true))
+            return
         }
+        var names: [String] = []
+        while true {
+            errno = 0
+            guard let entry = readdir(handle) else {
+                // NULL with errno set: the listing broke off (an I/O error on the card), not its end.
+                if errno != 0 {
+                    failures.append(Failure(path: dir, relative: relative, reason: String(cString: strerror(errno)), isDirectory: true))
+                }
+                break
+            }
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        closedir(handle)
         for name in names.sorted() where !isLitter(name) {
             let path = dir + "/" + name
             let rel = relative.isEmpty ? name : relative + "/" + name
             var st = stat()
-            guard lstat(path, &st) == 0 else { continue }
+            guard lstat(path, &st) == 0 else {
+                failures.append(Failure(path: path, relative: rel, reason: String(cString: strerror(errno)), isDirectory: false))
+                continue
+            }
             switch st.st_mode & S_IFMT {
-            case S_IFDIR: try visit(path, relative: rel, into: &out)
+            case S_IFDIR: visit(path, relative: rel, into: &out, failures: &failures)
             case S_IFREG:
+                guard access(path, R_OK) == 0 else {
+                    failures.append(Failure(path: path, relative: rel, reason: String(cString: strerror(errno)), isDirectory: false))
+                    continue
+                }
                 var sec: Int64 = 0
                 var nsec: UInt32 = 0
                 let ms = ceti_birth_time(path, &sec, &nsec) == 0

@@ -6,8 +6,10 @@ public enum OffloadRun {
     public struct Summary: Sendable, Codable {
         public var device: String
         public var registry: String
-        public var backup: String
-        public var staging: String
+        /// The backup folder, when this run wrote verified copies into it (nil otherwise).
+        public var backup: String?
+        /// The staging folder, when this run wrote verified copies into it (nil otherwise).
+        public var staging: String?
         public var dryRun: Bool
         public var files: [OffloadOutcome]
         public var seconds: Double
@@ -19,7 +21,13 @@ public enum OffloadRun {
             let bytes = files.filter { $0.action == .copied || $0.action == .restaged }.reduce(0) { $0 + $1.size }
             return "\(device): " + (dryRun ? "\(n(.wouldCopy)) to copy, " : "\(n(.copied)) copied, \(n(.restaged)) staged again, ")
                 + "\(n(.alreadySaved)) already saved, \(n(.failed)) failed; \(ByteSize.format(bytes)) in "
-                + String(format: "%.1f s", seconds) + (dryRun ? "" : " → \(backup) and \(staging)")
+                + String(format: "%.1f s", seconds) + (dryRun ? "" : destinations)
+        }
+
+        /// Only folders this run wrote into, each holding what it says (and its names.tsv).
+        var destinations: String {
+            let written = [backup, staging].compactMap { $0 }
+            return written.isEmpty ? "" : " → " + written.joined(separator: " and ")
         }
     }
 
@@ -36,19 +44,30 @@ public enum OffloadRun {
         let start = Date()
         try checkDevice(options.deviceID, in: registry)
         console.verbose("device ID \(options.deviceID) is registered (\(registry.source))")
-        let files = try CardWalker.walk(options.source)
+        let (files, unreadable) = try CardWalker.walk(options.source)
         let ledger = options.dryRun ? try Ledger(readOnlyPath: options.ledgerPath) : try Ledger(path: options.ledgerPath)
         let meter = ProgressMeter(console: console)
         meter.begin(files: files.count, bytes: files.reduce(0) { $0 + $1.size })
         defer { meter.end() }
         var used = Set<String>()
         var outcomes: [OffloadOutcome] = []
+        // Never a silent skip: what could not be read is a failed file (the rest is still copied).
+        for f in unreadable {
+            let o = OffloadOutcome(action: .failed, original: f.relative.isEmpty ? f.path : f.relative, name: "", size: 0,
+                                   message: f.description)
+            report(o, console: console)
+            outcomes.append(o)
+        }
+        // names.tsv lines for the backup (new copies) and for staging (new copies and restaged ones).
         var names: [String] = []
+        var stagedNames: [String] = []
         for file in files {
             var o = OffloadOutcome(action: .failed, original: file.relative, name: "", size: file.size)
             do {
                 try offload(file, options: options, ledger: ledger, used: &used, outcome: &o)
-                if o.action == .copied { names.append("\(file.relative)\t\(o.name)\t\(file.size)\t\(o.sha256 ?? "")") }
+                let line = "\(file.relative)\t\(o.name)\t\(file.size)\t\(o.sha256 ?? "")"
+                if o.action == .copied { names.append(line) }
+                if o.action == .copied || o.action == .restaged { stagedNames.append(line) }
             } catch {
                 o.action = .failed
                 o.message = "\(error)"
@@ -59,13 +78,11 @@ public enum OffloadRun {
             report(o, console: console)
             outcomes.append(o)
         }
-        if !names.isEmpty {
-            for folder in [options.backupFolder, options.stagingFolder] {
-                try appendNames(names, to: folder + "/names.tsv")
-            }
-        }
-        return Summary(device: options.deviceID, registry: registry.source, backup: options.backupFolder,
-                       staging: options.stagingFolder, dryRun: options.dryRun, files: outcomes,
+        if !names.isEmpty { try appendNames(names, to: options.backupFolder + "/names.tsv") }
+        if !stagedNames.isEmpty { try appendNames(stagedNames, to: options.stagingFolder + "/names.tsv") }
+        return Summary(device: options.deviceID, registry: registry.source,
+                       backup: names.isEmpty ? nil : options.backupFolder,
+                       staging: stagedNames.isEmpty ? nil : options.stagingFolder, dryRun: options.dryRun, files: outcomes,
                        seconds: Date().timeIntervalSince(start))
     }
 
@@ -73,15 +90,21 @@ public enum OffloadRun {
                                 outcome o: inout OffloadOutcome) throws {
         let saved = try ledger.copies(device: options.deviceID, remotePath: file.relative, size: file.size,
                                       mtime: Int64(file.mtime.tv_sec))
-        if let backup = saved.first(where: { $0.localPath.contains("/backup/") }),
-           FileWalker.fingerprint(path: backup.localPath)?.size == file.size {
+        // Saved means a backup under *this* data folder (any date) that still holds the bytes
+        // recorded: a backup on another disk is not the one this command was asked for.
+        let intact = saved.first {
+            $0.localPath.hasPrefix(options.dataDir + "/backup/") && FileWalker.fingerprint(path: $0.localPath)?.size == file.size
+                && (try? FileHashes.sha256(path: $0.localPath)) == $0.sha256
+        }
+        if let backup = intact {
             o.action = .alreadySaved
             o.name = (backup.localPath as NSString).lastPathComponent
             o.sha256 = backup.sha256
             used.insert(o.name)
-            // Staged again only while it is not in S3 and its staging copy is gone.
+            // Staged again only while no object of this card file's own copies is in S3 and its
+            // staging copy is gone (another device's identical bytes prove nothing).
             let staged = options.stagingFolder + "/" + o.name
-            guard !options.dryRun, try ledger.verifiedObject(sha256: backup.sha256, size: file.size) == nil,
+            guard !options.dryRun, try ledger.objectsProving(backup, bucket: nil).isEmpty,
                   !FileManager.default.fileExists(atPath: staged) else { return }
             let sha = try VerifiedCopy.copy(file.path, to: [staged], mtime: file.mtime)
             guard sha == backup.sha256 else {

@@ -95,11 +95,23 @@ public final class S3Client: @unchecked Sendable {
         return (r.body, Self.unquote(r.header("etag") ?? ""))
     }
 
-    /// A single PUT; returns the ETag the server computed.
+    /// `count` bytes of an object from `offset` (a ranged GET): reading an object back in bounded
+    /// memory.
+    public func getObjectRange(bucket: String, key: String, offset: Int64, count: Int64) async throws -> [UInt8] {
+        let r = try await send(Operation(name: "GetObject", method: "GET", bucket: bucket, key: key,
+                                         headers: [("range", "bytes=\(offset)-\(offset + count - 1)")]))
+        return r.body
+    }
+
+    /// A single PUT; returns the ETag the server computed. `createOnly` adds `If-None-Match: *`:
+    /// the server refuses (412, or 409 on a race) when the key exists, so two uploaders never
+    /// overwrite each other (`S3Error.isPreconditionFailed`).
     public func putObject(bucket: String, key: String, body: HTTPRequest.Body, md5: [UInt8], sha256: [UInt8],
-                          metadata: [(String, String)], onBytesSent: (@Sendable (Int64) -> Void)? = nil) async throws -> String {
+                          metadata: [(String, String)], createOnly: Bool = false,
+                          onBytesSent: (@Sendable (Int64) -> Void)? = nil) async throws -> String {
         var headers = [("content-md5", md5.base64), ("x-amz-checksum-sha256", sha256.base64),
                        ("content-type", "application/octet-stream")]
+        if createOnly { headers.append(("if-none-match", "*")) }
         headers += metadata.map { ("x-amz-meta-\($0.0)", $0.1) }
         let r = try await send(Operation(name: "PutObject", method: "PUT", bucket: bucket, key: key, headers: headers,
                                          body: body, payloadSHA256: sha256.hex), onBytesSent: onBytesSent)
@@ -149,8 +161,9 @@ public final class S3Client: @unchecked Sendable {
         return parts
     }
 
+    /// `createOnly` as for `putObject`.
     public func completeMultipartUpload(bucket: String, key: String, uploadID: String,
-                                        parts: [(number: Int, etag: String)]) async throws -> String {
+                                        parts: [(number: Int, etag: String)], createOnly: Bool = false) async throws -> String {
         var xml = "<CompleteMultipartUpload>"
         for p in parts.sorted(by: { $0.number < $1.number }) {
             xml += "<Part><PartNumber>\(p.number)</PartNumber><ETag>\"\(S3XML.escape(p.etag))\"</ETag></Part>"
@@ -159,7 +172,8 @@ public final class S3Client: @unchecked Sendable {
         let body = Array(xml.utf8)
         let r = try await send(Operation(name: "CompleteMultipartUpload", method: "POST", bucket: bucket, key: key,
                                          query: [("uploadId", uploadID)],
-                                         headers: [("content-type", "application/xml"), ("content-md5", Digest.md5(body).base64)],
+                                         headers: [("content-type", "application/xml"), ("content-md5", Digest.md5(body).base64)]
+                                             + (createOnly ? [("if-none-match", "*")] : []),
                                          body: .bytes(body), payloadSHA256: Digest.sha256(body).hex))
         let text = r.bodyText
         // S3 may answer 200 and still report an error in the body.

@@ -13,6 +13,12 @@ public enum S3Error: Error, CustomStringConvertible, Sendable {
     /// A local read error while sending.
     case localRead(path: String, message: String)
 
+    /// A create-only write found the key taken: another uploader got there first.
+    public var isPreconditionFailed: Bool {
+        guard case .service(_, _, let status, let code, _) = self else { return false }
+        return status == 412 || status == 409 || code == "PreconditionFailed" || code == "ConditionalRequestConflict"
+    }
+
     public var isFatal: Bool {
         switch self {
         case .accessDenied, .noSuchBucket: return true

@@ -31,6 +31,9 @@ public struct TagPullReport: Sendable, Codable {
     public var cleaned: [CleanOutcome] = []
     /// Set when the whole tag failed (unreachable, refused, changed host key).
     public var error: String? = nil
+    /// Set when this target reached a tag that another target of the run is pulling (the same
+    /// hostname and host key): it is pulled once, by that one.
+    public var duplicateOf: String? = nil
 
     public var failed: Bool { error != nil || files.contains { $0.action == .failed } }
 }

@@ -23,16 +23,21 @@ public struct CleanOutcome: Sendable, Codable, Equatable {
 }
 
 /// Deletes, file by file over SFTP, only what the ledger proves is safe: the file is unchanged
-/// since it was pulled (size, mtime and, asked of the tag, SHA-256), and its bytes are a verified
-/// S3 object (or a verified local copy). Never a folder, never a file the ledger does not know.
+/// since it was pulled (size, mtime and, asked of the tag, SHA-256), and its own bytes — this
+/// device's copy, or that copy's verified FLAC/gzip — are a verified object in the configured
+/// bucket that S3, asked just before the delete, still holds as recorded (or, with `--require
+/// local`, its own verified local copy still hashes right). Never a folder, never a file the
+/// ledger does not know.
 struct TagCleaner {
     let ledger: Ledger
     let require: CleanProof
     let dryRun: Bool
+    /// The bucket and its HEAD; required for `--require uploaded`.
+    let s3: ObjectCheck?
 
     func clean(session: SSHSession, sftp: SFTPClient, device: String, remoteDir: String) throws -> [CleanOutcome] {
         var outcomes: [CleanOutcome] = []
-        var candidates: [(file: RemoteFile, copy: CopyRecord, proof: String)] = []
+        var candidates: [(file: RemoteFile, copy: CopyRecord, objects: [ObjectRecord])] = []
         for file in try sftp.list(remoteDir) {
             func keep(_ reason: String) { outcomes.append(CleanOutcome(action: .kept, name: file.name, size: file.size, reason: reason)) }
             guard file.isRegular else { keep(file.isDirectory ? "a folder: never deleted" : "not a regular file"); continue }
@@ -42,19 +47,19 @@ struct TagCleaner {
             }
             switch require {
             case .uploaded:
-                // The copy itself, or its verified FLAC/gzip, is a verified S3 object.
-                guard let object = try ledger.verifiedObject(sha256: copy.sha256, size: copy.size)
-                        ?? ledger.verifiedObjectOfDerivative(inputSHA256: copy.sha256) else {
-                    keep("not uploaded yet")
+                guard let s3 else { throw UsageError("cleaning with --require uploaded needs the bucket: give --bucket") }
+                let objects = try ledger.objectsProving(copy, bucket: s3.bucket)
+                guard !objects.isEmpty else {
+                    keep("not uploaded yet to s3://\(s3.bucket) from this tag's own copy")
                     continue
                 }
-                candidates.append((file, copy, "verified in s3://\(object.bucket)/\(object.key)"))
+                candidates.append((file, copy, objects))
             case .local:
                 guard (try? FileHashes.sha256(path: copy.localPath)) == copy.sha256 else {
-                    keep("its local copy \(copy.localPath) is missing or differs")
+                    keep("its local copy \(copy.localPath.printable) is missing or differs")
                     continue
                 }
-                candidates.append((file, copy, "verified local copy \(copy.localPath)"))
+                candidates.append((file, copy, []))
             }
         }
         // Ask the tag itself that each file still holds the bytes that were proven.
@@ -64,17 +69,35 @@ struct TagCleaner {
             remote.merge(try RemoteChecksums.sha256(of: names, in: remoteDir, session: session)) { $1 }
         }
         for c in candidates {
+            func outcome(_ action: CleanOutcome.Action, _ reason: String) {
+                outcomes.append(CleanOutcome(action: action, name: c.file.name, size: c.file.size, reason: reason))
+            }
             guard remote[c.file.name] == c.copy.sha256 else {
-                outcomes.append(CleanOutcome(action: .kept, name: c.file.name, size: c.file.size,
-                                             reason: "its SHA-256 on the tag no longer matches the pulled copy"))
+                outcome(.kept, "its SHA-256 on the tag no longer matches the pulled copy")
                 continue
             }
+            let proof: String
+            if require == .uploaded, let s3 {
+                // Just before the delete: does S3 still hold one of the proving objects as recorded?
+                var problems: [String] = []
+                var held: ObjectRecord?
+                for o in c.objects where held == nil {
+                    if let problem = s3.problem(with: o) { problems.append(problem) } else { held = o }
+                }
+                guard let held else {
+                    outcome(.kept, problems.joined(separator: "; "))
+                    continue
+                }
+                proof = "verified in s3://\(held.bucket)/\(held.key.printable) (confirmed just now)"
+            } else {
+                proof = "verified local copy \(c.copy.localPath.printable)"
+            }
             if dryRun {
-                outcomes.append(CleanOutcome(action: .wouldDelete, name: c.file.name, size: c.file.size, reason: c.proof))
+                outcome(.wouldDelete, proof)
                 continue
             }
             try sftp.unlink(remoteDir + "/" + c.file.name)
-            outcomes.append(CleanOutcome(action: .deleted, name: c.file.name, size: c.file.size, reason: c.proof))
+            outcome(.deleted, proof)
         }
         return outcomes.sorted { $0.name < $1.name }
     }

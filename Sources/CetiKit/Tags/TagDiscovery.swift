@@ -60,7 +60,8 @@ struct TagDiscovery {
                 tag.bytes += f.size
                 if let copy = try puller.ledger.copy(device: name, remotePath: remoteDir + "/" + f.name, size: f.size, mtime: f.mtime) {
                     tag.pulled += 1
-                    if try puller.ledger.verifiedObject(sha256: copy.sha256, size: copy.size) != nil { tag.uploaded += 1 }
+                    // The ledger's word only (-l asks S3 nothing): this file's own chain, in any bucket.
+                    if try !puller.ledger.objectsProving(copy, bucket: nil).isEmpty { tag.uploaded += 1 }
                 }
             }
             return tag
@@ -84,6 +85,7 @@ struct TagDiscovery {
             }
         }
         guard rc == 0 else { return nil }
-        return String(cString: host).split(separator: ".").first.map(String.init)
+        let bytes = host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+        return String(decoding: bytes, as: UTF8.self).split(separator: ".").first.map(String.init)
     }
 }

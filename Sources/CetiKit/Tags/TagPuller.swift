@@ -10,13 +10,20 @@ final class TagPuller: @unchecked Sendable {
     let knownHosts: KnownHosts
     let console: Console
     let meter: ProgressMeter
+    /// The bucket that cleaning must find each file's own object in (asked just before a delete).
+    let objectCheck: ObjectCheck?
+    /// Tags already being pulled in this process, by hostname: two targets that reach the same
+    /// tag (its name and an address, or two addresses) pull it once.
+    private let claims = ClaimRegistry()
 
-    init(options: PullOptions, ledger: Ledger, knownHosts: KnownHosts, console: Console, meter: ProgressMeter) {
+    init(options: PullOptions, ledger: Ledger, knownHosts: KnownHosts, console: Console, meter: ProgressMeter,
+         objectCheck: ObjectCheck? = nil) {
         self.options = options
         self.ledger = ledger
         self.knownHosts = knownHosts
         self.console = console
         self.meter = meter
+        self.objectCheck = objectCheck
     }
 
     /// Whale tags are named `wt-` and at least six lowercase hex (or alphanumeric) characters.
@@ -72,6 +79,11 @@ final class TagPuller: @unchecked Sendable {
         do {
             let (session, name, now) = try open(address: target.address, port: target.port, expectedName: target.name)
             report.tag = name
+            // The identity is the hostname whose host key matched the pinned one (checked in open).
+            if let first = claims.claim(name, by: target.description) {
+                report.duplicateOf = first
+                return report
+            }
             if options.stopCapture {
                 try CaptureService.stop(session)
                 // Whatever happens next, the tag records again afterwards (the original tool never
@@ -98,7 +110,7 @@ final class TagPuller: @unchecked Sendable {
     func clean(_ target: TagTarget) throws -> [CleanOutcome] {
         let (session, name, _) = try open(address: target.address, port: target.port, expectedName: target.name)
         let sftp = try SFTPClient(session: session)
-        return try TagCleaner(ledger: ledger, require: options.require, dryRun: options.dryRun)
+        return try TagCleaner(ledger: ledger, require: options.require, dryRun: options.dryRun, s3: objectCheck)
             .clean(session: session, sftp: sftp, device: name, remoteDir: remoteDirectory)
     }
 
@@ -111,8 +123,14 @@ final class TagPuller: @unchecked Sendable {
         let sftp = try SFTPClient(session: session)
         let remoteDir = remoteDirectory
         let localDir = options.dataDir + "/" + name
+        var folderLock: FileLock?
+        defer { withExtendedLifetime(folderLock) {} }
         if !options.dryRun {
             try FileManager.default.createDirectory(atPath: localDir, withIntermediateDirectories: true)
+            // One worker per device folder, across processes too: two pulls (or compressors) in one
+            // folder could interleave the bytes of one file.
+            guard let lock = try FileLock(directory: localDir) else { throw PullError.folderBusy(name: name, folder: localDir) }
+            if let hooks { hooks.holdLock(lock) } else { folderLock = lock }
         }
         var received: [(outcome: PullOutcome, file: RemoteFile, sha: String, part: String)] = []
         let listing = try sftp.list(remoteDir)
@@ -136,6 +154,8 @@ final class TagPuller: @unchecked Sendable {
                 hooks?.ready(copy, false)
             } else if options.dryRun {
                 outcome.action = .wouldPull
+            } else if let stop = hooks?.stopReason() {
+                throw PullError.stopped(reason: stop)
             } else {
                 hooks?.beforeDownload(file.size)
                 do {
@@ -171,7 +191,7 @@ final class TagPuller: @unchecked Sendable {
             if report.failed {
                 report.error = "nothing was deleted on \(name) because of the errors above; fix them and rerun"
             } else {
-                report.cleaned = try TagCleaner(ledger: ledger, require: options.require, dryRun: options.dryRun)
+                report.cleaned = try TagCleaner(ledger: ledger, require: options.require, dryRun: options.dryRun, s3: objectCheck)
                     .clean(session: session, sftp: sftp, device: name, remoteDir: remoteDir)
             }
         }
@@ -261,9 +281,16 @@ final class TagPuller: @unchecked Sendable {
 /// Local failures while pulling.
 public enum PullError: Error, CustomStringConvertible {
     case sizeChanged(name: String, expected: Int64, got: Int64)
+    case folderBusy(name: String, folder: String)
+    case stopped(reason: String)
 
     public var description: String {
         switch self {
+        case .folderBusy(let name, let folder):
+            return "another ceti is working in \(folder.printable) (pulling or processing \(name)); let it finish, then rerun"
+        case .stopped(let reason):
+            return "pull stopped: \(reason)"
+
         case .sizeChanged(let name, let expected, let got):
             return "\(name) changed size while it was pulled (\(expected) → \(got) bytes): it is still being written; rerun later"
         }
@@ -280,4 +307,8 @@ struct PullHooks: Sendable {
     var stillHeld: @Sendable (CopyRecord) -> Bool
     /// A download that `beforeDownload` announced produced no copy.
     var abandoned: @Sendable (_ size: Int64) -> Void
+    /// Why no further download should start (a fatal S3 error), or nil to go on.
+    var stopReason: @Sendable () -> String? = { nil }
+    /// Takes over the lock of the device folder, to hold it while the files are processed.
+    var holdLock: @Sendable (FileLock) -> Void = { _ in }
 }

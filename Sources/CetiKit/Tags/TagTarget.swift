@@ -15,6 +15,12 @@ public struct TagTarget: Sendable, Equatable {
         self.name = name
     }
 
+    /// As the operator would write it with -t.
+    public var description: String {
+        guard let port else { return address }
+        return address.contains(":") ? "[\(address)]:\(port)" : "\(address):\(port)"
+    }
+
     public static func parse(_ text: String) throws -> TagTarget {
         var host = text
         var port: Int?

@@ -43,11 +43,25 @@ public enum WhaleTagRun {
     }
 
     /// `-t HOST...` (targets given) or `-a` (subnets given: discover, then pull every tag found).
+    /// Cleaning with `--require uploaded` needs `s3`: the bucket whose objects prove each file, asked
+    /// just before each delete.
     public static func pull(targets: [String], discovering subnets: [Subnet]? = nil, options: PullOptions,
-                            console: Console) async throws -> Summary {
+                            s3 settings: S3Settings? = nil, console: Console) async throws -> Summary {
         let start = Date()
         var work = try targets.map(TagTarget.parse)
-        let puller = try setUp(options, console: console)
+        var check: ObjectCheck?
+        var curl: CurlClient?
+        defer { curl?.shutdown() }
+        if options.clean && options.require == .uploaded {
+            guard let settings else { throw UsageError("-c needs the bucket the files were uploaded to: give --bucket (or CETI_BUCKET)") }
+            curl = CurlClient(options: CurlClient.Options())
+            let s3 = S3Client(endpoint: settings.endpoint, region: settings.region, credentials: settings.credentials, http: curl!)
+            s3.log = { [console] in console.verbose($0) }
+            // Credentials and bucket first: a wrong secret is found before a tag is touched.
+            try await s3.checkBucket(settings.bucket)
+            check = ObjectCheck(s3: s3, bucket: settings.bucket)
+        }
+        let puller = try setUp(options, console: console, objectCheck: check)
         if let subnets {
             let pool = BlockingPool(threads: 16, name: "ceti-discover")
             let found = try await TagDiscovery(puller: puller, options: options, console: console).discover(subnets, pool: pool)
@@ -64,6 +78,10 @@ public enum WhaleTagRun {
                 group.addTask { try await pool.run { puller.pull(w) } }
             }
             for try await report in group {
+                if let first = report.duplicateOf {
+                    console.info("\(report.address): the same tag as \(first) (\(report.tag), same host key); pulled once")
+                    continue
+                }
                 Self.report(report, console: console)
                 reports.append(report)
             }
@@ -72,11 +90,12 @@ public enum WhaleTagRun {
                        seconds: Date().timeIntervalSince(start))
     }
 
-    private static func setUp(_ options: PullOptions, console: Console, readOnly: Bool = false) throws -> TagPuller {
+    private static func setUp(_ options: PullOptions, console: Console, readOnly: Bool = false,
+                              objectCheck: ObjectCheck? = nil) throws -> TagPuller {
         let ledger = options.dryRun || readOnly ? try Ledger(readOnlyPath: options.ledgerPath) : try Ledger(path: options.ledgerPath)
         let knownHosts = KnownHosts(path: options.knownHostsPath)
         return TagPuller(options: options, ledger: ledger, knownHosts: knownHosts, console: console,
-                         meter: ProgressMeter(console: console))
+                         meter: ProgressMeter(console: console), objectCheck: objectCheck)
     }
 
     public static func listText(_ tags: [DiscoveredTag]) -> String {

@@ -2,12 +2,25 @@ import Foundation
 
 /// Walks the directories to upload: regular files only, never through a symbolic link (so nothing
 /// outside the directory is reached), skipping hidden names, unfinished `*.part` files and the
-/// ledger itself.
+/// ledger itself. A folder or file it cannot read is not skipped: it is listed in `failures`, for
+/// the command to report as failed (the rest of the walk goes on).
 public struct FileWalker {
     public static let unknownDevice = "unknown-device"
 
     public var excludedPaths: Set<String>
     public var skipped: [(path: String, reason: String)] = []
+    /// Folders and files that could not be read, with the errno text.
+    public var failures: [WalkFailure] = []
+
+    public struct WalkFailure: Sendable, Equatable {
+        public var path: String
+        public var reason: String
+        public var isDirectory: Bool
+        /// The device folder it lies in (as `LocalFile.device`).
+        public var device: String
+
+        public var description: String { "cannot read \(isDirectory ? "folder " : "")\(path): \(reason)" }
+    }
 
     public init(excludedPaths: Set<String>) {
         self.excludedPaths = excludedPaths
@@ -37,12 +50,21 @@ public struct FileWalker {
         guard let handle = opendir(dir) else {
             let why = String(cString: strerror(errno))
             if relative.isEmpty { throw WalkError.unreadable(dir, why) }
-            skipped.append((dir, "unreadable: \(why)"))
+            failures.append(WalkFailure(path: dir, reason: why, isDirectory: true, device: relative.first ?? Self.unknownDevice))
             return
         }
         defer { closedir(handle) }
         var names: [String] = []
-        while let entry = readdir(handle) {
+        while true {
+            errno = 0
+            guard let entry = readdir(handle) else {
+                // NULL with errno set: the listing broke off (an I/O error), not its end.
+                if errno != 0 {
+                    failures.append(WalkFailure(path: dir, reason: String(cString: strerror(errno)), isDirectory: true,
+                                                device: relative.first ?? Self.unknownDevice))
+                }
+                break
+            }
             let name = withUnsafePointer(to: entry.pointee.d_name) {
                 $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
             }
@@ -54,13 +76,24 @@ public struct FileWalker {
             if name.hasPrefix(".") { skipped.append((path, "hidden")); continue }
             if excludedPaths.contains(path) { continue }
             var st = stat()
-            guard lstat(path, &st) == 0 else { skipped.append((path, String(cString: strerror(errno)))); continue }
+            guard lstat(path, &st) == 0 else {
+                let e = errno
+                // Gone since the listing (a file renamed meanwhile): nothing to read.
+                if e == ENOENT { skipped.append((path, String(cString: strerror(e)))); continue }
+                failures.append(WalkFailure(path: path, reason: String(cString: strerror(e)), isDirectory: false,
+                                            device: relative.first ?? Self.unknownDevice))
+                continue
+            }
             switch st.st_mode & S_IFMT {
             case S_IFDIR:
                 try visit(path, relative: relative + [name], into: &out)
             case S_IFREG:
                 if name.hasSuffix(".part") { skipped.append((path, "unfinished .part file")); continue }
                 let device = relative.first ?? Self.unknownDevice
+                if access(path, R_OK) != 0 {
+                    failures.append(WalkFailure(path: path, reason: String(cString: strerror(errno)), isDirectory: false, device: device))
+                    continue
+                }
                 let rel = relative.isEmpty ? name : (relative.dropFirst() + [name]).joined(separator: "/")
                 out.append(LocalFile(path: path, device: device, relativePath: rel,
                                      fingerprint: Self.fingerprint(st)))

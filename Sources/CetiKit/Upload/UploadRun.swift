@@ -12,6 +12,10 @@ public enum UploadRun {
             do { files += try walker.walk(dir) } catch let e as FileWalker.WalkError { throw UsageError(e.description) }
         }
         for s in walker.skipped { console.verbose("skipping \(s.path): \(s.reason)") }
+        // A folder or file that cannot be read is a failed file, never a silent skip.
+        let unreadable = walker.failures.map {
+            UploadOutcome(action: .failed, path: $0.path, device: $0.device, key: "", size: 0, message: $0.description)
+        }
 
         var http = CurlClient.Options()
         http.connections = max(1, options.jobs)
@@ -28,14 +32,26 @@ public enum UploadRun {
 
         let ledger = options.dryRun ? try Ledger(readOnlyPath: ledgerPath) : try Ledger(path: ledgerPath)
 
-        let (settled, work, newFiles) = try plan(files, options: options, ledger: ledger)
+        var (settled, planned, newFiles) = try plan(files, options: options, ledger: ledger)
         if !options.dryRun { try ledger.insertNewFiles(newFiles) }
 
         let meter = ProgressMeter(console: console)
         let pool = BlockingPool(threads: 2, name: "ceti-read")
-        // Keys the ledger cannot prove get checked against S3, by folder listing where many share one.
+        // Every key is checked against S3, by folder listing where many share one: a file the
+        // ledger proves is skipped only while S3 still holds its object as recorded.
         let uploader = Uploader(options: options, s3: s3, ledger: ledger, console: console, meter: meter, pool: pool,
-                                remote: try await RemoteIndex.build(s3: s3, bucket: options.bucket, keys: work.map(\.key)))
+                                remote: try await RemoteIndex.build(s3: s3, bucket: options.bucket, keys: planned.map(\.key)))
+        var work: [PlannedFile] = []
+        for (p, held) in try await confirmProofs(planned, uploader: uploader, jobs: options.jobs) {
+            if held, let object = p.proof {
+                var o = UploadOutcome(action: .skipped, path: p.file.path, device: p.file.device, key: p.key, size: p.file.fingerprint.size)
+                o.etag = object.etag
+                o.sha256 = object.sha256
+                settled.append(o)
+            } else {
+                work.append(p)
+            }
+        }
         meter.begin(files: files.count, bytes: files.reduce(0) { $0 + $1.fingerprint.size })
         defer { meter.end() }
         var outcomes: [UploadOutcome] = []
@@ -45,7 +61,7 @@ public enum UploadRun {
             meter.fileFinished(skippedBytes: skipped ? o.size : 0, skipped: skipped, failed: o.isFailure)
             report(o, options: options, console: console)
         }
-        settled.forEach(finish)
+        (unreadable + settled).forEach(finish)
         try await withThrowingTaskGroup(of: UploadOutcome.self) { group in
             var next = work.makeIterator()
             func addNext() {
@@ -63,11 +79,32 @@ public enum UploadRun {
                              seconds: meter.elapsed, bytesSent: meter.bytesSent)
     }
 
-    typealias PlannedFile = (file: LocalFile, key: String, date: String)
+    /// Asks S3 (a few requests at a time; listed folders need none) whether each proven file's
+    /// object is still there as recorded. Keeps the order of `planned`.
+    static func confirmProofs(_ planned: [PlannedFile], uploader: Uploader, jobs: Int) async throws -> [(PlannedFile, Bool)] {
+        var held = [Bool](repeating: false, count: planned.count)
+        try await withThrowingTaskGroup(of: (Int, Bool).self) { group in
+            var next = planned.indices.filter { planned[$0].proof != nil }.makeIterator()
+            func addNext() {
+                guard let i = next.next(), let object = planned[i].proof else { return }
+                group.addTask { (i, try await uploader.isStillInS3(object)) }
+            }
+            for _ in 0..<max(1, jobs) { addNext() }
+            while let (i, ok) = try await group.next() {
+                held[i] = ok
+                addNext()
+            }
+        }
+        return Array(zip(planned, held))
+    }
+
+    /// A file with its key, and the verified object the ledger holds for it (to be confirmed in S3).
+    typealias PlannedFile = (file: LocalFile, key: String, date: String, proof: ObjectRecord?)
 
     /// Gives every file its key. {date} is the day a file was first planned, kept so a resume on a
-    /// later day finds the same key. Files the ledger proves are in S3 (and duplicate keys) are
-    /// settled here, without reading them or asking S3; the rest is the work.
+    /// later day finds the same key. Duplicate keys are settled here; a file the ledger proves
+    /// (unchanged since hashed, its object verified) carries that proof, so it needs no read,
+    /// only S3's word that the object is still there.
     static func plan(_ files: [LocalFile], options: UploadOptions, ledger: Ledger) throws
         -> (settled: [UploadOutcome], work: [PlannedFile], newFiles: [FileRecord]) {
         let today = Timestamp.utcDate()
@@ -83,21 +120,18 @@ public enum UploadRun {
                     newFiles.append(FileRecord(path: file.path, fingerprint: file.fingerprint, sha256: nil, plannedDate: today))
                 }
                 let key = options.keyTemplate.key(prefix: options.prefix, date: date, file: file)
-                var outcome = UploadOutcome(action: .skipped, path: file.path, device: file.device, key: key,
-                                            size: file.fingerprint.size)
                 if let other = owners.updateValue(file.path, forKey: key) {
                     owners[key] = other
-                    outcome.action = .failed
+                    var outcome = UploadOutcome(action: .failed, path: file.path, device: file.device, key: key,
+                                                size: file.fingerprint.size)
                     outcome.message = UploadError.duplicateKey(key: key, other: other).description
-                } else if let record, let object = try ledger.proof(record: record, fingerprint: file.fingerprint,
-                                                                    bucket: options.bucket, key: key) {
-                    outcome.etag = object.etag
-                    outcome.sha256 = object.sha256
-                } else {
-                    work.append((file, key, date))
+                    settled.append(outcome)
                     continue
                 }
-                settled.append(outcome)
+                let proof = try record.flatMap {
+                    try ledger.proof(record: $0, fingerprint: file.fingerprint, bucket: options.bucket, key: key)
+                }
+                work.append((file, key, date, proof))
             }
         }
         return (settled, work, newFiles)

@@ -57,6 +57,11 @@ final class Uploader: @unchecked Sendable {
         }
         var hashes = try await hash(file, layout: layout)
         outcome.sha256 = hashes.sha256.hex
+        // A pulled copy or a compressed output is passed on only as the bytes ceti verified.
+        if let recorded = try ledger.recordedContent(localPath: file.path), recorded.sha256 != hashes.sha256.hex {
+            throw UploadError.changedSinceRecorded(path: file.path, origin: recorded.origin, recorded: recorded.sha256,
+                                                   now: hashes.sha256.hex)
+        }
         if !dryRun {
             try ledger.saveFile(FileRecord(path: file.path, fingerprint: file.fingerprint, sha256: hashes.sha256.hex,
                                            plannedDate: plannedDate))
@@ -83,31 +88,9 @@ final class Uploader: @unchecked Sendable {
 
         // 2. What does S3 hold under the key?
         var overwriting = false
-        let head = try await remote.head(key) { $0.size == size && $0.etag != hashes.etag }
-        if let head {
-            if head.size == size && (head.etag == hashes.etag || head.sha256 == hashes.sha256.hex) {
-                outcome.action = .present
-                outcome.etag = head.etag
-                if !dryRun {
-                    let partSize = head.etag.contains("-") ? layout.partSize : 0
-                    try ledger.recordVerified(objectRecord(file, key: key, sha256: hashes.sha256.hex, etag: head.etag,
-                                                           partSize: partSize), closingUpload: resumable?.uploadID)
-                    if let resumable {
-                        try? await s3.abortMultipartUpload(bucket: bucket, key: key, uploadID: resumable.uploadID)
-                    }
-                }
-                return outcome
-            }
-            guard options.overwrite else {
-                outcome.action = .conflict
-                outcome.etag = head.etag
-                outcome.message = "s3://\(bucket)/\(key) already holds different content (\(ByteSize.format(head.size)), ETag \(head.etag)); "
-                    + "the local file is \(ByteSize.format(size)), ETag \(hashes.etag). Left untouched: rename the file or rerun with --overwrite to replace it"
-                if !dryRun {
-                    try ledger.recordFailure(bucket: bucket, key: key, device: file.device, localPath: file.path,
-                                             message: "conflict: remote object differs")
-                }
-                return outcome
+        if let head = try await remote.head(key, needsMetadata: { $0.size == size && $0.etag != hashes.etag }) {
+            if let settled = try await settle(file, key: key, head: head, hashes: hashes, resumable: resumable, outcome: outcome) {
+                return settled
             }
             overwriting = true
         }
@@ -117,18 +100,99 @@ final class Uploader: @unchecked Sendable {
             return outcome
         }
 
-        // 3. Send it.
+        // 3. Send it: create-only unless replacing, so another uploader's object is never overwritten.
         let counter = ByteCounter(meter: meter)
         let resumed: Bool
-        if layout.isMultipart {
-            (outcome.etag, resumed) = try await multipart(file, key: key, hashes: hashes, resuming: resumable, counter: counter)
-        } else {
-            outcome.etag = try await single(file, key: key, hashes: hashes, counter: counter)
-            resumed = false
+        do {
+            if layout.isMultipart {
+                (outcome.etag, resumed) = try await multipart(file, key: key, hashes: hashes, resuming: resumable,
+                                                              createOnly: !overwriting, counter: counter)
+            } else {
+                outcome.etag = try await single(file, key: key, hashes: hashes, createOnly: !overwriting, counter: counter)
+                resumed = false
+            }
+        } catch let e as S3Error where e.isPreconditionFailed && !overwriting {
+            // Someone created the key since we looked (another laptop, or our own retried request
+            // that had landed): what is there now decides.
+            console.verbose("s3://\(bucket)/\(key.printable) was created by another writer meanwhile; comparing")
+            if let id = try ledger.upload(bucket: bucket, key: key)?.uploadID {
+                try? await s3.abortMultipartUpload(bucket: bucket, key: key, uploadID: id)
+                try ledger.dropUpload(uploadID: id)
+            }
+            guard let head = try await s3.headObject(bucket: bucket, key: key),
+                  let settled = try await settle(file, key: key, head: head, hashes: hashes, resumable: nil, outcome: outcome) else {
+                throw e
+            }
+            outcome = settled
+            outcome.sentBytes = counter.value
+            return outcome
         }
         outcome.sentBytes = counter.value
         outcome.action = overwriting ? .overwritten : resumed ? .resumed : .uploaded
         return outcome
+    }
+
+    /// S3 holds an object under the key. Identical content (the same ETag, or — where the ETag
+    /// cannot tell, as for another part size — the same SHA-256 read back from S3) is present and
+    /// recorded; anything else is a conflict. Returns nil only when it is to be overwritten.
+    private func settle(_ file: LocalFile, key: String, head: ObjectHead, hashes: FileHashes, resumable: UploadRecord?,
+                        outcome start: UploadOutcome) async throws -> UploadOutcome? {
+        var outcome = start
+        let size = file.fingerprint.size
+        var same = head.size == size && head.etag == hashes.etag
+        if !same, head.size == size, head.sha256 == hashes.sha256.hex {
+            // Metadata alone proves nothing: read the object back.
+            same = try await remoteSHA256(key: key, size: size) == hashes.sha256.hex
+        }
+        if same {
+            outcome.action = .present
+            outcome.etag = head.etag
+            if !dryRun {
+                let partSize = head.etag.contains("-") ? hashes.layout.partSize : 0
+                try ledger.recordVerified(objectRecord(file, key: key, sha256: hashes.sha256.hex, etag: head.etag,
+                                                       partSize: partSize), closingUpload: resumable?.uploadID)
+                if let resumable {
+                    try? await s3.abortMultipartUpload(bucket: bucket, key: key, uploadID: resumable.uploadID)
+                }
+            }
+            return outcome
+        }
+        guard options.overwrite else {
+            outcome.action = .conflict
+            outcome.etag = head.etag
+            outcome.message = "s3://\(bucket)/\(key.printable) already holds different content (\(ByteSize.format(head.size)), ETag \(head.etag)); "
+                + "the local file is \(ByteSize.format(size)), ETag \(hashes.etag). Left untouched: rename the file or rerun with --overwrite to replace it"
+            if !dryRun {
+                try ledger.recordFailure(bucket: bucket, key: key, device: file.device, localPath: file.path,
+                                         message: "conflict: remote object differs")
+            }
+            return outcome
+        }
+        return nil
+    }
+
+    /// The SHA-256 of an object's bytes, read back in ranges (bounded memory).
+    private func remoteSHA256(key: String, size: Int64) async throws -> String {
+        var sha = Digest(.sha256)
+        let chunk: Int64 = 8 << 20
+        var offset: Int64 = 0
+        while offset < size {
+            let bytes = try await s3.getObjectRange(bucket: bucket, key: key, offset: offset, count: min(chunk, size - offset))
+            guard !bytes.isEmpty else { break }
+            sha.update(bytes)
+            offset += Int64(bytes.count)
+        }
+        return sha.finalize().hex
+    }
+
+    /// Whether S3 still holds a verified object as the ledger recorded it (size and ETag). The
+    /// ledger's memory alone proves nothing: an object it no longer matches is forgotten.
+    func isStillInS3(_ object: ObjectRecord) async throws -> Bool {
+        let head = try await remote.head(object.key, needsMetadata: { _ in false })
+        if let head, head.size == object.size, head.etag == object.etag { return true }
+        if !dryRun { try ledger.forgetObject(bucket: object.bucket, key: object.key) }
+        console.verbose("s3://\(bucket)/\(object.key.printable) is no longer in S3 as recorded; uploading it again")
+        return false
     }
 
     private func hash(_ file: LocalFile, layout: PartLayout) async throws -> FileHashes {
@@ -146,18 +210,18 @@ final class Uploader: @unchecked Sendable {
         return fd
     }
 
-    private func single(_ file: LocalFile, key: String, hashes: FileHashes, counter: ByteCounter) async throws -> String {
+    private func single(_ file: LocalFile, key: String, hashes: FileHashes, createOnly: Bool, counter: ByteCounter) async throws -> String {
         let fd = try openFile(file.path)
         defer { close(fd) }
         let etag = try await s3.putObject(bucket: bucket, key: key, body: .file(descriptor: fd, offset: 0, length: file.fingerprint.size),
                                           md5: hashes.partMD5s[0], sha256: hashes.sha256,
-                                          metadata: [("sha256", hashes.sha256.hex)], onBytesSent: counter.add)
+                                          metadata: [("sha256", hashes.sha256.hex)], createOnly: createOnly, onBytesSent: counter.add)
         guard etag == hashes.etag else { throw UploadError.etagMismatch(key: key, expected: hashes.etag, got: etag) }
         try ledger.recordVerified(objectRecord(file, key: key, sha256: hashes.sha256.hex, etag: etag, partSize: 0))
         return etag
     }
 
-    private func multipart(_ file: LocalFile, key: String, hashes: FileHashes, resuming: UploadRecord?,
+    private func multipart(_ file: LocalFile, key: String, hashes: FileHashes, resuming: UploadRecord?, createOnly: Bool,
                            counter: ByteCounter) async throws -> (String, Bool) {
         let layout = hashes.layout
         var done: [Int: String] = [:]
@@ -228,7 +292,7 @@ final class Uploader: @unchecked Sendable {
         }
 
         let etag = try await s3.completeMultipartUpload(bucket: bucket, key: key, uploadID: id,
-                                                        parts: done.map { (number: $0.key, etag: $0.value) })
+                                                        parts: done.map { (number: $0.key, etag: $0.value) }, createOnly: createOnly)
         guard etag == hashes.etag else { throw UploadError.etagMismatch(key: key, expected: hashes.etag, got: etag) }
         try ledger.recordVerified(objectRecord(file, key: key, sha256: hashes.sha256.hex, etag: etag, partSize: layout.partSize),
                                   closingUpload: id)

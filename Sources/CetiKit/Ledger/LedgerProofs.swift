@@ -1,0 +1,63 @@
+import Foundation
+
+/// The proofs the custody rule asks for (DESIGN §2). A proof is always *this* file's own: the
+/// ledger links this device's source, through its local copy or that copy's verified derivative,
+/// to a verified object in the one bucket the command works with. Equal bytes elsewhere (another
+/// tag's identical header-only CSV, a scratch bucket) prove nothing.
+extension Ledger {
+    /// The verified objects in `bucket` (nil: in any bucket, for what the ledger alone can say)
+    /// that hold this device file's bytes through its own chain: one of its copies uploaded as it
+    /// is, or the verified FLAC/gzip made of one of its copies. Only candidates: S3 must still be
+    /// asked (`ObjectCheck`) before anything is deleted.
+    public func objectsProving(_ copy: CopyRecord, bucket: String?) throws -> [ObjectRecord] {
+        try locked {
+            try db.query("""
+                WITH own AS (
+                    SELECT c.path, c.sha256, c.size FROM copies c JOIN sources s ON s.id = c.source_id
+                    WHERE s.device = ? AND s.remote_path = ? AND s.sha256 = ?),
+                made AS (
+                    SELECT d.output_path AS path, d.output_sha256 AS sha256, d.output_size AS size
+                    FROM derivatives d JOIN own ON d.input_path = own.path AND d.input_sha256 = own.sha256),
+                chain AS (SELECT path, sha256, size FROM own UNION SELECT path, sha256, size FROM made)
+                SELECT o.key, o.device, o.local_path, o.size, o.sha256, o.etag, o.part_size, o.verified_at, o.bucket
+                FROM objects o JOIN chain ON o.local_path = chain.path AND o.sha256 = chain.sha256 AND o.size = chain.size
+                WHERE ?4 IS NULL OR o.bucket = ?4 ORDER BY o.verified_at
+                """, [.text(copy.device), .text(copy.remotePath), .text(copy.sha256), bucket.map(SQLValue.text) ?? .null]).map { r in
+                ObjectRecord(bucket: r[8].text!, key: r[0].text!, device: r[1].text!, localPath: r[2].text!, size: r[3].int!,
+                             sha256: r[4].text!, etag: r[5].text!, partSize: r[6].int!, verifiedAt: r[7].text!)
+            }
+        }
+    }
+
+    /// What the ledger last recorded for the bytes at a local path: the SHA-256 of a pulled (or
+    /// card) copy, or of a compressed output. A file whose bytes differ from this was changed
+    /// after ceti verified it and must not be passed on as that file.
+    public func recordedContent(localPath: String) throws -> RecordedContent? {
+        try locked {
+            try db.query("""
+                SELECT sha256, size, verified_at, 'copy' FROM copies WHERE path = ?
+                UNION ALL
+                SELECT output_sha256, output_size, verified_at, 'derivative' FROM derivatives WHERE output_path = ?
+                ORDER BY 3 DESC LIMIT 1
+                """, [.text(localPath), .text(localPath)]).first.map { r in
+                RecordedContent(sha256: r[0].text!, size: r[1].int!, isDerivative: r[3].text == "derivative")
+            }
+        }
+    }
+
+    /// Drops a verified object that S3 no longer holds as recorded, so no later step takes the
+    /// ledger's memory of it for proof.
+    public func forgetObject(bucket: String, key: String) throws {
+        try locked { _ = try db.query("DELETE FROM objects WHERE bucket = ? AND key = ?", [.text(bucket), .text(key)]) }
+    }
+}
+
+/// The SHA-256 the ledger recorded for a local file, and how it came to be there.
+public struct RecordedContent: Sendable, Equatable {
+    public var sha256: String
+    public var size: Int64
+    /// A compressed output (else a pulled or copied file).
+    public var isDerivative: Bool
+
+    public var origin: String { isDerivative ? "compressed" : "pulled" }
+}
