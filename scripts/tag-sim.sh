@@ -12,6 +12,16 @@
 #                             is also bind-mounted on /data: a tag on loopback, whose files are
 #                             at /data as on a real tag (created on the host when missing).
 #   tag-sim.sh rekey DIR      (loopback) new host key, sshd restarted on the same port
+#   tag-sim.sh systemd DIR    (loopback) give the tag a fake `sudo` (runs its arguments as the
+#                             tag user), `systemctl` and `systemd-run` (first on the tag user's
+#                             PATH, for this tag only; sshd restarted on the same port). State in
+#                             DIR/systemd (owned by the tag user): UNIT.state (active/inactive;
+#                             ceti-tag-data-capture starts active), timers/NAME.pid (armed
+#                             transient timers: a background sleep that runs the command after
+#                             --on-active unless `systemctl stop NAME.timer` cancels it),
+#                             events.log (one line per action: `EPOCH start|stop UNIT [by timer
+#                             NAME]`, `EPOCH arm NAME SECONDS`, `EPOCH cancel NAME`, `EPOCH
+#                             fire NAME`).
 #   tag-sim.sh lan DIR N      a LAN in network namespaces: hub `ceti-hub` (bridge br0,
 #                             10.77.0.1/24); tags `ceti-tag1..N` at 10.77.0.(10+i) with sshd
 #                             on port 22, hostnames wt-1a2b3c4d, wt-b827eb1a2b3c, ... and
@@ -266,6 +276,11 @@ EOF
     if [[ -n "${PROBE_KEY:-}" ]] && sshd_supports "PerSourcePenalties=no"; then
         echo "PerSourcePenalties no" >>"$file"
     fi
+    # `tag-sim.sh systemd DIR` installed fake sudo/systemctl/systemd-run: first on the PATH.
+    local bin; bin="$(dirname -- "$file")/bin"
+    if [[ -x "$bin/systemctl" ]]; then
+        echo "SetEnv PATH=$bin:/usr/local/bin:/usr/bin:/bin" >>"$file"
+    fi
     "$SSHD" -t -f "$file" || die "sshd rejects $file"
 }
 
@@ -428,6 +443,129 @@ cmd_rekey() {
         sleep 0.2
     done
     note "sshd restarted on 127.0.0.1:$port with a new host key: $old -> $(fingerprint "$dir/host_key.pub")"
+}
+
+# ---- fake systemd for loopback tags ---------------------------------------------------
+write_fake_systemd() {  # DIR: DIR/bin/{sudo,systemctl,systemd-run,.timer-fire}, state in DIR/systemd
+    local dir="$1" bin="$1/bin" st="$1/systemd"
+    mkdir -p -- "$bin" "$st/timers"
+    cat >"$bin/sudo" <<'SUDO'
+#!/bin/sh
+# fake sudo of a simulated tag: runs its arguments as the tag user
+while [ $# -gt 0 ]; do
+    case "$1" in
+        -n | -E | -H) shift ;;
+        --) shift; break ;;
+        -*) echo "sudo: option $1 not simulated" >&2; exit 1 ;;
+        *) break ;;
+    esac
+done
+[ $# -gt 0 ] || { echo "usage: sudo COMMAND..." >&2; exit 1; }
+exec "$@"
+SUDO
+    {
+        echo '#!/bin/bash'
+        echo "# fake systemctl of a simulated tag (state in $st)"
+        echo "ST=$(printf '%q' "$st")"
+        cat <<'SYSTEMCTL'
+log() { echo "$(date +%s.%N) $*" >>"$ST/events.log"; }
+op="${1:-}"; shift || true
+[[ $# -ge 1 ]] || { echo "systemctl: $op needs a unit" >&2; exit 1; }
+rc=0
+for unit in "$@"; do
+    case "$op" in
+        start)
+            echo active >"$ST/$unit.state"
+            log "start $unit${CETI_FAKE_TIMER:+ by timer $CETI_FAKE_TIMER}" ;;
+        stop)
+            if [[ "$unit" == *.timer ]]; then
+                name="${unit%.timer}"
+                pid="$(cat "$ST/timers/$name.pid" 2>/dev/null || true)"
+                if [[ -z "$pid" ]]; then
+                    echo "Failed to stop $unit: Unit $unit not loaded." >&2; rc=5; continue
+                fi
+                rm -f -- "$ST/timers/$name.pid"
+                kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+                log "cancel $name"
+            else
+                echo inactive >"$ST/$unit.state"
+                log "stop $unit"
+            fi ;;
+        is-active)
+            state="$(cat "$ST/$unit.state" 2>/dev/null || echo inactive)"
+            echo "$state"
+            [[ "$state" == active ]] || rc=3 ;;
+        *) echo "systemctl: $op not simulated" >&2; exit 1 ;;
+    esac
+done
+exit $rc
+SYSTEMCTL
+    } >"$bin/systemctl"
+    {
+        echo '#!/bin/bash'
+        echo "# fake systemd-run of a simulated tag: transient timers only (--on-active, --unit)"
+        echo "ST=$(printf '%q' "$st")"
+        echo "BIN=$(printf '%q' "$bin")"
+        cat <<'SYSTEMDRUN'
+log() { echo "$(date +%s.%N) $*" >>"$ST/events.log"; }
+secs="" name=""
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --on-active=*) secs="${1#--on-active=}" ;;
+        --unit=*) name="${1#--unit=}" ;;
+        --timer-property=* | --quiet | -q | --collect | -G) ;;
+        --) shift; break ;;
+        -*) echo "systemd-run: option $1 not simulated" >&2; exit 1 ;;
+        *) break ;;
+    esac
+    shift
+done
+secs="${secs%s}"
+[[ "$secs" =~ ^[0-9]+$ && -n "$name" && $# -ge 1 ]] \
+    || { echo "systemd-run: give --on-active=SECONDS --unit=NAME COMMAND..." >&2; exit 1; }
+pidfile="$ST/timers/$name.pid"
+if [[ -s "$pidfile" ]]; then
+    echo "Failed to start transient timer unit: Unit $name.timer already exists." >&2; exit 1
+fi
+setsid bash "$BIN/.timer-fire" "$ST" "$name" "$secs" "$@" </dev/null >/dev/null 2>&1 &
+for ((i = 0; i < 500; i++)); do [[ -s "$pidfile" ]] && break; sleep 0.01; done
+[[ -s "$pidfile" ]] || { echo "systemd-run: the timer did not start" >&2; exit 1; }
+log "arm $name $secs"
+SYSTEMDRUN
+    } >"$bin/systemd-run"
+    cat >"$bin/.timer-fire" <<'FIRE'
+# fake transient timer: ST NAME SECONDS COMMAND... (started by the fake systemd-run in a
+# session of its own; `systemctl stop NAME.timer` kills the session)
+ST="$1" name="$2" secs="$3"; shift 3
+echo $$ >"$ST/timers/$name.pid"
+sleep "$secs"
+[[ "$(cat "$ST/timers/$name.pid" 2>/dev/null)" == "$$" ]] || exit 0
+rm -f -- "$ST/timers/$name.pid"
+echo "$(date +%s.%N) fire $name" >>"$ST/events.log"
+CETI_FAKE_TIMER="$name" exec "$@"
+FIRE
+    chmod 755 "$bin/sudo" "$bin/systemctl" "$bin/systemd-run" "$bin/.timer-fire"
+    [[ -f "$st/ceti-tag-data-capture.state" ]] || echo active >"$st/ceti-tag-data-capture.state"
+    : >>"$st/events.log"
+    chown -R "$TAG_USER:" "$st"
+}
+
+cmd_systemd() {
+    need_root
+    local dir; dir="$(abspath "$1")"
+    [[ "$(cat "$dir/mode" 2>/dev/null)" == loopback && -s "$dir/port" ]] \
+        || die "$dir holds no loopback tag ('$0 loopback $dir' first)"
+    local port; port="$(readpid "$dir/port")"
+    write_fake_systemd "$dir"
+    stop_loopback_sshd "$dir"
+    prepare_run_sshd
+    make_probe_key "$dir"
+    local deadline=$((SECONDS + START_TIMEOUT))
+    until start_loopback_sshd "$dir" "$port"; do   # the old sockets may linger briefly
+        ((SECONDS >= deadline)) && die "port $port was taken while restarting sshd"
+        sleep 0.2
+    done
+    note "fake sudo/systemctl/systemd-run on the PATH of the tag on 127.0.0.1:$port (state in $dir/systemd)"
 }
 
 # ---- LAN in network namespaces ----------------------------------------------------
@@ -743,6 +881,7 @@ cmd_stop() {
 case "$1" in
     loopback) (($# == 2 || $# == 3)) || usage; cmd_loopback "$2" "${3:-}" ;;
     rekey) (($# == 2)) || usage; cmd_rekey "$2" ;;
+    systemd) (($# == 2)) || usage; cmd_systemd "$2" ;;
     lan) (($# == 3)) || usage; cmd_lan "$2" "$3" ;;
     hub-exec) shift; cmd_hub_exec "$@" ;;
     stop) (($# == 2)) || usage; cmd_stop "$2" ;;

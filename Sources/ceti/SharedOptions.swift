@@ -66,13 +66,16 @@ struct TagLoginOptions: ParsableArguments {
     var remoteDir = "/data"
     @Option(name: .customLong("accept-new-host-key"), help: "Accept and pin a changed host key for this tag (after a reflash); repeatable.")
     var acceptNewHostKey: [String] = []
-    @Flag(name: .customLong("stop-capture"), help: "Stop the tag's capture service (sudo systemctl stop ceti-tag-data-capture) before pulling, and start it again after.")
+    @Flag(name: .customLong("stop-capture"), help: "Stop the tag's capture service (sudo systemctl stop ceti-tag-data-capture) before pulling, and start it again after; a timer armed on the tag first (sudo systemd-run) starts it again within --capture-grace if ceti cannot.")
     var stopCapture = false
+    @Option(name: .customLong("capture-grace"), help: ArgumentHelp("With --stop-capture: seconds after which a timer armed on the tag starts the recorder again if ceti cannot (killed, link lost); renewed while the pull goes on.", valueName: "seconds"))
+    var captureGrace = 600
     @Flag(name: .customLong("no-remote-verify"), help: "Do not confirm copies with the tag's own sha256sum.")
     var noRemoteVerify = false
 
     /// Pull options with everything but the run's own switches (dry run, clean, jobs) filled in.
     func pullOptions(dataDir: String, ledgerFlag: String?, environment env: [String: String], config: ConfigFile) throws -> PullOptions {
+        try TagPassword.checkIdentity(identity)
         var options = PullOptions(
             dataDir: FileWalker.absolute(dataDir),
             login: SSHLogin(user: user, password: try TagPassword.resolve(file: passwordFile, environment: env), identity: identity),
@@ -83,6 +86,8 @@ struct TagLoginOptions: ParsableArguments {
         options.acceptNewHostKey = Set(acceptNewHostKey)
         options.remoteVerify = !noRemoteVerify
         options.stopCapture = stopCapture
+        guard captureGrace >= 1 else { throw UsageError("--capture-grace \(captureGrace): give a number of seconds, at least 1 (default 600)") }
+        options.captureGraceSeconds = captureGrace
         return options
     }
 }
@@ -119,7 +124,7 @@ struct TransferOptions: ParsableArguments {
     var partSize: String?
     @Option(help: "Cap the total upload rate in bytes/s, e.g. 500k or 2M (k, M, G are powers of 1024).")
     var bwlimit: String?
-    @Option(name: .customLong("stall-timeout"), help: "Give up on a request (and retry it) after this many seconds with no byte moving (default 60).")
+    @Option(name: .customLong("stall-timeout"), help: "Give up on a request (and retry it) after this many seconds with no byte moving, also before the first response byte (default 60). Each request has 8 attempts, so a silent endpoint costs at most about 8 × this + 62 s of backoff.")
     var stallTimeout: Int?
     @Option(name: .shortAndLong, help: "Parallel transfers to S3 (default 4).")
     var jobs: Int?

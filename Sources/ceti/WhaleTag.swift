@@ -30,8 +30,11 @@ struct WhaleTag: AsyncParsableCommand {
             Discovery (-l, -a) connects to the SSH port of every address of each up IPv4 interface's \
             network (the /24 around the address when the network is wider than /22) and around each \
             default gateway, or of the --subnet networks; keeps hosts that answer with an SSH banner; \
-            learns each one's name (reverse lookup, else `hostname` after logging in); keeps names \
-            wt-<6 or more lowercase hex/alphanumerics>; and connects by the address it found.
+            learns each one's name (reverse lookup or mDNS; `hostname` after logging in only when no \
+            name can be learned); logs in with the tag password only to hosts named wt-<6 or more \
+            lowercase hex/alphanumerics>, hosts presenting a key pinned to a tag, or nameless hosts — \
+            never to a host with another name; and connects by the address it found. A tag that \
+            refuses the login or shows a changed host key is listed with its reason (exit 1).
 
             Exit status: 0 all pulled or skipped, 1 a tag or file failed, 2 usage/configuration error.
             """)
@@ -79,7 +82,7 @@ struct WhaleTag: AsyncParsableCommand {
             if list {
                 let tags = try await WhaleTagRun.list(subnets: try WhaleTagRun.subnets(login.subnet), options: options, console: console)
                 console.output(output.json ? try JSONOutput.encode(tags) : WhaleTagRun.listText(tags))
-                return 0
+                return tags.contains { $0.problem != nil } ? 1 : 0
             }
             // Only cleaning by upload proof needs S3: a pull works with no uplink at all.
             let settings = clean && proof == .uploaded ? try S3Settings.resolve(s3.flags, environment: env, config: config) : nil

@@ -12,12 +12,31 @@ import Testing
 
     @Test func sha256sumLines() {
         let h = String(repeating: "ab", count: 32)
-        #expect(RemoteChecksums.parse("\(h)  name with spaces.csv").map { [$0.0, $0.1] } == [h, "name with spaces.csv"])
-        #expect(RemoteChecksums.parse("\(h) *binary.raw").map { [$0.0, $0.1] } == [h, "binary.raw"])
+        func parse(_ line: String) -> [String]? {
+            RemoteChecksums.parse(Array(line.utf8)).map { [$0.0, NameCodec.encode($0.1)] }
+        }
+        #expect(parse("\(h)  name with spaces.csv") == [h, "name with spaces.csv"])
+        #expect(parse("\(h) *binary.raw") == [h, "binary.raw"])
         // GNU coreutils escapes names holding a backslash or newline and marks the line with '\'.
-        #expect(RemoteChecksums.parse("\\\(h)  new\\nline\\\\x").map { [$0.0, $0.1] } == [h, "new\nline\\x"])
-        #expect(RemoteChecksums.parse("sha256sum: missing: No such file or directory") == nil)
-        #expect(RemoteChecksums.parse("\(h.prefix(63))  short") == nil)
+        #expect(parse("\\\(h)  new\\nline\\\\x") == [h, "new%0Aline\\x"])
+        #expect(parse("sha256sum: missing: No such file or directory") == nil)
+        #expect(parse("\(h.prefix(63))  short") == nil)
+        // Bytes that are not UTF-8 come back as they are, in name form.
+        #expect(RemoteChecksums.parse(Array("\(h)  ".utf8) + [0xFF, 0x2E]).map { NameCodec.encode($0.1) } == "%FF.")
+    }
+
+    @Test func nameForm() {
+        #expect(NameCodec.encode(Array("1700000000000.raw".utf8)) == "1700000000000.raw")
+        #expect(NameCodec.encode(Array("50%.csv".utf8)) == "50%.csv")
+        #expect(NameCodec.encode([0xFF, 0xFE, 0x20, 0x61]) == "%FF%FE a")
+        #expect(NameCodec.encode(Array("a%41".utf8)) == "a%2541")
+        #expect(NameCodec.encode(Array("é\n".utf8)) == "é%0A")
+        #expect(NameCodec.encode(Array("a\u{1b}[1m\u{85}".utf8)) == "a%1B[1m%C2%85")
+        for name: [UInt8] in [[0xFF], Array("a%41".utf8), Array("a%2541".utf8), [0x25, 0x46, 0x46], Array("50%".utf8), [0xC3], [0xE2, 0x82]] {
+            #expect(NameCodec.decode(NameCodec.encode(name)) == name)
+        }
+        #expect("a\u{1b}[31m\r".printable == "a\\u{1b}[31m\\r")
+        #expect(NameCodec.partialName(for: String(repeating: "x", count: 255)).utf8.count < 40)
     }
 
     @Test func knownHostsPinsPerName() throws {

@@ -464,6 +464,19 @@ def sshd_tag(tmp_path):
     _tag_teardown(d, tmp_path, "tag")
 
 
+# sshd_tag_systemd (function) an sshd_tag whose user finds a fake `sudo` (runs its arguments),
+#            `systemctl` and `systemd-run` first on its PATH (tag-sim.sh systemd): state in
+#            .dir/"systemd" (ceti-tag-data-capture.state: active/inactive; timers/NAME.pid:
+#            armed timers that really fire; events.log). Skipped unless root.
+@pytest.fixture
+def sshd_tag_systemd(sshd_tag):
+    try:
+        _tag_sim("systemd", sshd_tag.dir, timeout=60)
+    except (RuntimeError, subprocess.TimeoutExpired) as e:
+        pytest.fail(f"could not give the loopback tag a fake systemd: {e}", pytrace=False)
+    return sshd_tag
+
+
 @dataclass
 class LanHost:
     namespace: str

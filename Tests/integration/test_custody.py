@@ -240,3 +240,28 @@ def test_a_fatal_s3_error_mid_ingest_stops_with_one_line_and_exit_2(ceti, s3, bu
     assert r.returncode == 0, r.stderr
     objects = boto_objects(s3, bucket)
     assert len([k for k in objects if k.endswith("/_COMPLETE")]) == 2
+
+
+def test_a_failed_file_never_holds_back_cleaning_the_others(ceti, s3, bucket, tag_pair, tmp_path):
+    t0 = tag_pair[0]
+    files = {"a.csv": b"t,v\n1,2\n", "b.csv": b"t,v\n3,4\n", "1700000000000.flac": os.urandom(5000)}
+    fill(t0.data, files)
+    staging = tmp_path / "staging"
+    # A local name clash makes the pull of b.csv fail; the other files are fine.
+    (staging / t0.name).mkdir(parents=True)
+    (staging / t0.name / "b.csv").write_bytes(b"something else already here")
+    r = run_ingest(ceti, [t0], bucket, staging, "--clean", "--json")
+    assert r.returncode == 1, r.stderr
+    assert any("b.csv" in l for l in r.stderr.splitlines()), r.stderr
+    assert os.listdir(t0.data) == ["b.csv"]
+    assert not [k for k in boto_objects(s3, bucket) if "/_runs/" in k]  # no manifest with a failure
+
+    # The clash is resolved: the rerun pulls b.csv, writes the manifest with all three, wipes the tag.
+    (staging / t0.name / "b.csv").unlink()
+    r = run_ingest(ceti, [t0], bucket, staging, "--clean", "--json")
+    assert r.returncode == 0, r.stderr
+    assert os.listdir(t0.data) == []
+    objects = boto_objects(s3, bucket)
+    (mkey,) = [k for k in objects if k.endswith(f"/{t0.name}/manifest.json")]
+    listed = {e["name"] for e in json.loads(s3.get_object(Bucket=bucket, Key=mkey)["Body"].read())["files"]}
+    assert listed == set(files)

@@ -261,27 +261,22 @@ def test_clean_keeps_exactly_what_is_not_proven_uploaded(ceti, s3, bucket, tag_p
     (t0.data / "logs").mkdir()
     (t0.data / "logs" / "boot.log").write_bytes(b"log")
     fill(t1.data, files1)
-    fill(t1.data, {"1700000999999.raw": b"\x00" * 7})  # not whole frames: cannot be compressed
+    fill(t1.data, {"1700000999999.raw": b"\x00" * 7})  # not whole frames: uploaded as it is, flagged
     staging = tmp_path / "staging"
 
     r = run_ingest(ceti, tag_pair, bucket, staging, "--clean", "--json")
-    assert r.returncode == 1, r.stderr
-    assert "1700000999999.raw" in r.stderr
+    assert r.returncode == 0, r.stderr
     assert sorted(os.listdir(t0.data)) == ["data_ecg_01.csv", "logs"]
     assert (t0.data / "logs" / "boot.log").read_bytes() == b"log"
-    # A failure on the tag: nothing deleted there, and no manifest for it in this run.
-    assert sorted(os.listdir(t1.data)) == sorted([*files1, "1700000999999.raw"])
-    objects = boto_objects(s3, bucket)
-    assert not [k for k in objects if "/_runs/" in k and f"/{t1.name}/" in k]
-    check_delivery(objects, s3_body(s3, bucket), {t0.name: files0}, tmp_path)
-
-    # The operator takes the broken file off the tag; the rerun finishes tag 1 and wipes it.
-    (t1.data / "1700000999999.raw").unlink()
-    r = run_ingest(ceti, tag_pair, bucket, staging, "--clean", "--json")
-    assert r.returncode == 0, r.stderr
+    # The cut-off recording no longer holds its tag back (issue #11): manifest, then a clean tag.
     assert os.listdir(t1.data) == []
-    assert sorted(os.listdir(t0.data)) == ["data_ecg_01.csv", "logs"]
-    check_delivery(boto_objects(s3, bucket), s3_body(s3, bucket), {t0.name: files0, t1.name: files1}, tmp_path)
+    objects = boto_objects(s3, bucket)
+    body = s3_body(s3, bucket)
+    (mkey,) = [k for k in objects if k.endswith(f"/{t1.name}/manifest.json")]
+    (entry,) = [e for e in json.loads(body(mkey))["files"] if e["name"] == "1700000999999.raw"]
+    assert entry["derivative"] is None and "not whole frames" in entry["note"], entry
+    assert body(entry["object"]["key"]) == b"\x00" * 7
+    check_delivery(objects, body, {t0.name: files0}, tmp_path)
 
 
 # ---- interruption ----------------------------------------------------------------------------

@@ -96,7 +96,8 @@ def test_awkward_key_characters(ceti, s3, bucket, tmp_path):
 
     listing = keys(s3, bucket)
     for n, blob in data.items():
-        key = f"raw/{today()}/wt-keys/{n}"
+        # A name that already looks percent-encoded has its % written %25 (README "File names").
+        key = f"raw/{today()}/wt-keys/{n.replace('%20', '%2520')}"
         assert key in listing, f"{key!r} missing; have {sorted(listing)}"
         assert get(s3, bucket, key) == blob
     assert get(s3, bucket, f"raw/{today()}/unknown-device/loose file.txt") == b"no device folder"
@@ -106,14 +107,17 @@ def test_awkward_key_characters(ceti, s3, bucket, tmp_path):
 def test_skips_hidden_part_and_symlinks_out_of_dir(ceti, s3, bucket, tmp_path):
     root = tmp_path / "up"
     write(root / "wt-a" / "keep.csv", b"keep")
-    write(root / "wt-a" / ".hidden", b"no")
-    write(root / "wt-a" / "half.flac.part", b"no")
+    write(root / "wt-a" / ".hidden", b"a tag's dot-file: uploaded")
+    write(root / "wt-a" / "x.part", b"a tag's own .part file: uploaded")
+    write(root / "wt-a" / "half.raw", b"rawr")
+    write(root / "wt-a" / "half.flac.part", b"no")  # compress's unfinished output, beside its input
+    write(root / "wt-a" / ".ceti-part-0123456789abcdef0123", b"no")  # a pull's partial
     outside = write(tmp_path / "outside" / "secret.txt", b"outside")
     (root / "wt-a" / "link.txt").symlink_to(outside)
     (root / "wt-a" / "linkdir").symlink_to(outside.parent)
 
     upload(ceti, bucket, root, check=0)
-    assert sorted(keys(s3, bucket)) == [f"raw/{today()}/wt-a/keep.csv"]
+    assert sorted(keys(s3, bucket)) == [f"raw/{today()}/wt-a/{n}" for n in (".hidden", "half.raw", "keep.csv", "x.part")]
 
 
 def test_wrong_secret_exits_2_names_source_and_writes_no_ledger(ceti, bucket, tmp_path):
@@ -431,3 +435,42 @@ def test_clock_skew_is_corrected_from_the_servers_date(ceti, s3, bucket, proxy, 
         signed = datetime.strptime(e["amz_date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
         assert abs((signed - now).total_seconds()) < 300, e
     assert len(keys(s3, bucket)) == 1
+
+
+def test_an_endpoint_that_never_answers_is_given_up_within_the_documented_bound(ceti, bucket, tmp_path):
+    """A server that accepts connections and never sends a byte: each attempt is abandoned after
+    --stall-timeout (before any response byte), and the run gives up after the documented bound:
+    8 attempts x (stall-timeout + libcurl's few-second rate window) + at most 61.5 s of backoff."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept():
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                pass
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    try:
+        write(tmp_path / "up" / "wt-s" / "a.csv", b"never sent")
+        start = time.monotonic()
+        r = upload(ceti, bucket, tmp_path / "up", endpoint=f"http://127.0.0.1:{port}", extra=("--stall-timeout", "1"))
+        took = time.monotonic() - start
+    finally:
+        stop.set()
+        t.join()
+        for c in accepted:
+            c.close()
+        listener.close()
+    assert r.returncode == 1, r.stderr
+    assert "after 8 attempts" in r.stderr, r.stderr
+    assert len(accepted) == 8
+    assert 8 * 1 <= took <= 8 * (1 + 5) + 61.5 + 5, took

@@ -79,8 +79,10 @@ def test_hostile_names_are_pulled_verified_and_never_run(ceti, sshd_tag, tmp_pat
         put(sshd_tag, n, f"{i}\n".encode())
     r = pull(ceti, sshd_tag, tmp_path, "--json", check=0)
     files = {f["name"]: f for f in json.loads(r.stdout)["tags"][0]["files"]}
+    # Names are reported in name form: a control character as %XX (README "File names").
     for i, n in enumerate(names):
-        assert files[n]["action"] == "pulled", files[n]
+        n_form = n.replace("\n", "%0A")
+        assert files[n_form]["action"] == "pulled", files[n_form]
         assert (local(tmp_path) / n).read_bytes() == f"{i}\n".encode()
     home = sshd_tag.run("ls -a ~; ls -a .", check=True).stdout
     for bad in ("pwned", "dollar", "tick"):
@@ -136,7 +138,8 @@ def test_kill_9_mid_file_then_resume_sends_little_more_than_the_file(ceti, sshd_
         args = [str(ceti.bin), "whaletag", "-t", sshd_tag.host, "--port", str(proxy.port), "--user", sshd_tag.user,
                 "--remote-dir", str(sshd_tag.data), "--data-dir", str(tmp_path / "pulled")]
         env = {**ceti.env, "CETI_TAG_PASSWORD": sshd_tag.password}
-        part = local(tmp_path) / "1700000000000.raw.part"
+        # The partial's name: `.ceti-part-` + 20 hex of the SHA-256 of the file's name.
+        part = local(tmp_path) / (".ceti-part-" + hashlib.sha256(b"1700000000000.raw").hexdigest()[:20])
         proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
@@ -252,16 +255,18 @@ def test_clean_with_require_local_checks_the_local_copy(ceti, sshd_tag, tmp_path
     assert not (sshd_tag.data / "a.csv").exists() and (sshd_tag.data / "b.csv").read_bytes() == b"bbb"
 
 
-def test_clean_deletes_nothing_after_an_error_on_that_tag(ceti, sshd_tag, tmp_path):
+def test_a_file_that_fails_keeps_only_itself_on_the_tag(ceti, sshd_tag, tmp_path):
     put(sshd_tag, "a.csv", b"aaa")
     pull(ceti, sshd_tag, tmp_path, check=0)
-    # A local name clash makes the next pull fail for one file.
+    # A local name clash makes the next pull fail for one file: it keeps itself, never the
+    # other, proven files of the tag (issue #11).
     put(sshd_tag, "b.csv", b"new on the tag")
     (local(tmp_path) / "b.csv").write_bytes(b"something else already here")
     r = pull(ceti, sshd_tag, tmp_path, "-c", "--require", "local")
     assert r.returncode == 1
-    assert "nothing was deleted" in r.stderr
-    assert (sshd_tag.data / "a.csv").exists()
+    assert "b.csv" in r.stderr and "already exists" in r.stderr
+    assert not (sshd_tag.data / "a.csv").exists()
+    assert (sshd_tag.data / "b.csv").read_bytes() == b"new on the tag"
 
 
 def test_stop_capture_without_sudo_pulls_nothing_and_says_why(ceti, sshd_tag, tmp_path):
@@ -288,8 +293,9 @@ def test_a_full_local_disk_is_one_clear_error_and_loses_nothing(ceti, sshd_tag, 
         assert r.returncode == 1
         errors = [l for l in r.stderr.splitlines() if "big.raw" in l]
         assert len(errors) == 1 and "space" in errors[0], r.stderr
-        assert "nothing was deleted" in r.stderr
-        assert (sshd_tag.data / "big.raw").read_bytes() == blob and (sshd_tag.data / "small.csv").exists()
+        # big.raw keeps itself on the tag; small.csv goes only if its own copy was made and proven.
+        assert (sshd_tag.data / "big.raw").read_bytes() == blob
+        assert (sshd_tag.data / "small.csv").exists() or (small_disk / HOSTNAME / "small.csv").read_bytes() == b"fits"
         assert not (small_disk / HOSTNAME / "big.raw").exists()
     finally:
         subprocess.run(["umount", str(small_disk)], check=False)

@@ -75,7 +75,8 @@ public enum CompressRun {
         try await withThrowingTaskGroup(of: CompressOutcome.self) { group in
             var next = work.makeIterator()
             func addNext() {
-                guard let w = next.next() else { return }
+                // SIGINT/SIGTERM: the files in hand finish (verified, recorded); no new one starts.
+                guard !Interrupt.isRequested, let w = next.next() else { return }
                 group.addTask { try await pool.run { compressor.compress(w.path, kind: w.kind) } }
             }
             for _ in 0..<max(1, options.jobs) { addNext() }

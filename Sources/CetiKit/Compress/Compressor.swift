@@ -51,7 +51,7 @@ struct Compressor: Sendable {
                                 : CompressError.claimedByAnother(input: path, other: owner, output: output)
         }
         defer { Self.claims.release(output, by: path) }
-        if FileManager.default.fileExists(atPath: output) {
+        if access(fsPath(output), F_OK) == 0 {
             return try settleExisting(path, output: output, outcome: &outcome)
         }
         if options.dryRun {
@@ -76,7 +76,7 @@ struct Compressor: Sendable {
         outcome.action = .skipped
         outcome.outputSize = d.outputSize
         // A run stopped between recording and removing: the original is still here.
-        guard !options.keep, !options.dryRun, FileManager.default.fileExists(atPath: path) else { return d }
+        guard !options.keep, !options.dryRun, access(fsPath(path), F_OK) == 0 else { return d }
         guard try FileHashes.sha256(path: path) == d.inputSHA256 else { throw CompressError.earlierVersion(input: path, output: output) }
         if let pulled = try ledger.recordedContent(localPath: path), pulled.sha256 != d.inputSHA256 {
             throw CompressError.changedSincePulled(input: path, recorded: pulled.sha256, now: d.inputSHA256)
@@ -91,7 +91,7 @@ struct Compressor: Sendable {
     }
 
     private func encode(_ path: String, kind: Kind, output: String) throws -> DerivativeRecord {
-        let input = open(path, O_RDONLY | O_CLOEXEC)
+        let input = open(fsPath(path), O_RDONLY | O_CLOEXEC)
         guard input >= 0 else { throw FileIOError.read(path: path, message: String(cString: strerror(errno))) }
         defer { close(input) }
         var st = stat()
@@ -99,13 +99,13 @@ struct Compressor: Sendable {
         let size = Int64(st.st_size)
         let part = output + ".part"
         // Not truncated before it is ours: another process may be writing it.
-        let out = open(part, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
+        let out = open(fsPath(part), O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
         guard out >= 0 else { throw FileIOError.write(path: part, errno: errno) }
         var owned = false
         var committed = false
         defer {
             // Removed while still locked, so nobody else can take it over half-written.
-            if owned && !committed { unlink(part) }
+            if owned && !committed { unlink(fsPath(part)) }
             close(out)
         }
         guard flock(out, LOCK_EX | LOCK_NB) == 0 else {
@@ -116,12 +116,12 @@ struct Compressor: Sendable {
         // The lock is on the file we opened: it must still be the one at that name (a process
         // that just finished renames its .part away, then unlocks).
         var mine = stat(), named = stat()
-        guard fstat(out, &mine) == 0, stat(part, &named) == 0, mine.st_ino == named.st_ino, mine.st_dev == named.st_dev else {
+        guard fstat(out, &mine) == 0, stat(fsPath(part), &named) == 0, mine.st_ino == named.st_ino, mine.st_dev == named.st_dev else {
             throw CompressError.partBusy(input: path, part: part)
         }
         owned = true
         // Checked under the lock: an output another process finished meanwhile is never replaced.
-        guard !FileManager.default.fileExists(atPath: output) else { throw CompressError.outputAppeared(input: path, output: output) }
+        guard access(fsPath(output), F_OK) != 0 else { throw CompressError.outputAppeared(input: path, output: output) }
         guard ftruncate(out, 0) == 0 else { throw FileIOError.write(path: part, errno: errno) }
         var inputSHA: [UInt8]
         var flacMD5: String?
@@ -179,7 +179,7 @@ struct Compressor: Sendable {
         committed = true
         FileHashes.syncDirectory((output as NSString).deletingLastPathComponent)
         // Still locked: the final name is the very file hashed above.
-        guard stat(output, &named) == 0, named.st_ino == mine.st_ino, named.st_dev == mine.st_dev,
+        guard stat(fsPath(output), &named) == 0, named.st_ino == mine.st_ino, named.st_dev == mine.st_dev,
               Int64(named.st_size) == outputSize else {
             throw CompressError.outputAppeared(input: path, output: output)
         }
@@ -189,21 +189,21 @@ struct Compressor: Sendable {
     /// Gives the `.part` its final name, never replacing a file of that name: a hard link then the
     /// unlink of the `.part` (a rename where the filesystem has no hard links, checked first).
     private static func publish(_ part: String, as output: String) throws {
-        if link(part, output) == 0 {
-            unlink(part)
+        if link(fsPath(part), fsPath(output)) == 0 {
+            unlink(fsPath(part))
             return
         }
         let e = errno
         if e == EEXIST { throw CompressError.outputAppeared(input: nil, output: output) }
         guard e == EPERM || e == EOPNOTSUPP || e == ENOSYS || e == EMLINK else { throw FileIOError.write(path: output, errno: e) }
-        guard access(output, F_OK) != 0 else { throw CompressError.outputAppeared(input: nil, output: output) }
-        guard rename(part, output) == 0 else { throw FileIOError.write(path: output, errno: errno) }
+        guard access(fsPath(output), F_OK) != 0 else { throw CompressError.outputAppeared(input: nil, output: output) }
+        guard rename(fsPath(part), fsPath(output)) == 0 else { throw FileIOError.write(path: output, errno: errno) }
     }
 
     /// SHA-256 (hex) of a file as the disk holds it: its cached pages dropped first (they are
     /// clean after the fsync), so the bytes are read back from the device, not from memory.
     static func sha256FromDisk(_ path: String) throws -> String {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = open(fsPath(path), O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw FileIOError.read(path: path, message: String(cString: strerror(errno))) }
         defer { close(fd) }
         var st = stat()
@@ -214,7 +214,7 @@ struct Compressor: Sendable {
     }
 
     private func removeOriginal(_ path: String) throws {
-        guard unlink(path) == 0 else { throw FileIOError.write(path: path, errno: errno) }
+        guard unlink(fsPath(path)) == 0 else { throw FileIOError.write(path: path, errno: errno) }
         FileHashes.syncDirectory((path as NSString).deletingLastPathComponent)
     }
 }

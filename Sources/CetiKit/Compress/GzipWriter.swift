@@ -83,7 +83,7 @@ enum GzipWriter {
 
     /// Inflates every member of a gzip file with zlib; returns the total size and SHA-256.
     static func inflate(path: String) throws -> (size: Int64, sha256: [UInt8]) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = open(fsPath(path), O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw GzipError.verify(path: path, message: String(cString: strerror(errno))) }
         defer { close(fd) }
         var stream = z_stream()

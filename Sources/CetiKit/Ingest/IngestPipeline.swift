@@ -63,6 +63,12 @@ final class IngestPipeline: @unchecked Sendable {
         var outcomes: [IngestFileOutcome] = []
         await withTaskGroup(of: IngestFileOutcome.self) { group in
             for await item in stream {
+                // SIGINT/SIGTERM: the files in hand finish; a copy handed over now waits in
+                // staging (recorded) for the rerun.
+                if Interrupt.isRequested {
+                    if item.reserved { budget.release(item.copy.size) }
+                    continue
+                }
                 group.addTask { await self.process(item.copy, host: address, reserved: item.reserved) }
             }
             for await o in group { outcomes.append(o) }
@@ -76,27 +82,31 @@ final class IngestPipeline: @unchecked Sendable {
         report.files = outcomes.sorted { $0.name < $1.name }
         // A fatal S3 error ends the run with one line of its own; the rest waits for the rerun.
         guard fatal.error == nil else { return report }
+        // Interrupted: no manifest and no cleaning now; the rerun resumes this run. A
+        // capture-restart problem is still said.
+        if Interrupt.isRequested {
+            if let error = pulled.error { console.error("\(report.tag): \(error)") }
+            return report
+        }
         if let first = pulled.duplicateOf {
             console.info("\(target.description): the same tag as \(first) (\(report.tag), same host key); pulled once")
             return report
         }
         WhaleTagRun.report(pulled, console: console, results: false)
 
-        guard !report.failed else {
-            if ledgerKnows(device: report.tag) {
+        do {
+            if !report.failed {
+                report.manifest = try await complete(device: report.tag, host: address)
+            } else if ledgerKnows(device: report.tag) {
                 console.error("\(report.tag): no manifest in this run because of the failures above; rerun to finish it")
             }
-            if options.clean { console.error("\(report.tag): nothing was deleted on the tag because of the failures above") }
-            return report
-        }
-        do {
-            report.manifest = try await complete(device: report.tag)
-            guard fatal.error == nil else { return report }
-            if options.clean {
-                let named = TagTarget(address: address, port: target.port, name: report.tag)
-                report.cleaned = try await tagPool.run { [puller] in try puller.clean(named) }
-                WhaleTagRun.reportCleaned(report.cleaned, tag: report.tag, console: console)
-            }
+            // A file that failed never holds back the others: each file is deleted only on its own
+            // proof (TagCleaner asks S3 just before each delete). A tag that could not be reached,
+            // or whose manifest could not be written, is left alone.
+            guard fatal.error == nil, options.clean, report.error == nil else { return report }
+            let named = TagTarget(address: address, port: target.port, name: report.tag)
+            report.cleaned = try await tagPool.run { [puller] in try puller.clean(named) }
+            WhaleTagRun.reportCleaned(report.cleaned, tag: report.tag, console: console)
         } catch let e as S3Error where e.isFatal {
             fatal.set(e)
         } catch {
@@ -143,7 +153,10 @@ final class IngestPipeline: @unchecked Sendable {
             //    An empty file (a sensor that logged nothing) has nothing to compress: it goes as it is.
             var path = copy.localPath
             var derivative: DerivativeRecord?
-            if copy.size > 0, let kind = Compressor.kind(of: copy.localPath) {
+            // A file that cannot be encoded goes up as it is, flagged in its manifest entry, so it
+            // never holds back its tag's manifest and clean.
+            let note = asIsReason(copy)
+            if copy.size > 0, note == nil, let kind = Compressor.kind(of: copy.localPath) {
                 let produced = try await compressPool.run { [compressor] in
                     // What `compress` would report per file; ingest reports its own outcome.
                     var unused = CompressOutcome(action: .failed, input: copy.localPath, output: "", codec: "", inputSize: copy.size)
@@ -183,7 +196,9 @@ final class IngestPipeline: @unchecked Sendable {
                     Manifest.Derivative(name: ($0.outputPath as NSString).lastPathComponent, size: $0.outputSize,
                                         sha256: $0.outputSHA256, codec: $0.codec, parameters: $0.parameters, flacMd5: $0.flacMD5)
                 },
-                object: Manifest.Object(key: object.key, size: object.size, sha256: object.sha256, etag: object.etag))
+                object: Manifest.Object(key: object.key, size: object.size, sha256: object.sha256, etag: object.etag),
+                note: note)
+            o.message = note
             let json = String(decoding: try Manifest.encoder.encode(entry), as: UTF8.self)
             if !(try ledger.assign(run: run.id, device: copy.device, host: host, remotePath: copy.remotePath,
                                    sha256: copy.sha256, entry: json)) {
@@ -203,6 +218,19 @@ final class IngestPipeline: @unchecked Sendable {
             console.error("\(copy.device)/\(name.printable): \(error)")
         }
         return o
+    }
+
+    /// Why a file compress would take is uploaded as it is instead, or nil.
+    private func asIsReason(_ copy: CopyRecord) -> String? {
+        guard copy.size > 0, let kind = Compressor.kind(of: copy.localPath) else { return nil }
+        if kind == .flacFromRaw, copy.size % Int64(options.compress.raw.frameBytes) != 0 {
+            return "not whole frames of the raw layout (\(options.compress.raw.frameBytes)-byte frames): uploaded as it is"
+        }
+        let output = (Compressor.outputPath(copy.localPath, kind) as NSString).lastPathComponent
+        if NameCodec.decode(output).count > 255 {
+            return "the compressed file's name would be longer than 255 bytes: uploaded as it is"
+        }
+        return nil
     }
 
     private struct Uploaded {
@@ -264,7 +292,8 @@ final class IngestPipeline: @unchecked Sendable {
 
     /// Writes the device's manifest, then `_COMPLETE`; returns the manifest's s3:// address, or nil
     /// when nothing of this device belongs to this run.
-    private func complete(device: String) async throws -> String? {
+    private func complete(device: String, host: String) async throws -> String? {
+        try ledger.adoptPending(run: run.id, device: device, host: host)
         guard let state = try ledger.runDevice(run: run.id, device: device) else { return nil }
         let folder = Manifest.folder(prefix: options.upload.prefix, run: run.id, device: device)
         let manifestKey = folder + Manifest.fileName

@@ -32,8 +32,9 @@ public enum IngestRun {
         if options.targets.isEmpty {
             let found = try await TagDiscovery(puller: puller, options: pullOptions, console: console)
                 .discover(options.subnets, pool: BlockingPool(threads: 16, name: "ceti-discover"))
-            console.info("found \(found.count) tag(s)" + (found.isEmpty ? "" : ": " + found.map { "\($0.name) (\($0.address))" }.joined(separator: ", ")))
-            work = found.map { TagTarget(address: $0.address, name: $0.name) }
+            console.info("found \(found.count) tag(s)" + (found.isEmpty ? "" : ": " + found.map(\.summary).joined(separator: ", ")))
+            // Tags that could not be read are tried again like a -t: each gets its error line and exit 1.
+            work = found.map(\.target)
         }
 
         // The same tag given twice would be pulled twice at once into the same folder.
@@ -79,7 +80,8 @@ public enum IngestRun {
         // Refused credentials or a bucket gone: stop with S3's one line (exit 2); what was pulled
         // stays staged and recorded, and the rerun resumes this run.
         if let e = pipeline.fatal.error { throw e }
-        try ledger.finishRun(run.id)
+        // SIGINT/SIGTERM: the run stays open, so the rerun resumes it with the same id.
+        if !Interrupt.isRequested { try ledger.finishRun(run.id) }
         return IngestSummary(runId: run.id, resumed: run.resumed, bucket: options.upload.bucket, dryRun: false,
                              tags: reports.sorted { $0.tag < $1.tag }, seconds: pullMeter.elapsed,
                              bytesPulled: reports.flatMap(\.pulled).reduce(0) { $0 + $1.bytesReceived },

@@ -23,14 +23,35 @@ public struct Manifest: Codable, Sendable, Equatable {
 
     public struct Entry: Codable, Sendable, Equatable {
         /// The name on the device, its size, modification time (the device's clock) and SHA-256.
+        /// Names (and remote paths, derivative names, keys) are in name form (`NameCodec`): the
+        /// name itself, or — for a name that is not UTF-8 or already holds `%` + two hex digits —
+        /// its invalid bytes and every `%` written `%XX`. Lossless: the bytes always come back.
         public var name: String
         public var remotePath: String
         public var size: Int64
         public var mtime: Int64
         public var sha256: String
-        /// The FLAC or gzip made of it; nil when the file was uploaded as it was (FLAC firmware).
+        /// The FLAC or gzip made of it; null when the file was uploaded as it was (FLAC firmware,
+        /// other files, or one that could not be encoded: then `note` says why).
         public var derivative: Derivative?
         public var object: Object
+        /// Why a file that is usually encoded was uploaded as it is (a `.raw` cut off mid-frame).
+        public var note: String? = nil
+
+        enum CodingKeys: String, CodingKey { case name, remotePath, size, mtime, sha256, derivative, object, note }
+
+        /// `derivative` always written (null when none), `note` only when there is one.
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(name, forKey: .name)
+            try c.encode(remotePath, forKey: .remotePath)
+            try c.encode(size, forKey: .size)
+            try c.encode(mtime, forKey: .mtime)
+            try c.encode(sha256, forKey: .sha256)
+            try c.encode(derivative, forKey: .derivative)
+            try c.encode(object, forKey: .object)
+            try c.encodeIfPresent(note, forKey: .note)
+        }
     }
 
     public struct Derivative: Codable, Sendable, Equatable {

@@ -92,6 +92,26 @@ extension Ledger {
         }
     }
 
+    /// Moves into this run the device's files that an earlier run listed but never wrote a
+    /// manifest for (a tag with a failed file gets none, while its proven files may already be
+    /// wiped from the tag and so never come back to be listed again).
+    public func adoptPending(run: String, device: String, host: String) throws {
+        try locked {
+            try transaction {
+                let pending = """
+                    FROM run_files WHERE device = ?1 AND run_id != ?2 AND EXISTS (SELECT 1 FROM run_devices d
+                        WHERE d.run_id = run_files.run_id AND d.device = run_files.device
+                        AND d.manifest_key IS NULL AND d.completed_at IS NULL)
+                    """
+                guard try db.query("SELECT 1 " + pending + " LIMIT 1", [.text(device), .text(run)]).first != nil else { return }
+                try db.query("INSERT OR IGNORE INTO run_devices (run_id, device, host) VALUES (?, ?, ?)",
+                             [.text(run), .text(device), .text(host)])
+                try db.query("UPDATE run_files SET run_id = ?2 WHERE rowid IN (SELECT rowid " + pending + ")",
+                             [.text(device), .text(run)])
+            }
+        }
+    }
+
     /// The manifest entries (JSON) of one device in one run, by remote path.
     public func runEntries(run: String, device: String) throws -> [String] {
         try locked {

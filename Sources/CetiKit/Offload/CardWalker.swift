@@ -30,12 +30,14 @@ enum CardWalker {
     }
 
     /// The card's files, and what below its root could not be read (the rest is still listed).
+    /// Paths come back in name form (`NameCodec`): a card's name that is not UTF-8 is kept as bytes.
     static func walk(_ root: String) throws -> (files: [CardFile], failures: [Failure]) {
+        let root = NameCodec.encodePath(root)
         var st = stat()
-        guard stat(root, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else {
+        guard stat(fsPath(root), &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else {
             throw UsageError("\(root) is not a folder: give the card's mount point, e.g. /media/op/3531-3034")
         }
-        guard access(root, R_OK | X_OK) == 0 else {
+        guard access(fsPath(root), R_OK | X_OK) == 0 else {
             throw UsageError("cannot read \(root): \(String(cString: strerror(errno))); check that the card is mounted and readable")
         }
         var out: [CardFile] = []
@@ -46,7 +48,7 @@ enum CardWalker {
     }
 
     private static func visit(_ dir: String, relative: String, into out: inout [CardFile], failures: inout [Failure]) {
-        guard let handle = opendir(dir) else {
+        guard let handle = opendir(fsPath(dir)) else {
             failures.append(Failure(path: dir, relative: relative, reason: String(cString: strerror(errno)), isDirectory: true))
             return
         }
@@ -61,7 +63,9 @@ enum CardWalker {
                 break
             }
             let name = withUnsafePointer(to: entry.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+                $0.withMemoryRebound(to: UInt8.self, capacity: 256) { p in
+                    NameCodec.encode(UnsafeBufferPointer(start: p, count: strlen(UnsafeRawPointer(p).assumingMemoryBound(to: CChar.self))))
+                }
             }
             if name != "." && name != ".." { names.append(name) }
         }
@@ -70,20 +74,20 @@ enum CardWalker {
             let path = dir + "/" + name
             let rel = relative.isEmpty ? name : relative + "/" + name
             var st = stat()
-            guard lstat(path, &st) == 0 else {
+            guard lstat(fsPath(path), &st) == 0 else {
                 failures.append(Failure(path: path, relative: rel, reason: String(cString: strerror(errno)), isDirectory: false))
                 continue
             }
             switch st.st_mode & S_IFMT {
             case S_IFDIR: visit(path, relative: rel, into: &out, failures: &failures)
             case S_IFREG:
-                guard access(path, R_OK) == 0 else {
+                guard access(fsPath(path), R_OK) == 0 else {
                     failures.append(Failure(path: path, relative: rel, reason: String(cString: strerror(errno)), isDirectory: false))
                     continue
                 }
                 var sec: Int64 = 0
                 var nsec: UInt32 = 0
-                let ms = ceti_birth_time(path, &sec, &nsec) == 0
+                let ms = ceti_birth_time(fsPath(path), &sec, &nsec) == 0
                     ? sec * 1000 + Int64(nsec) / 1_000_000
                     : Int64(st.st_mtim.tv_sec) * 1000 + Int64(st.st_mtim.tv_nsec) / 1_000_000
                 out.append(CardFile(path: path, relative: rel, size: Int64(st.st_size), mtime: st.st_mtim, epochMilliseconds: ms))

@@ -61,7 +61,8 @@ public enum OffloadRun {
         // names.tsv lines for the backup (new copies) and for staging (new copies and restaged ones).
         var names: [String] = []
         var stagedNames: [String] = []
-        for file in files {
+        // SIGINT/SIGTERM: no new file after the one in hand; names.tsv still lists what was copied.
+        for file in files where !Interrupt.isRequested {
             var o = OffloadOutcome(action: .failed, original: file.relative, name: "", size: file.size)
             do {
                 try offload(file, options: options, ledger: ledger, used: &used, outcome: &o)

@@ -22,7 +22,7 @@ enum VerifiedCopy {
 
     /// Returns the SHA-256 (hex) of what was copied. On any failure no destination is left behind.
     static func copy(_ source: String, to destinations: [String], mtime: timespec) throws -> String {
-        let input = open(source, O_RDONLY | O_CLOEXEC)
+        let input = open(fsPath(source), O_RDONLY | O_CLOEXEC)
         guard input >= 0 else { throw CopyError.read(path: source, message: String(cString: strerror(errno))) }
         defer { close(input) }
         posix_fadvise(input, 0, 0, POSIX_FADV_SEQUENTIAL)
@@ -31,11 +31,11 @@ enum VerifiedCopy {
         var done = false
         defer {
             fds.forEach { close($0) }
-            if !done { parts.forEach { unlink($0) } }
+            if !done { parts.forEach { unlink(fsPath($0)) } }
         }
         for p in parts {
             try? FileManager.default.createDirectory(atPath: (p as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            let fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            let fd = open(fsPath(p), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
             guard fd >= 0 else { throw FileIOError.write(path: p, errno: errno) }
             fds.append(fd)
         }
@@ -70,14 +70,14 @@ enum VerifiedCopy {
         // link + unlink instead of rename: a name that exists is never replaced.
         var linked: [String] = []
         for (p, final) in zip(parts, destinations) {
-            guard link(p, final) == 0 else {
+            guard link(fsPath(p), fsPath(final)) == 0 else {
                 let e = errno
-                linked.forEach { unlink($0) }
+                linked.forEach { unlink(fsPath($0)) }
                 throw e == EEXIST ? CopyError.exists(path: final) : FileIOError.write(path: final, errno: e)
             }
             linked.append(final)
         }
-        parts.forEach { unlink($0) }
+        parts.forEach { unlink(fsPath($0)) }
         Set(destinations.map { ($0 as NSString).deletingLastPathComponent }).forEach(FileHashes.syncDirectory)
         done = true
         return expected

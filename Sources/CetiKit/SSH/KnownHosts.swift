@@ -40,6 +40,11 @@ public final class KnownHosts: @unchecked Sendable {
         }
     }
 
+    /// Whether any key is pinned at all.
+    public var hasEntries: Bool {
+        lock.withLock { !entries().isEmpty }
+    }
+
     /// The tag name this exact key is pinned for, if any.
     public func name(forKey key: String) -> String? {
         lock.withLock { entries().first { $0.key == key }?.name }

@@ -3,6 +3,7 @@ import Foundation
 
 /// An entry of a remote directory.
 public struct RemoteFile: Sendable, Equatable, Codable {
+    /// The name in name form (`NameCodec`): lossless for any bytes the tag's file system holds.
     public var name: String
     public var size: Int64
     /// Seconds since the epoch, by the tag's clock.
@@ -26,14 +27,19 @@ public final class SFTPClient {
         self.sftp = try session.sftp()
     }
 
+    /// An SFTP status from the server names the problem; anything else is the session's
+    /// (a lost connection marks the session broken, so later calls fail at once).
     private func failure(_ operation: String) -> SSHError {
+        guard session.lastErrno == LIBSSH2_ERROR_SFTP_PROTOCOL else { return session.failure(operation) }
         let code = libssh2_sftp_last_error(sftp)
-        let detail = code == 2 ? "no such file" : code == 3 ? "permission denied" : code == 4 ? "failure" : session.lastError
-        return .protocolError(host: session.host, operation: operation, message: detail)
+        let detail = code == 2 ? "no such file" : code == 3 ? "permission denied" : code == 4 ? "failure"
+            : "SFTP status \(code)"
+        return .protocolError(host: session.label, operation: operation, message: detail)
     }
 
     public func list(_ directory: String) throws -> [RemoteFile] {
-        guard let dir = libssh2_sftp_open_ex(sftp, directory, UInt32(directory.utf8.count), 0, 0, LIBSSH2_SFTP_OPENDIR) else {
+        try session.ensureUsable("listing \(directory)")
+        guard let dir = Self.withBytes(directory, { libssh2_sftp_open_ex(sftp, $0, $1, 0, 0, LIBSSH2_SFTP_OPENDIR) }) else {
             throw failure("listing \(directory)")
         }
         defer { libssh2_sftp_close_handle(dir) }
@@ -46,7 +52,9 @@ public final class SFTPClient {
             }
             if n == 0 { break }
             if n < 0 { throw failure("listing \(directory)") }
-            let entryName = String(decoding: name[0..<Int(n)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            // The name's own bytes, in name form: never repaired with U+FFFD (a name that is not
+            // UTF-8 must still name its file when it is read, checked and deleted).
+            let entryName = NameCodec.encode(name[0..<Int(n)].map { UInt8(bitPattern: $0) })
             if entryName == "." || entryName == ".." { continue }
             entries.append(Self.file(entryName, attrs))
         }
@@ -55,11 +63,18 @@ public final class SFTPClient {
 
     /// lstat: a symbolic link is reported as such (not regular), never followed.
     public func stat(_ path: String) throws -> RemoteFile {
+        try session.ensureUsable("stat \(path)")
         var attrs = LIBSSH2_SFTP_ATTRIBUTES()
-        guard libssh2_sftp_stat_ex(sftp, path, UInt32(path.utf8.count), LIBSSH2_SFTP_LSTAT, &attrs) == 0 else {
+        guard Self.withBytes(path, { libssh2_sftp_stat_ex(sftp, $0, $1, LIBSSH2_SFTP_LSTAT, &attrs) }) == 0 else {
             throw failure("stat \(path)")
         }
         return Self.file((path as NSString).lastPathComponent, attrs)
+    }
+
+    /// A remote path (components in name form) as the bytes the server must see, and their length.
+    private static func withBytes<R>(_ path: String, _ body: (UnsafePointer<CChar>, UInt32) -> R) -> R {
+        let bytes = fsPath(path)
+        return bytes.withUnsafeBufferPointer { body($0.baseAddress!, UInt32($0.count - 1)) }
     }
 
     static func file(_ name: String, _ a: LIBSSH2_SFTP_ATTRIBUTES) -> RemoteFile {
@@ -72,7 +87,8 @@ public final class SFTPClient {
     /// Returns the number of bytes read.
     @discardableResult
     public func read(_ path: String, from offset: Int64, _ consume: (UnsafeRawBufferPointer) throws -> Void) throws -> Int64 {
-        guard let handle = libssh2_sftp_open_ex(sftp, path, UInt32(path.utf8.count), UInt(LIBSSH2_FXF_READ), 0, LIBSSH2_SFTP_OPENFILE) else {
+        try session.ensureUsable("reading \(path)")
+        guard let handle = Self.withBytes(path, { libssh2_sftp_open_ex(sftp, $0, $1, UInt(LIBSSH2_FXF_READ), 0, LIBSSH2_SFTP_OPENFILE) }) else {
             throw failure("opening \(path)")
         }
         defer { libssh2_sftp_close_handle(handle) }
@@ -91,7 +107,8 @@ public final class SFTPClient {
     }
 
     public func unlink(_ path: String) throws {
-        guard libssh2_sftp_unlink_ex(sftp, path, UInt32(path.utf8.count)) == 0 else {
+        try session.ensureUsable("deleting \(path)")
+        guard Self.withBytes(path, { libssh2_sftp_unlink_ex(sftp, $0, $1) }) == 0 else {
             throw failure("deleting \(path)")
         }
     }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// SSH and SFTP failures, named for the operator: which tag, what happened, what to do.
 public enum SSHError: Error, CustomStringConvertible, Sendable {
     case connect(host: String, message: String)
@@ -6,6 +8,8 @@ public enum SSHError: Error, CustomStringConvertible, Sendable {
     case hostKeyChanged(name: String, address: String, pinned: String, presented: String, knownHosts: String)
     case authentication(user: String, host: String, method: String)
     case protocolError(host: String, operation: String, message: String)
+    /// The connection died (reset, timeout, garbage) after the handshake.
+    case connectionLost(host: String, during: String, message: String)
     case remoteCommand(host: String, command: String, status: Int32, stderr: String)
 
     public var description: String {
@@ -22,6 +26,8 @@ public enum SSHError: Error, CustomStringConvertible, Sendable {
             return "\(host): login as \(user) with \(method) was refused: check --user, --password-file / CETI_TAG_PASSWORD or --identity"
         case .protocolError(let host, let operation, let message):
             return "\(host): \(operation) failed: \(message)"
+        case .connectionLost(let host, let during, let message):
+            return "\(host): the connection was lost while \(during) (\(message)); is the tag still on the WiFi? rerun to go on"
         case .remoteCommand(let host, let command, let status, let stderr):
             let detail = stderr.isEmpty ? "" : ": \(stderr.trimmingCharacters(in: .whitespacesAndNewlines))"
             return "\(host): `\(command.prefix(80))` exited with status \(status)\(detail)"
@@ -29,4 +35,3 @@ public enum SSHError: Error, CustomStringConvertible, Sendable {
     }
 }
 
-import Foundation

@@ -56,7 +56,9 @@ public final class Console: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         if statusLine != nil { Self.put("\r\u{1b}[K", 2) }
-        Self.put(line + "\n", fd)
+        // Names inside messages (a file on a tag, a path) can hold CR, ESC and other controls:
+        // escaped here too, so nothing printed can move the cursor or forge a line.
+        Self.put(line.printableLines + "\n", fd)
         if let statusLine { Self.put(statusLine, 2) }
     }
 

@@ -17,7 +17,7 @@ final class FileLock: Sendable {
 
     /// A lock on a folder itself (no file of ours inside it); nil when another holder has it.
     init?(directory: String) throws {
-        fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        fd = open(fsPath(directory), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw FileIOError.read(path: directory, message: String(cString: strerror(errno))) }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             close(fd)

@@ -13,6 +13,9 @@ public struct PullOptions: Sendable {
     public var clean = false
     /// Stop the tag's capture service while pulling, and start it again afterwards.
     public var stopCapture = false
+    /// With `stopCapture`: the tag's timer starts the recorder again this long after ceti last
+    /// renewed it (ceti renews it every quarter of it while the pull goes on).
+    public var captureGraceSeconds = CaptureService.defaultGraceSeconds
     public var require: CleanProof = .uploaded
     /// A file modified less than this long ago (by the tag's clock) is still being written.
     public var settleSeconds: Int64 = 60

@@ -35,12 +35,16 @@ struct TagCleaner {
     /// The bucket and its HEAD; required for `--require uploaded`.
     let s3: ObjectCheck?
 
-    func clean(session: SSHSession, sftp: SFTPClient, device: String, remoteDir: String) throws -> [CleanOutcome] {
+    /// `failed`: files this run could not pull, by name, with the reason: kept, and said so; they
+    /// never keep the tag's other, proven files. Names are in name form (`NameCodec`) throughout.
+    func clean(session: SSHSession, sftp: SFTPClient, device: String, remoteDir: String,
+               failed: [String: String] = [:]) throws -> [CleanOutcome] {
         var outcomes: [CleanOutcome] = []
         var candidates: [(file: RemoteFile, copy: CopyRecord, objects: [ObjectRecord])] = []
         for file in try sftp.list(remoteDir) {
             func keep(_ reason: String) { outcomes.append(CleanOutcome(action: .kept, name: file.name, size: file.size, reason: reason)) }
             guard file.isRegular else { keep(file.isDirectory ? "a folder: never deleted" : "not a regular file"); continue }
+            if let why = failed[file.name] { keep("not pulled in this run: \(why)"); continue }
             guard let copy = try ledger.copy(device: device, remotePath: remoteDir + "/" + file.name, size: file.size, mtime: file.mtime) else {
                 keep("not pulled (or changed since it was pulled)")
                 continue
@@ -63,11 +67,8 @@ struct TagCleaner {
             }
         }
         // Ask the tag itself that each file still holds the bytes that were proven.
-        var remote: [String: String] = [:]
-        for start in stride(from: 0, to: candidates.count, by: 200) {
-            let names = candidates[start..<min(candidates.count, start + 200)].map(\.file.name)
-            remote.merge(try RemoteChecksums.sha256(of: names, in: remoteDir, session: session)) { $1 }
-        }
+        // (RemoteChecksums sends the names in batches that fit one command.)
+        let remote = try RemoteChecksums.sha256(of: candidates.map(\.file.name), in: remoteDir, session: session)
         for c in candidates {
             func outcome(_ action: CleanOutcome.Action, _ reason: String) {
                 outcomes.append(CleanOutcome(action: action, name: c.file.name, size: c.file.size, reason: reason))

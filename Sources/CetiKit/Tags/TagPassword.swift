@@ -15,4 +15,15 @@ public enum TagPassword {
         if let p = environment["CETI_TAG_PASSWORD"], !p.isEmpty { return p }
         return PullOptions.factoryPassword
     }
+
+    /// `--identity`: a key file that cannot be read is a usage error before any connection (never
+    /// a silent fallback to the password).
+    public static func checkIdentity(_ path: String?) throws {
+        guard let path else { return }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
+              FileManager.default.isReadableFile(atPath: path) else {
+            throw UsageError("cannot read --identity \(path): give the path of a readable private key file (ed25519)")
+        }
+    }
 }

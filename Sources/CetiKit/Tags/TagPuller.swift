@@ -76,6 +76,8 @@ final class TagPuller: @unchecked Sendable {
 
     func pull(_ target: TagTarget, hooks: PullHooks? = nil) -> TagPullReport {
         var report = TagPullReport(tag: target.name ?? target.address, address: target.address)
+        // SIGINT/SIGTERM: no new tag is started.
+        if Interrupt.isRequested { return report }
         do {
             let (session, name, now) = try open(address: target.address, port: target.port, expectedName: target.name)
             report.tag = name
@@ -85,11 +87,14 @@ final class TagPuller: @unchecked Sendable {
                 return report
             }
             if options.stopCapture {
-                try CaptureService.stop(session)
+                // A session of the switch's own (same tag, same pinned key): it renews the tag's
+                // restart timer and starts the recorder again even while this one is in a read.
+                let (control, _, _) = try open(address: target.address, port: target.port, expectedName: name)
+                let capture = try CaptureService.stop(control: control, graceSeconds: options.captureGraceSeconds, console: console)
                 // Whatever happens next, the tag records again afterwards (the original tool never
                 // restarted it, and tags went back to sea with the service off).
                 defer {
-                    if let problem = CaptureService.start(session) {
+                    if let problem = capture.restart() {
                         report.error = [report.error, problem].compactMap { $0 }.joined(separator: "; ")
                     }
                 }
@@ -114,19 +119,22 @@ final class TagPuller: @unchecked Sendable {
             .clean(session: session, sftp: sftp, device: name, remoteDir: remoteDirectory)
     }
 
+    /// In name form (`NameCodec`), as every remote path ceti keeps: `/data` is itself.
     private var remoteDirectory: String {
-        options.remoteDir.hasSuffix("/") ? String(options.remoteDir.dropLast()) : options.remoteDir
+        NameCodec.encodePath(options.remoteDir.hasSuffix("/") ? String(options.remoteDir.dropLast()) : options.remoteDir)
     }
 
     private func pullFiles(session: SSHSession, name: String, now: Int64, hooks: PullHooks?,
                            into report: inout TagPullReport) throws {
         let sftp = try SFTPClient(session: session)
         let remoteDir = remoteDirectory
-        let localDir = options.dataDir + "/" + name
+        // Local paths are kept in name form too (a tag file's name may not be UTF-8): `fsPath`
+        // gives the bytes back at each system call.
+        let localDir = NameCodec.encodePath(options.dataDir + "/" + name)
         var folderLock: FileLock?
         defer { withExtendedLifetime(folderLock) {} }
         if !options.dryRun {
-            try FileManager.default.createDirectory(atPath: localDir, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: options.dataDir + "/" + name, withIntermediateDirectories: true)
             // One worker per device folder, across processes too: two pulls (or compressors) in one
             // folder could interleave the bytes of one file.
             guard let lock = try FileLock(directory: localDir) else { throw PullError.folderBusy(name: name, folder: localDir) }
@@ -140,6 +148,8 @@ final class TagPuller: @unchecked Sendable {
         // busy while the first big recording is still being pulled and encoded.
         let order = hooks == nil ? listing : listing.sorted { ($0.size, $0.name) < ($1.size, $1.name) }
         for file in order {
+            // SIGINT/SIGTERM: no new file; what arrived is confirmed and recorded below.
+            if Interrupt.isRequested { break }
             var outcome = PullOutcome(action: .ignored, name: file.name, size: file.size)
             if !file.isRegular {
                 outcome.message = file.isDirectory ? "folder" : "not a regular file"
@@ -176,6 +186,8 @@ final class TagPuller: @unchecked Sendable {
                     continue
                 } catch {
                     hooks?.abandoned(file.size)
+                    // Interrupted between two chunks: the .part stays for the next run to resume.
+                    if error is Interrupted { break }
                     outcome.action = .failed
                     outcome.message = "\(error)"
                 }
@@ -186,23 +198,30 @@ final class TagPuller: @unchecked Sendable {
             report.files.append(outcome)
         }
         report.files += try confirm(received, session: session, name: name, remoteDir: remoteDir, localDir: localDir).map(\.0)
-        if options.clean {
-            // Any error on this tag, and nothing on it is deleted.
-            if report.failed {
-                report.error = "nothing was deleted on \(name) because of the errors above; fix them and rerun"
-            } else {
-                report.cleaned = try TagCleaner(ledger: ledger, require: options.require, dryRun: options.dryRun, s3: objectCheck)
-                    .clean(session: session, sftp: sftp, device: name, remoteDir: remoteDir)
-            }
+        if options.clean && !Interrupt.isRequested {
+            // A file that could not be pulled keeps itself, never the other files of the tag:
+            // each one is deleted only on its own proof (a tag-wide error never gets here).
+            let failed = Dictionary(report.files.filter { $0.action == .failed }.map { ($0.name, $0.message ?? "failed") }) { a, _ in a }
+            report.cleaned = try TagCleaner(ledger: ledger, require: options.require, dryRun: options.dryRun, s3: objectCheck)
+                .clean(session: session, sftp: sftp, device: name, remoteDir: remoteDir, failed: failed)
         }
     }
 
-    /// Downloads into `<name>.part`, continuing an earlier partial download (whose bytes are
-    /// re-hashed, not re-sent). Returns the SHA-256 of the whole file.
+    /// Downloads into `.ceti-part-<hash of the name>` (`NameCodec.partialName`: a short name of
+    /// ceti's own, so a 255-byte name fits and a tag's own `x.part` is never mistaken for one),
+    /// continuing an earlier partial download (whose bytes are re-hashed, not re-sent). Returns
+    /// the SHA-256 of the whole file.
     private func download(_ sftp: SFTPClient, _ remotePath: String, _ file: RemoteFile,
                           into localDir: String) throws -> (String, String, Int64, Bool) {
-        let part = localDir + "/" + file.name + ".part"
-        let fd = Glibc.open(part, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        let part = localDir + "/" + NameCodec.partialName(for: file.name)
+        // A partial left as `<name>.part` by an earlier ceti: taken over, resumed and checked like
+        // any other — unless the ledger knows that name as a pulled file (a tag's own `x.part`).
+        let legacy = localDir + "/" + file.name + ".part"
+        if access(fsPath(part), F_OK) != 0, access(fsPath(legacy), F_OK) == 0,
+           (try? ledger.recordedContent(localPath: legacy) != nil) == false {
+            _ = rename(fsPath(legacy), fsPath(part))
+        }
+        let fd = Glibc.open(fsPath(part), O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw FileIOError.write(path: part, errno: errno) }
         defer { close(fd) }
         var st = stat()
@@ -220,6 +239,8 @@ final class TagPuller: @unchecked Sendable {
             offset += Int64(chunk.count)
             sha.update(chunk)
             meter.sent(Int64(chunk.count))
+            // SIGINT/SIGTERM: stop between chunks; the bytes so far stay in the .part.
+            try Interrupt.check()
         }
         guard offset == file.size else {
             throw PullError.sizeChanged(name: file.name, expected: file.size, got: offset)
@@ -243,7 +264,7 @@ final class TagPuller: @unchecked Sendable {
         for var r in received {
             let final = localDir + "/" + r.file.name
             if options.remoteVerify && remote[r.file.name] != r.sha {
-                unlink(r.part)
+                unlink(fsPath(r.part))
                 r.outcome.action = .failed
                 r.outcome.message = remote[r.file.name] == nil
                     ? "the tag could not checksum it; the copy was discarded, rerun to pull it again"
@@ -259,7 +280,7 @@ final class TagPuller: @unchecked Sendable {
                 out.append((r.outcome, nil))
                 continue
             }
-            guard rename(r.part, final) == 0 else {
+            guard rename(fsPath(r.part), fsPath(final)) == 0 else {
                 r.outcome.action = .failed
                 r.outcome.message = "cannot rename \(r.part): \(String(cString: strerror(errno)))"
                 out.append((r.outcome, nil))

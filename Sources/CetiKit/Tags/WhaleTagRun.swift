@@ -13,6 +13,8 @@ public enum WhaleTagRun {
             let files = tags.flatMap(\.files)
             func n(_ a: PullOutcome.Action) -> Int { files.filter { $0.action == a }.count }
             let bytes = files.reduce(0) { $0 + $1.bytesReceived }
+            // Tags that failed as a whole (unreachable, refused, a changed key); a file that could
+            // not be pulled is counted with the files, never as a tag.
             let failedTags = tags.filter { $0.error != nil }.count
             let cleaned = tags.flatMap(\.cleaned)
             let cleanPart = cleaned.isEmpty ? "" : "; on the tags: \(cleaned.filter { $0.action != .kept }.count) "
@@ -35,11 +37,15 @@ public enum WhaleTagRun {
         }
     }
 
-    /// `-l`: the tags on the LAN and what the ledger knows of their files.
+    /// `-l`: the tags on the LAN and what the ledger knows of their files. A tag that could not be
+    /// read (refused login, changed host key) is listed with its problem, also on stderr; the
+    /// caller exits 1 when any has one.
     public static func list(subnets: [Subnet], options: PullOptions, console: Console) async throws -> [DiscoveredTag] {
         let puller = try setUp(options, console: console, readOnly: true)
         let pool = BlockingPool(threads: 16, name: "ceti-discover")
-        return try await TagDiscovery(puller: puller, options: options, console: console).discover(subnets, pool: pool)
+        let tags = try await TagDiscovery(puller: puller, options: options, console: console).discover(subnets, pool: pool)
+        for t in tags { if let problem = t.problem { console.error(problem) } }
+        return tags
     }
 
     /// `-t HOST...` (targets given) or `-a` (subnets given: discover, then pull every tag found).
@@ -65,8 +71,9 @@ public enum WhaleTagRun {
         if let subnets {
             let pool = BlockingPool(threads: 16, name: "ceti-discover")
             let found = try await TagDiscovery(puller: puller, options: options, console: console).discover(subnets, pool: pool)
-            console.info("found \(found.count) tag(s): \(found.map { "\($0.name) (\($0.address))" }.joined(separator: ", "))")
-            work += found.map { TagTarget(address: $0.address, name: $0.name) }
+            console.info("found \(found.count) tag(s)" + (found.isEmpty ? "" : ": " + found.map(\.summary).joined(separator: ", ")))
+            // Tags that could not be read are tried again like a -t: each gets its error line and exit 1.
+            work += found.map(\.target)
         }
         let pool = BlockingPool(threads: max(1, min(options.jobs, work.count)), name: "ceti-tag")
         // Totals grow as each tag's folder is listed.
@@ -100,15 +107,31 @@ public enum WhaleTagRun {
 
     public static func listText(_ tags: [DiscoveredTag]) -> String {
         guard !tags.isEmpty else { return "no tags found" }
-        var lines = ["HOSTNAME".padding(toLength: 20, withPad: " ", startingAt: 0) + "ADDRESS          FILES  BYTES        PULLED  UPLOADED"]
+        let problems = tags.contains { $0.problem != nil }
+        var lines = ["HOSTNAME".padding(toLength: 20, withPad: " ", startingAt: 0) + "ADDRESS          FILES  BYTES        PULLED  UPLOADED"
+                     + (problems ? "  PROBLEM" : "")]
         for t in tags {
+            guard let problem = t.problem else {
+                lines.append(t.name.padding(toLength: 20, withPad: " ", startingAt: 0)
+                             + t.address.padding(toLength: 17, withPad: " ", startingAt: 0)
+                             + String(t.files).padding(toLength: 7, withPad: " ", startingAt: 0)
+                             + ByteSize.format(t.bytes).padding(toLength: 13, withPad: " ", startingAt: 0)
+                             + String(t.pulled).padding(toLength: 8, withPad: " ", startingAt: 0)
+                             + (problems ? String(t.uploaded).padding(toLength: 10, withPad: " ", startingAt: 0) : String(t.uploaded)))
+                continue
+            }
             lines.append(t.name.padding(toLength: 20, withPad: " ", startingAt: 0)
                          + t.address.padding(toLength: 17, withPad: " ", startingAt: 0)
-                         + String(t.files).padding(toLength: 7, withPad: " ", startingAt: 0)
-                         + ByteSize.format(t.bytes).padding(toLength: 13, withPad: " ", startingAt: 0)
-                         + String(t.pulled).padding(toLength: 8, withPad: " ", startingAt: 0) + String(t.uploaded))
+                         + "-      -            -       -         " + Self.shortProblem(problem))
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// The table's PROBLEM column: the error without the address it starts with.
+    static func shortProblem(_ problem: String) -> String {
+        guard let colon = problem.range(of: ": ") else { return problem }
+        let head = problem[..<colon.lowerBound]
+        return head.contains(" ") && !head.contains("(") ? problem : String(problem[colon.upperBound...])
     }
 
     static func isAddress(_ s: String) -> Bool {
@@ -129,11 +152,11 @@ public enum WhaleTagRun {
             case .failed:
                 console.error("\(r.tag): \(f.name.printable): \(f.message ?? "failed")")
             case .stillWriting:
-                console.info("\(r.tag): \(f.name): \(f.message ?? "")")
+                console.info("\(r.tag): \(f.name.printable): \(f.message ?? "")")
             case .ignored:
-                console.verbose("\(r.tag): \(f.name): ignored (\(f.message ?? ""))")
+                console.verbose("\(r.tag): \(f.name.printable): ignored (\(f.message ?? ""))")
             case .skipped:
-                console.verbose("\(r.tag): \(f.name): already pulled to \(f.localPath ?? "?")")
+                console.verbose("\(r.tag): \(f.name.printable): already pulled to \((f.localPath ?? "?").printable)")
             default:
                 guard results, console.showsResults else { continue }
                 console.result(f.action.rawValue.padding(toLength: 13, withPad: " ", startingAt: 0)

@@ -24,7 +24,7 @@ public struct FileHashes: Sendable, Equatable {
 
     /// Reads the file once (blocking: call it on a BlockingPool thread).
     public static func compute(path: String, layout: PartLayout, fingerprint: FileFingerprint) throws -> FileHashes {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = open(fsPath(path), O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw FileIOError.read(path: path, message: String(cString: strerror(errno))) }
         defer { close(fd) }
         posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL)
@@ -126,7 +126,7 @@ public struct FileHashes: Sendable, Equatable {
 
     /// SHA-256 (hex) of a whole file.
     public static func sha256(path: String) throws -> String {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = open(fsPath(path), O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw FileIOError.read(path: path, message: String(cString: strerror(errno))) }
         defer { close(fd) }
         var st = stat()
@@ -143,7 +143,7 @@ public struct FileHashes: Sendable, Equatable {
 
     /// fsync a directory, so a rename in it survives a power cut.
     public static func syncDirectory(_ path: String) {
-        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        let fd = open(fsPath(path), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { return }
         fsync(fd)
         close(fd)

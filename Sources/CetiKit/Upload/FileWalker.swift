@@ -1,8 +1,11 @@
 import Foundation
 
 /// Walks the directories to upload: regular files only, never through a symbolic link (so nothing
-/// outside the directory is reached), skipping hidden names, unfinished `*.part` files and the
-/// ledger itself. A folder or file it cannot read is not skipped: it is listed in `failures`, for
+/// outside the directory is reached), skipping only ceti's own temporary files — a pull's partial
+/// `.ceti-part-…`, a compression's unfinished `NAME.flac.part` / `NAME.csv.gz.part` beside its
+/// input — and the ledger itself. Every file a pull brings home (a tag's dot-files and `*.part`
+/// files too) is listed, so it can reach S3 and be cleaned off its tag. Names are read as bytes
+/// and carried in name form (`NameCodec`): a name that is not UTF-8 is listed under its own bytes. A folder or file it cannot read is not skipped: it is listed in `failures`, for
 /// the command to report as failed (the rest of the walk goes on).
 public struct FileWalker {
     public static let unknownDevice = "unknown-device"
@@ -38,16 +41,16 @@ public struct FileWalker {
     }
 
     public mutating func walk(_ root: String) throws -> [LocalFile] {
-        let rootPath = Self.absolute(root)
+        let rootPath = NameCodec.encodePath(Self.absolute(root))
         var st = stat()
-        guard stat(rootPath, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { throw WalkError.notADirectory(root) }
+        guard stat(fsPath(rootPath), &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { throw WalkError.notADirectory(root) }
         var out: [LocalFile] = []
         try visit(rootPath, relative: [], into: &out)
         return out.sorted { $0.path < $1.path }
     }
 
     private mutating func visit(_ dir: String, relative: [String], into out: inout [LocalFile]) throws {
-        guard let handle = opendir(dir) else {
+        guard let handle = opendir(fsPath(dir)) else {
             let why = String(cString: strerror(errno))
             if relative.isEmpty { throw WalkError.unreadable(dir, why) }
             failures.append(WalkFailure(path: dir, reason: why, isDirectory: true, device: relative.first ?? Self.unknownDevice))
@@ -66,17 +69,20 @@ public struct FileWalker {
                 break
             }
             let name = withUnsafePointer(to: entry.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+                $0.withMemoryRebound(to: UInt8.self, capacity: 256) { p in
+                    NameCodec.encode(UnsafeBufferPointer(start: p, count: strlen(UnsafeRawPointer(p).assumingMemoryBound(to: CChar.self))))
+                }
             }
             if name == "." || name == ".." { continue }
             names.append(name)
         }
+        let present = Set(names)
         for name in names.sorted() {
             let path = dir + "/" + name
-            if name.hasPrefix(".") { skipped.append((path, "hidden")); continue }
+            if name.hasPrefix(NameCodec.partialPrefix) { skipped.append((path, "a partial pull (ceti's own)")); continue }
             if excludedPaths.contains(path) { continue }
             var st = stat()
-            guard lstat(path, &st) == 0 else {
+            guard lstat(fsPath(path), &st) == 0 else {
                 let e = errno
                 // Gone since the listing (a file renamed meanwhile): nothing to read.
                 if e == ENOENT { skipped.append((path, String(cString: strerror(e)))); continue }
@@ -88,9 +94,9 @@ public struct FileWalker {
             case S_IFDIR:
                 try visit(path, relative: relative + [name], into: &out)
             case S_IFREG:
-                if name.hasSuffix(".part") { skipped.append((path, "unfinished .part file")); continue }
+                if Self.isCompressPart(name, beside: present) { skipped.append((path, "unfinished compressed output (ceti's own)")); continue }
                 let device = relative.first ?? Self.unknownDevice
-                if access(path, R_OK) != 0 {
+                if access(fsPath(path), R_OK) != 0 {
                     failures.append(WalkFailure(path: path, reason: String(cString: strerror(errno)), isDirectory: false, device: device))
                     continue
                 }
@@ -114,8 +120,22 @@ public struct FileWalker {
     /// The fingerprint of a path now, or nil when it is gone.
     public static func fingerprint(path: String) -> FileFingerprint? {
         var st = stat()
-        guard lstat(path, &st) == 0 else { return nil }
+        guard lstat(fsPath(path), &st) == 0 else { return nil }
         return fingerprint(st)
+    }
+
+    /// What `compress` writes while it works: the output's name + `.part` (`a.flac.part` for
+    /// `a.raw` or `a.wav`, `a.csv.gz.part` for `a.csv`), with its input still beside it (the input
+    /// goes only after the output is verified and renamed). A tag's own `x.part` is not one.
+    static func isCompressPart(_ name: String, beside names: Set<String>) -> Bool {
+        guard name.hasSuffix(".part") else { return false }
+        let output = String(name.dropLast(5))
+        if output.hasSuffix(".gz") { return names.contains(String(output.dropLast(3))) && Compressor.kind(of: String(output.dropLast(3))) == .gzip }
+        if output.hasSuffix(".flac") {
+            let stem = String(output.dropLast(5))
+            return names.contains { $0.count == stem.count + 4 && $0.hasPrefix(stem) && [.flacFromRaw, .flacFromWAV].contains(Compressor.kind(of: $0)) }
+        }
+        return false
     }
 
     /// An absolute, standardized path without a trailing slash.

@@ -34,7 +34,9 @@ public struct KeyTemplate: Sendable, Equatable {
         self.template = template
     }
 
-    /// The key for a file; empty segments (an empty prefix, say) collapse so keys never hold "//"
+    /// The key for a file; `{path}`, `{name}` and `{device}` are in name form (`NameCodec`, README
+    /// "File names"), so a name that is not UTF-8 or holds a control character reaches S3
+    /// losslessly, as `%XX`, and a key never holds a control character. Empty segments (an empty prefix, say) collapse so keys never hold "//"
     /// or start with "/". One pass, so a value that itself contains "{date}" is not expanded again.
     public func key(prefix: String, date: String, file: LocalFile) -> String {
         let name = file.relativePath.split(separator: "/").last.map(String.init) ?? file.relativePath

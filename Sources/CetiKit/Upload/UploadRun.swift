@@ -65,7 +65,9 @@ public enum UploadRun {
         try await withThrowingTaskGroup(of: UploadOutcome.self) { group in
             var next = work.makeIterator()
             func addNext() {
-                guard let p = next.next() else { return }
+                // SIGINT/SIGTERM: the uploads in hand finish (or the process gives up on them
+                // after Interrupt.graceSeconds: an unfinished multipart upload resumes next run).
+                guard !Interrupt.isRequested, let p = next.next() else { return }
                 group.addTask { try await uploader.process(p.file, key: p.key, plannedDate: p.date) }
             }
             for _ in 0..<max(1, options.jobs) { addNext() }

@@ -205,7 +205,7 @@ final class Uploader: @unchecked Sendable {
     }
 
     private func openFile(_ path: String) throws -> Int32 {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = open(fsPath(path), O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw UploadError.unreadable(path: path, message: String(cString: strerror(errno))) }
         return fd
     }
@@ -294,6 +294,16 @@ final class Uploader: @unchecked Sendable {
         let etag = try await s3.completeMultipartUpload(bucket: bucket, key: key, uploadID: id,
                                                         parts: done.map { (number: $0.key, etag: $0.value) }, createOnly: createOnly)
         guard etag == hashes.etag else { throw UploadError.etagMismatch(key: key, expected: hashes.etag, got: etag) }
+        if createOnly {
+            // Some servers (SeaweedFS 4.48, measured) check If-None-Match on CompleteMultipartUpload
+            // without making it atomic: two completes at the same moment can both succeed, and the
+            // later one replaces the earlier. So ask what the key holds now before claiming it.
+            let now = try await s3.headObject(bucket: bucket, key: key)
+            guard now?.etag == etag, now?.size == file.fingerprint.size else {
+                throw S3Error.service(operation: "CompleteMultipartUpload", key: key, status: 409, code: "ConditionalRequestConflict",
+                                      message: "another writer completed the same key at the same moment")
+            }
+        }
         try ledger.recordVerified(objectRecord(file, key: key, sha256: hashes.sha256.hex, etag: etag, partSize: layout.partSize),
                                   closingUpload: id)
         return (etag, resumed)
