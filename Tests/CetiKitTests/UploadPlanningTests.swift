@@ -49,7 +49,7 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         let bytes = (0..<(5 << 20) + 3).map { UInt8(truncatingIfNeeded: $0 &* 31) }
         let path = dir.appendingPathComponent("f").path
-        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
         let fp = try #require(FileWalker.fingerprint(path: path))
         let h = try FileHashes.compute(path: path, layout: PartLayout(size: fp.size, requestedPartSize: 5 << 20), fingerprint: fp)
         #expect(h.sha256 == Digest.sha256(bytes))
@@ -71,7 +71,7 @@ import Testing
         var x: UInt32 = 12345
         for i in 0..<size { x = x &* 1_103_515_245 &+ 12345; bytes[i] = UInt8(truncatingIfNeeded: x >> 16) }
         let path = dir.appendingPathComponent("big").path
-        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
         let fp = try #require(FileWalker.fingerprint(path: path))
         let layout = PartLayout(size: fp.size, requestedPartSize: 8 << 20)
         let h = try FileHashes.compute(path: path, layout: layout, fingerprint: fp)
@@ -84,7 +84,7 @@ import Testing
         #expect(h.partSHA256s == parts.map { Digest.sha256($0) })
         // The one-thread path (a smaller file) gives each part's SHA-256 too.
         let small = dir.appendingPathComponent("small").path
-        FileManager.default.createFile(atPath: small, contents: Data(bytes[0..<(12 << 20)]))
+        #expect(FileManager.default.createFile(atPath: small, contents: Data(bytes[0..<(12 << 20)])))
         let sfp = try #require(FileWalker.fingerprint(path: small))
         let sl = PartLayout(size: sfp.size, requestedPartSize: 5 << 20)
         let sh = try FileHashes.compute(path: small, layout: sl, fingerprint: sfp)
@@ -114,7 +114,7 @@ import Testing
         try fm.createDirectory(atPath: root + "/.hiddendir", withIntermediateDirectories: true)
         defer { try? fm.removeItem(atPath: root) }
         for p in ["/loose.txt", "/wt-a/x.flac", "/wt-a/deep/y.csv", "/wt-a/z.flac.part", "/wt-a/z.raw", "/wt-a/q.part", "/wt-a/.ceti-part-0123", "/wt-a/.dot", "/.hiddendir/h", "/ledger.sqlite"] {
-            fm.createFile(atPath: root + p, contents: Data("x".utf8))
+            #expect(fm.createFile(atPath: root + p, contents: Data("x".utf8)))
         }
         try fm.createSymbolicLink(atPath: root + "/wt-a/link", withDestinationPath: "/etc/hostname")
         var walker = FileWalker(excludedPaths: [root + "/ledger.sqlite"])

@@ -2,8 +2,8 @@
 /// inside each `<Block>`. S3 never nests a tag inside one of the same name.
 enum S3XML {
     static func value(_ tag: String, in xml: Substring) -> String? {
-        guard let open = xml.range(of: "<\(tag)>") else { return nil }
-        guard let close = xml.range(of: "</\(tag)>", range: open.upperBound..<xml.endIndex) else { return nil }
+        guard let open = find("<\(tag)>", in: xml, from: xml.startIndex),
+              let close = find("</\(tag)>", in: xml, from: open.upperBound) else { return nil }
         return unescape(xml[open.upperBound..<close.lowerBound])
     }
 
@@ -11,13 +11,33 @@ enum S3XML {
 
     static func blocks(_ tag: String, in xml: String) -> [Substring] {
         var out: [Substring] = []
-        var rest = xml[...]
-        while let open = rest.range(of: "<\(tag)>"),
-              let close = rest.range(of: "</\(tag)>", range: open.upperBound..<rest.endIndex) {
-            out.append(rest[open.upperBound..<close.lowerBound])
-            rest = rest[close.upperBound...]
+        let all = xml[...]
+        var from = all.startIndex
+        while let open = find("<\(tag)>", in: all, from: from), let close = find("</\(tag)>", in: all, from: open.upperBound) {
+            out.append(all[open.upperBound..<close.lowerBound])
+            from = close.upperBound
         }
         return out
+    }
+
+    /// The first `needle` in `text` at or after `from`, by UTF-8 bytes: Foundation's range(of:)
+    /// copies the rest of a Substring on every call, quadratic over a 1,000-key listing.
+    static func find(_ needle: String, in text: Substring, from: String.Index) -> Range<String.Index>? {
+        let n = Array(needle.utf8)
+        guard let first = n.first else { return nil }
+        let utf8 = text.utf8
+        var i = from
+        while let hit = utf8[i...].firstIndex(of: first) {
+            var j = hit
+            var k = 0
+            while k < n.count, j < utf8.endIndex, utf8[j] == n[k] {
+                j = utf8.index(after: j)
+                k += 1
+            }
+            if k == n.count { return hit..<j }
+            i = utf8.index(after: hit)
+        }
+        return nil
     }
 
     static func unescape(_ s: Substring) -> String {

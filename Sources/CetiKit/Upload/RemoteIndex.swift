@@ -29,6 +29,12 @@ final class RemoteIndex: Sendable {
         return RemoteIndex(s3: s3, bucket: bucket, listed: listed)
     }
 
+    /// What a folder listing says of `key` without a request: nil when its folder was not listed,
+    /// `.some(nil)` when it was and holds no such key.
+    func listedHead(_ key: String) -> ObjectHead?? {
+        listed[Self.folder(of: key)].map { $0[key] }
+    }
+
     /// The object under `key`, or nil. A listed object carries no metadata: when its ETag alone
     /// cannot prove identity (`needsMetadata` is true for it), ask HEAD for x-amz-meta-sha256.
     func head(_ key: String, needsMetadata: (ObjectHead) -> Bool) async throws -> ObjectHead? {

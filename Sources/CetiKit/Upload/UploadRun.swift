@@ -85,8 +85,18 @@ public enum UploadRun {
     /// object is still there as recorded. Keeps the order of `planned`.
     static func confirmProofs(_ planned: [PlannedFile], uploader: Uploader, jobs: Int) async throws -> [(PlannedFile, Bool)] {
         var held = [Bool](repeating: false, count: planned.count)
+        // Keys in a listed folder are answered at once; the others need a HEAD each.
+        var asking: [Int] = []
+        for (i, p) in planned.enumerated() {
+            guard let object = p.proof else { continue }
+            if let listed = uploader.remote.listedHead(object.key) {
+                held[i] = try uploader.isHeld(object, as: listed)
+            } else {
+                asking.append(i)
+            }
+        }
         try await withThrowingTaskGroup(of: (Int, Bool).self) { group in
-            var next = planned.indices.filter { planned[$0].proof != nil }.makeIterator()
+            var next = asking.makeIterator()
             func addNext() {
                 guard let i = next.next(), let object = planned[i].proof else { return }
                 group.addTask { (i, try await uploader.isStillInS3(object)) }

@@ -188,7 +188,11 @@ final class Uploader: @unchecked Sendable {
     /// Whether S3 still holds a verified object as the ledger recorded it (size and ETag). The
     /// ledger's memory alone proves nothing: an object it no longer matches is forgotten.
     func isStillInS3(_ object: ObjectRecord) async throws -> Bool {
-        let head = try await remote.head(object.key, needsMetadata: { _ in false })
+        try isHeld(object, as: try await remote.head(object.key, needsMetadata: { _ in false }))
+    }
+
+    /// `isStillInS3` with S3's answer in hand (`head`: what the key holds, nil for nothing).
+    func isHeld(_ object: ObjectRecord, as head: ObjectHead?) throws -> Bool {
         if let head, head.size == object.size, head.etag == object.etag { return true }
         if !dryRun { try ledger.forgetObject(bucket: object.bucket, key: object.key) }
         console.verbose("s3://\(bucket)/\(object.key.printable) is no longer in S3 as recorded; uploading it again")
