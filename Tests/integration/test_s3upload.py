@@ -325,6 +325,30 @@ def test_json_summary_and_status(ceti, bucket, tmp_path):
     assert oct(ceti.ledger.stat().st_mode & 0o777) == "0o600"
 
 
+def test_an_upload_aborted_on_the_server_starts_over(ceti, s3, bucket, proxy, tmp_path):
+    """The ledger knows a multipart upload that S3 no longer has (aborted by a lifecycle rule or
+    another tool): the rerun says so and starts over, and the object is right."""
+    part = 5 * MiB
+    blob = os.urandom(40 * MiB + 7)
+    root = tmp_path / "up"
+    write(root / "wt-h" / "long.raw", blob)
+    p = proxy()
+    args = [str(ceti.bin), "s3upload", "--bucket", bucket, "--endpoint-url", p.endpoint, "--part-size", "5MiB",
+            "-j", "2", str(root)]
+    kill_after_parts(args + ["--bwlimit", "20M"], ceti.env, ceti.ledger, 2)
+    uploads = s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    assert len(uploads) == 1
+    s3.abort_multipart_upload(Bucket=bucket, Key=uploads[0]["Key"], UploadId=uploads[0]["UploadId"])
+
+    r = subprocess.run(args + ["--verbose"], env=ceti.env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "is gone from the server; starting over" in r.stderr, r.stderr
+    key = f"raw/{today()}/wt-h/long.raw"
+    assert get(s3, bucket, key) == blob
+    assert s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"') == etag_of(blob, part)
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
 def test_planned_date_is_kept_for_resume_on_a_later_day(ceti, s3, bucket, tmp_path):
     root = tmp_path / "up"
     f = write(root / "wt-j" / "a.csv", b"dated")

@@ -146,7 +146,12 @@ public final class S3Client: @unchecked Sendable {
         repeat {
             var query = [("uploadId", uploadID), ("max-parts", "1000")]
             if let marker { query.append(("part-number-marker", marker)) }
-            let r = try await send(Operation(name: "ListParts", method: "GET", bucket: bucket, key: key, query: query))
+            let r: HTTPResponse
+            do {
+                r = try await send(Operation(name: "ListParts", method: "GET", bucket: bucket, key: key, query: query))
+            } catch let S3Error.service(_, _, status, code, _) where status == 404 || code == "NoSuchUpload" {
+                throw S3Error.noSuchUpload(key: key)
+            }
             let xml = r.bodyText
             for block in S3XML.blocks("Part", in: xml) {
                 guard let n = S3XML.value("PartNumber", in: block).flatMap({ Int($0) }),

@@ -246,13 +246,9 @@ final class Uploader: @unchecked Sendable {
                 }
                 uploadID = resuming.uploadID
                 console.verbose("resuming \(key): \(done.count) of \(layout.partCount) parts already on the server")
-            } catch let e as S3Error {
-                if case .service(_, _, let status, let code, _) = e, status == 404 || code == "NoSuchUpload" {
-                    console.verbose("the upload of \(key) is gone from the server; starting over")
-                    try ledger.dropUpload(uploadID: resuming.uploadID)
-                } else {
-                    throw e
-                }
+            } catch S3Error.noSuchUpload {
+                console.verbose("the upload of \(key) is gone from the server; starting over")
+                try ledger.dropUpload(uploadID: resuming.uploadID)
             }
         }
         let resumed = uploadID != nil
