@@ -154,14 +154,7 @@ public final class Ledger: @unchecked Sendable {
     // MARK: files
 
     public func file(path: String) throws -> FileRecord? {
-        try locked {
-            try db.query("SELECT size, mtime_ns, inode, sha256, planned_date FROM files WHERE path = ?", [.text(path)])
-                .first.map { r in
-                    FileRecord(path: path,
-                               fingerprint: FileFingerprint(size: r[0].int!, mtimeNanoseconds: r[1].int!, inode: UInt64(bitPattern: r[2].int!)),
-                               sha256: r[3].text, plannedDate: r[4].text!)
-                }
-        }
+        try select(FileRecord.self, "FROM files WHERE path = ?", [.text(path)]).first
     }
 
     public func saveFile(_ f: FileRecord) throws {
@@ -194,14 +187,7 @@ public final class Ledger: @unchecked Sendable {
     // MARK: objects
 
     public func object(bucket: String, key: String) throws -> ObjectRecord? {
-        try locked {
-            try db.query("""
-                SELECT device, local_path, size, sha256, etag, part_size, verified_at FROM objects WHERE bucket = ? AND key = ?
-                """, [.text(bucket), .text(key)]).first.map { r in
-                ObjectRecord(bucket: bucket, key: key, device: r[0].text!, localPath: r[1].text!, size: r[2].int!,
-                             sha256: r[3].text!, etag: r[4].text!, partSize: r[5].int!, verifiedAt: r[6].text!)
-            }
-        }
+        try select(ObjectRecord.self, "FROM objects o WHERE o.bucket = ? AND o.key = ?", [.text(bucket), .text(key)]).first
     }
 
     /// The verified object that proves a local file is in S3 without reading it: the file is
@@ -234,16 +220,7 @@ public final class Ledger: @unchecked Sendable {
     // MARK: uploads in flight
 
     public func upload(bucket: String, key: String) throws -> UploadRecord? {
-        try locked {
-            try db.query("""
-                SELECT upload_id, device, local_path, size, mtime_ns, inode, sha256, part_size, started_at
-                FROM uploads WHERE bucket = ? AND key = ?
-                """, [.text(bucket), .text(key)]).first.map { r in
-                UploadRecord(bucket: bucket, key: key, uploadID: r[0].text!, device: r[1].text!, localPath: r[2].text!,
-                             fingerprint: FileFingerprint(size: r[3].int!, mtimeNanoseconds: r[4].int!, inode: UInt64(bitPattern: r[5].int!)),
-                             sha256: r[6].text!, partSize: r[7].int!, startedAt: r[8].text!)
-            }
-        }
+        try select(UploadRecord.self, "FROM uploads WHERE bucket = ? AND key = ?", [.text(bucket), .text(key)]).first
     }
 
     public func beginUpload(_ u: UploadRecord) throws {
@@ -261,12 +238,7 @@ public final class Ledger: @unchecked Sendable {
     }
 
     public func parts(uploadID: String) throws -> [PartRecord] {
-        try locked {
-            try db.query("SELECT part_number, size, md5, etag FROM upload_parts WHERE upload_id = ? ORDER BY part_number",
-                         [.text(uploadID)]).map { r in
-                PartRecord(number: Int(r[0].int!), size: r[1].int!, md5: r[2].text!, etag: r[3].text!)
-            }
-        }
+        try select(PartRecord.self, "FROM upload_parts WHERE upload_id = ? ORDER BY part_number", [.text(uploadID)])
     }
 
     public func recordPart(uploadID: String, _ p: PartRecord) throws {
@@ -284,28 +256,18 @@ public final class Ledger: @unchecked Sendable {
 
     /// The verified local copy of a device file with this size and mtime, if one was pulled.
     public func copy(device: String, remotePath: String, size: Int64, mtime: Int64) throws -> CopyRecord? {
-        try locked {
-            try db.query("""
-                SELECT c.path, s.sha256, s.remote_verified, c.verified_at FROM sources s JOIN copies c ON c.source_id = s.id
-                WHERE s.device = ? AND s.remote_path = ? AND s.size = ? AND s.mtime = ? ORDER BY c.id DESC LIMIT 1
-                """, [.text(device), .text(remotePath), .int(size), .int(mtime)]).first.map { r in
-                CopyRecord(device: device, remotePath: remotePath, size: size, mtime: mtime, sha256: r[1].text!,
-                           localPath: r[0].text!, remoteVerified: r[2].int == 1, verifiedAt: r[3].text!)
-            }
-        }
+        try select(CopyRecord.self, """
+            FROM sources s JOIN copies c ON c.source_id = s.id
+            WHERE s.device = ? AND s.remote_path = ? AND s.size = ? AND s.mtime = ? ORDER BY c.id DESC LIMIT 1
+            """, [.text(device), .text(remotePath), .int(size), .int(mtime)]).first
     }
 
     /// Every recorded copy of a device file with this size and mtime (backup and staging, say).
     public func copies(device: String, remotePath: String, size: Int64, mtime: Int64) throws -> [CopyRecord] {
-        try locked {
-            try db.query("""
-                SELECT c.path, s.sha256, s.remote_verified, c.verified_at FROM sources s JOIN copies c ON c.source_id = s.id
-                WHERE s.device = ? AND s.remote_path = ? AND s.size = ? AND s.mtime = ? ORDER BY c.id
-                """, [.text(device), .text(remotePath), .int(size), .int(mtime)]).map { r in
-                CopyRecord(device: device, remotePath: remotePath, size: size, mtime: mtime, sha256: r[1].text!,
-                           localPath: r[0].text!, remoteVerified: r[2].int == 1, verifiedAt: r[3].text!)
-            }
-        }
+        try select(CopyRecord.self, """
+            FROM sources s JOIN copies c ON c.source_id = s.id
+            WHERE s.device = ? AND s.remote_path = ? AND s.size = ? AND s.mtime = ? ORDER BY c.id
+            """, [.text(device), .text(remotePath), .int(size), .int(mtime)])
     }
 
     /// Records a device file and its verified local copy in one transaction.
@@ -329,16 +291,7 @@ public final class Ledger: @unchecked Sendable {
     // MARK: derivatives (compressed outputs)
 
     public func derivative(outputPath: String) throws -> DerivativeRecord? {
-        try locked {
-            try db.query("""
-                SELECT input_path, input_sha256, input_size, output_sha256, output_size, codec, parameters, flac_md5, verified_at
-                FROM derivatives WHERE output_path = ? ORDER BY id DESC LIMIT 1
-                """, [.text(outputPath)]).first.map { r in
-                DerivativeRecord(inputPath: r[0].text!, inputSHA256: r[1].text!, inputSize: r[2].int!, outputPath: outputPath,
-                                 outputSHA256: r[3].text!, outputSize: r[4].int!, codec: r[5].text!, parameters: r[6].text!,
-                                 flacMD5: r[7].text, verifiedAt: r[8].text!)
-            }
-        }
+        try select(DerivativeRecord.self, "FROM derivatives WHERE output_path = ? ORDER BY id DESC LIMIT 1", [.text(outputPath)]).first
     }
 
     public func recordDerivative(_ d: DerivativeRecord) throws {

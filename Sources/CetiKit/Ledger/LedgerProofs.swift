@@ -10,23 +10,18 @@ extension Ledger {
     /// is, or the verified FLAC/gzip made of one of its copies. Only candidates: S3 must still be
     /// asked (`ObjectCheck`) before anything is deleted.
     public func objectsProving(_ copy: CopyRecord, bucket: String?) throws -> [ObjectRecord] {
-        try locked {
-            try db.query("""
+        try select(ObjectRecord.self, """
+            FROM objects o JOIN (
                 WITH own AS (
                     SELECT c.path, c.sha256, c.size FROM copies c JOIN sources s ON s.id = c.source_id
-                    WHERE s.device = ? AND s.remote_path = ? AND s.sha256 = ?),
+                    WHERE s.device = ?1 AND s.remote_path = ?2 AND s.sha256 = ?3),
                 made AS (
                     SELECT d.output_path AS path, d.output_sha256 AS sha256, d.output_size AS size
-                    FROM derivatives d JOIN own ON d.input_path = own.path AND d.input_sha256 = own.sha256),
-                chain AS (SELECT path, sha256, size FROM own UNION SELECT path, sha256, size FROM made)
-                SELECT o.key, o.device, o.local_path, o.size, o.sha256, o.etag, o.part_size, o.verified_at, o.bucket
-                FROM objects o JOIN chain ON o.local_path = chain.path AND o.sha256 = chain.sha256 AND o.size = chain.size
-                WHERE ?4 IS NULL OR o.bucket = ?4 ORDER BY o.verified_at
-                """, [.text(copy.device), .text(copy.remotePath), .text(copy.sha256), bucket.map(SQLValue.text) ?? .null]).map { r in
-                ObjectRecord(bucket: r[8].text!, key: r[0].text!, device: r[1].text!, localPath: r[2].text!, size: r[3].int!,
-                             sha256: r[4].text!, etag: r[5].text!, partSize: r[6].int!, verifiedAt: r[7].text!)
-            }
-        }
+                    FROM derivatives d JOIN own ON d.input_path = own.path AND d.input_sha256 = own.sha256)
+                SELECT path, sha256, size FROM own UNION SELECT path, sha256, size FROM made) chain
+              ON o.local_path = chain.path AND o.sha256 = chain.sha256 AND o.size = chain.size
+            WHERE ?4 IS NULL OR o.bucket = ?4 ORDER BY o.verified_at
+            """, [.text(copy.device), .text(copy.remotePath), .text(copy.sha256), bucket.map(SQLValue.text) ?? .null])
     }
 
     /// What the ledger last recorded for the bytes at a local path: the SHA-256 of a pulled (or
