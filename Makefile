@@ -42,9 +42,33 @@ bench: release
 	CETI_BIN=$(CURDIR)/.build/release/ceti $(VENV)/bin/python bench/offload_bench.py $(filter --quick,$(ARGS)) $(OARGS)
 	CETI_BIN=$(CURDIR)/.build/release/ceti CETI_TEST_BUCKETS="ceti-bench" bash scripts/with-s3.sh $(VENV)/bin/python bench/ingest_bench.py $(filter --quick,$(ARGS)) $(IARGS)
 
+# The binary, its man pages (ceti(1) and one per subcommand: man ceti-ingest) made by
+# swift-argument-parser's generate-manual plugin, and bash/zsh/fish completions made by the binary
+# itself, all from the same option declarations. PREFIX and DESTDIR are honoured. CETI_BIN and
+# GENERATE_MANUAL (a command writing NAME.SUB.1 pages into MANPAGES) let the tests use a debug build.
+CETI_BIN ?= .build/release/ceti
+MANPAGES ?= .build/man
+MANDIR ?= $(PREFIX)/share/man
+GENERATE_MANUAL ?= $(SWIFT) package plugin --allow-writing-to-directory $(MANPAGES) generate-manual --multi-page -o $(MANPAGES)
 install: release
-	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 0755 .build/release/ceti $(DESTDIR)$(PREFIX)/bin/ceti
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+		$(DESTDIR)$(PREFIX)/share/zsh/site-functions $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	install -m 0755 $(CETI_BIN) $(DESTDIR)$(PREFIX)/bin/ceti
+	rm -rf $(MANPAGES) && mkdir -p $(MANPAGES)
+	$(GENERATE_MANUAL)
+	for f in $(MANPAGES)/ceti*.1; do \
+		page=$$(basename $$f | sed 's/^ceti\./ceti-/; s/^ceti-1$$/ceti.1/;'); \
+		case $$page in ceti-help.1) continue;; esac; \
+		title=$$(echo $${page%.1} | tr a-z A-Z); \
+		sed "s/^\.Dt .* 1$$/.Dt $$title 1/" $$f > $(MANPAGES)/$$page.tmp && \
+		install -m 0644 $(MANPAGES)/$$page.tmp $(DESTDIR)$(MANDIR)/man1/$$page && rm -f $(MANPAGES)/$$page.tmp || exit 1; \
+	done
+	$(CETI_BIN) --generate-completion-script bash > $(MANPAGES)/ceti.bash
+	$(CETI_BIN) --generate-completion-script zsh > $(MANPAGES)/_ceti
+	$(CETI_BIN) --generate-completion-script fish > $(MANPAGES)/ceti.fish
+	install -m 0644 $(MANPAGES)/ceti.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/ceti
+	install -m 0644 $(MANPAGES)/_ceti $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_ceti
+	install -m 0644 $(MANPAGES)/ceti.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/ceti.fish
 
 demo: release
 	CETI_BIN=$(CURDIR)/.build/release/ceti CETI_TEST_BUCKETS="ceti-demo" bash scripts/with-s3.sh bash scripts/demo.sh

@@ -4,7 +4,14 @@ import Foundation
 
 @main
 struct CetiCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let examples = """
+          ceti whaletag -a                                   pull every tag on the boat's LAN into data/
+          ceti compress data/                                FLAC/gzip what was pulled, originals removed with proof
+          ceti s3upload -n data/ && ceti s3upload data/      see what would go, then upload
+          ceti ingest --clean --bucket s3://ceti-raw/raw     the whole pipeline, tags wiped of what is in S3
+        """
+
+    static var configuration: CommandConfiguration { CommandConfiguration(
         commandName: "ceti",
         abstract: "Move field recordings from whale tags and SD cards to S3 without losing a byte.",
         discussion: """
@@ -17,10 +24,27 @@ struct CetiCommand: AsyncParsableCommand {
             configuration error (an unknown flag, a bad value, a missing argument, a wrong config \
             file value); 130 / 143 stopped by SIGINT / SIGTERM after the work in hand (rerun to resume; \
             a second signal stops at once).
-            """,
+            """ + manualExamples(examples),
         version: Ceti.version,
         subcommands: [Ingest.self, WhaleTag.self, GeneralOffload.self, Compress.self, S3Upload.self, Status.self]
-    )
+    ) }
+
+    /// Each command's EXAMPLES, by the name its help's USAGE line shows.
+    static let examplesByCommand: [String: String] = [
+        "ingest": Ingest.examples, "whaletag": WhaleTag.examples, "general_offload": GeneralOffload.examples,
+        "compress": Compress.examples, "s3upload": S3Upload.examples, "status": Status.examples,
+    ]
+
+    /// A help text with its command's EXAMPLES section appended (help text is what ArgumentParser
+    /// gives for --help, -h and `ceti help CMD`; its USAGE line names the command).
+    static func helpWithExamples(_ help: String) -> String {
+        guard let usage = help.range(of: "USAGE: ceti") else { return help }
+        let word = help[usage.upperBound...].drop { $0 == " " }.prefix { !$0.isWhitespace }
+        let examples = examplesByCommand[String(word)] ?? examples
+        var text = help
+        while text.hasSuffix("\n") { text.removeLast() }
+        return text + "\n\nEXAMPLES:\n" + examples + "\n"
+    }
 
     /// ArgumentParser's own `main()`, except that a usage error the parser finds (an unknown
     /// flag, a value that does not parse, a missing argument), which it would end with 64
@@ -41,6 +65,13 @@ struct CetiCommand: AsyncParsableCommand {
             }
         } catch {
             Interrupt.shared.exitIfInterrupted()
+            if exitCode(for: error).isSuccess {
+                let message = fullMessage(for: error)
+                if message.hasPrefix("OVERVIEW:") || message.hasPrefix("USAGE:") {
+                    print(helpWithExamples(message))
+                    Foundation.exit(0)
+                }
+            }
             if exitCode(for: error).rawValue == ExitCode.validationFailure.rawValue {
                 FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
                 Foundation.exit(2)
@@ -66,4 +97,12 @@ func runReportingErrors(_ console: Console, _ body: () async throws -> Int32) as
         status = Ceti.exitStatus(for: error)
     }
     if status != 0 { throw ExitCode(status) }
+}
+
+/// The EXAMPLES section for the generated man pages: `generate-manual` reads the commands through
+/// `--experimental-dump-help`, which has no place for it but the discussion; --help prints it last
+/// instead (see `CetiCommand.helpWithExamples`).
+func manualExamples(_ examples: String) -> String {
+    guard CommandLine.arguments.contains("--experimental-dump-help") else { return "" }
+    return "\n\nEXAMPLES:\n" + examples
 }

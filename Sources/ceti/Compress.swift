@@ -3,7 +3,7 @@ import CetiKit
 import Foundation
 
 struct Compress: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+    static var configuration: CommandConfiguration { CommandConfiguration(
         commandName: "compress",
         abstract: "FLAC-encode raw hydrophone audio and gzip sensor CSV, verified, originals removed only with proof.",
         discussion: """
@@ -25,14 +25,22 @@ struct Compress: AsyncParsableCommand {
             folder or file that cannot be read is reported as failed; the rest is still compressed.
 
             Exit status: 0 all compressed or already done, 1 a file failed, 2 usage error.
-            """)
+            """ + manualExamples(examples)) }
 
-    @Argument(help: "Directories to compress (recursively).")
+    static let examples = """
+          ceti compress data/                      every tag's and card's folder under data/, originals removed
+          ceti compress -n data/wt-1a2b3c4d        list what would be compressed; writes nothing
+          ceti compress --keep -j 4 staging/       keep the originals, 4 files at a time
+          ceti compress --endian little --bps 24 --sample-rate 48000 rec/    another raw layout
+        """
+
+    @Argument(help: "Directories to compress (recursively).", completion: .directory)
     var directories: [String]
     @OptionGroup var compression: CompressionOptions
     @Option(name: .shortAndLong, help: "Files in parallel (default: the number of cores).") var jobs: Int?
     @Flag(help: "Keep the originals.") var keep = false
-    @Flag(name: [.customShort("t"), .customLong("dry-run")], help: "Show what would be compressed; writes nothing.") var dryRun = false
+    @Flag(name: [.customShort("n"), .customLong("dry-run")], help: "Show what would be compressed; writes nothing.") var dryRun = false
+    @OptionGroup var configFile: ConfigOption
     @OptionGroup var ledger: LedgerOption
     @OptionGroup var output: OutputOptions
 
@@ -43,7 +51,7 @@ struct Compress: AsyncParsableCommand {
             let j = jobs ?? cores
             guard (1...64).contains(j) else { throw UsageError("--jobs \(j): give a number from 1 to 64") }
             let env = ProcessInfo.processInfo.environment
-            let config = try ConfigFile.load(explicit: nil, environment: env)
+            let config = try ConfigFile.load(explicit: configFile.config, environment: env)
             var options = CompressOptions(directories: directories,
                                           ledgerPath: Ledger.resolvePath(flag: ledger.ledger, environment: env, config: config), jobs: j)
             try compression.apply(to: &options)

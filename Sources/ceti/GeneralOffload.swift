@@ -3,7 +3,7 @@ import CetiKit
 import Foundation
 
 struct GeneralOffload: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+    static var configuration: CommandConfiguration { CommandConfiguration(
         commandName: "general_offload",
         abstract: "Verified copy of a drone/GoPro/mooring card into staging and a dated backup, after the device-ID check.",
         discussion: """
@@ -24,16 +24,23 @@ struct GeneralOffload: AsyncParsableCommand {
             A folder or file on the card that cannot be read is reported as failed (the rest is copied).
 
             Exit status: 0 all copied or already saved, 1 a file failed, 2 usage error (unregistered ID).
-            """)
+            """ + manualExamples(examples)) }
 
-    @Argument(help: "The card's folder, e.g. /media/op/3531-3034.") var source: String
+    static let examples = """
+          ceti general_offload -n /media/op/3531-3034 CETI-DJI_MINI2-1            list files and new names (-t too)
+          ceti general_offload /media/op/3531-3034 CETI-DJI_MINI2-1 staging/     copy to data/backup/… and staging/
+          ceti general_offload --registry ids.txt --data-dir /mnt/ssd /media/op/GOPRO CETI-GOPRO-2    offline ID list
+        """
+
+    @Argument(help: "The card's folder, e.g. /media/op/3531-3034.", completion: .directory) var source: String
     @Argument(help: "The device's ID label, e.g. CETI-DJI_MINI2-1.") var deviceID: String
-    @Argument(help: "Staging folder (default DATA_DIR/staging).") var stagingDir: String?
+    @Argument(help: "Staging folder (default DATA_DIR/staging).", completion: .directory) var stagingDir: String?
 
-    @Flag(name: [.customShort("t"), .customLong("dry-run")], help: "List files, sizes, new names and what is already saved; writes nothing.")
+    @Flag(name: [.customShort("n"), .customShort("t"), .customLong("dry-run")],
+          help: "List files, sizes, new names and what is already saved; writes nothing. (-t: the original tool's spelling.)")
     var dryRun = false
-    @Option(name: .customLong("data-dir"), help: "Where the backup goes (DATA_DIR/backup/<date>/<ID>/).") var dataDir = "data"
-    @Option(help: "Use this device-ID list (one ID per line) instead of the bucket's.") var registry: String?
+    @Option(name: .customLong("data-dir"), help: "Where the backup goes (DATA_DIR/backup/<date>/<ID>/).", completion: .directory) var dataDir = "data"
+    @Option(help: "Use this device-ID list (one ID per line) instead of the bucket's.", completion: .file()) var registry: String?
     @OptionGroup var s3: S3Options
     @OptionGroup var ledger: LedgerOption
     @OptionGroup var output: OutputOptions
@@ -47,7 +54,7 @@ struct GeneralOffload: AsyncParsableCommand {
             if let registry {
                 devices = try DeviceRegistry.fromFile(registry)
             } else {
-                let settings = try S3Settings.resolve(s3.flags, environment: env, config: config)
+                let settings = try S3Settings.resolve(try s3.flags(), environment: env, config: config)
                 var http = CurlClient.Options()
                 http.connections = 1
                 http.connectTimeoutSeconds = 10

@@ -3,7 +3,7 @@ import CetiKit
 import Foundation
 
 struct Ingest: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+    static var configuration: CommandConfiguration { CommandConfiguration(
         commandName: "ingest",
         abstract: "The one-shot tag pipeline: discover → pull → compress → upload → backup → (clean), resumable.",
         discussion: """
@@ -26,19 +26,25 @@ struct Ingest: AsyncParsableCommand {
             not redone, no object is written twice and no second _COMPLETE appears.
 
             Exit status: 0 all done, 1 a tag or file failed (each listed), 2 usage/configuration error.
-            """)
+            """ + manualExamples(examples)) }
+
+    static let examples = """
+          ceti ingest -n --bucket ceti-raw                   what would be pulled from every tag found; writes nothing
+          ceti ingest --bucket s3://ceti-raw/raw --clean     every tag: pull, compress, upload, manifest, wipe
+          ceti ingest -t wt-1a2b3c4d --backup /mnt/ssd --max-staging 20G    one tag, a local copy kept too
+        """
 
     @Option(name: [.customShort("t"), .long], help: "Only this tag: hostname or address, optionally :PORT; repeatable. Default: every tag discovered.")
     var tag: [String] = []
     @Flag(help: "Wipe each tag of the files proven uploaded (the rules of whaletag -c), after its manifest is complete.")
     var clean = false
-    @Option(help: "Also keep verified copies of the uploaded files in DIR/<local date>/<hostname>/.")
+    @Option(help: "Also keep verified copies of the uploaded files in DIR/<local date>/<hostname>/.", completion: .directory)
     var backup: String?
     @Option(name: .customLong("max-staging"), help: "Pause pulling while staging holds more than this not yet uploaded, e.g. 20G.")
     var maxStaging: String?
-    @Option(help: "Where pulled and compressed files wait, in <hostname>/ folders.")
+    @Option(help: "Where pulled and compressed files wait, in <hostname>/ folders.", completion: .directory)
     var staging = "staging"
-    @Flag(name: .customLong("dry-run"), help: "Show what would be pulled; writes nothing.")
+    @Flag(name: [.customShort("n"), .customLong("dry-run")], help: "Show what would be pulled; writes nothing.")
     var dryRun = false
     @Option(name: .customLong("tag-jobs"), help: "Tags pulled in parallel.")
     var tagJobs = 4
@@ -61,12 +67,12 @@ struct Ingest: AsyncParsableCommand {
             guard (1...64).contains(cj) else { throw UsageError("--compress-jobs \(cj): give a number from 1 to 64") }
             let env = ProcessInfo.processInfo.environment
             let config = try ConfigFile.load(explicit: s3.config, environment: env)
-            let settings = try S3Settings.resolve(s3.flags, environment: env, config: config)
+            let settings = try S3Settings.resolve(try s3.flags(), environment: env, config: config)
             var pull = try login.pullOptions(dataDir: staging, ledgerFlag: ledger.ledger, environment: env, config: config)
             pull.jobs = tagJobs
             var compress = CompressOptions(directories: [], ledgerPath: pull.ledgerPath, jobs: cj)
             try compression.apply(to: &compress)
-            let upload = try transfer.uploadOptions(directories: [], bucket: settings.bucket,
+            let upload = try transfer.uploadOptions(directories: [], bucket: settings.bucket, urlPrefix: try s3.bucketURL().prefix,
                                                     ledgerFlag: ledger.ledger, environment: env, config: config)
             var options = IngestOptions(pull: pull, compress: compress, upload: upload)
             options.targets = tag
@@ -74,6 +80,7 @@ struct Ingest: AsyncParsableCommand {
             options.clean = clean
             options.dryRun = dryRun
             options.backupDir = backup.map(FileWalker.absolute)
+            debugSettings(console, settings: settings, config: config, upload: upload)
             if let text = maxStaging {
                 guard let size = ByteSize.parse(text), size > 0 else {
                     throw UsageError("--max-staging \(text): give a size, e.g. 20G or 500M")

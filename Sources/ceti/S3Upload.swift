@@ -3,7 +3,7 @@ import CetiKit
 import Foundation
 
 struct S3Upload: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+    static var configuration: CommandConfiguration { CommandConfiguration(
         commandName: "s3upload",
         abstract: "Upload directories to S3: resumable, deduplicating, verified.",
         discussion: """
@@ -25,13 +25,20 @@ struct S3Upload: AsyncParsableCommand {
             ~/.aws/credentials or ~/.aws/config (credential_process included).
 
             Exit status: 0 all uploaded or skipped, 1 some file failed or conflicted, 2 usage/configuration error.
-            """)
+            """ + manualExamples(examples)) }
 
-    @Argument(help: "Directories to upload.")
+    static let examples = """
+          ceti s3upload -n --bucket ceti-raw data/           what would be uploaded, skipped, resumed (-t too)
+          ceti s3upload --bucket s3://ceti-raw/raw data/     upload under raw/{date}/{device}/…
+          ceti s3upload --bwlimit 2M -j 2 data/              over the ship's satellite link
+          ceti s3upload -v --config boat.yaml staging/       bucket and endpoint from a config file, details shown
+        """
+
+    @Argument(help: "Directories to upload.", completion: .directory)
     var directories: [String]
 
-    @Flag(name: [.customShort("t"), .customLong("dry-run")],
-          help: "Show per file: would-upload / skipped / would-resume / conflict. Writes nothing anywhere.")
+    @Flag(name: [.customShort("n"), .customShort("t"), .customLong("dry-run")],
+          help: "Show per file: would-upload / skipped / would-resume / conflict. Writes nothing anywhere. (-t: the original tool's spelling.)")
     var dryRun = false
 
     @OptionGroup var s3: S3Options
@@ -45,10 +52,11 @@ struct S3Upload: AsyncParsableCommand {
         try await runReportingErrors(console) {
             let env = ProcessInfo.processInfo.environment
             let config = try ConfigFile.load(explicit: s3.config, environment: env)
-            let settings = try S3Settings.resolve(s3.flags, environment: env, config: config)
-            var options = try transfer.uploadOptions(directories: directories, bucket: settings.bucket,
+            let settings = try S3Settings.resolve(try s3.flags(), environment: env, config: config)
+            var options = try transfer.uploadOptions(directories: directories, bucket: settings.bucket, urlPrefix: try s3.bucketURL().prefix,
                                                      ledgerFlag: ledger.ledger, environment: env, config: config)
             options.dryRun = dryRun
+            debugSettings(console, settings: settings, config: config, upload: options)
             let summary = try await UploadRun.execute(options, settings: settings, console: console)
             return try output.finish(summary, console: console)
         }

@@ -7,11 +7,11 @@ struct OutputOptions: ParsableArguments {
     var json = false
     @Flag(name: .shortAndLong, help: "Print only errors.")
     var quiet = false
-    @Flag(name: .shortAndLong, help: "Also print skipped files, retries and other details.")
-    var verbose = false
+    @Flag(name: .shortAndLong, help: "Also print skipped files, retries and other details (-v); -vv also the settings in force (endpoint, bucket, prefix, ledger, config file, limits).")
+    var verbose: Int
 
     var console: Console {
-        Console(verbosity: quiet ? .quiet : verbose ? .verbose : .normal, json: json)
+        Console(verbosity: quiet ? .quiet : verbose >= 2 ? .debug : verbose == 1 ? .verbose : .normal, json: json)
     }
 
     /// Prints the run's summary (its JSON document with --json, nothing with --quiet) and
@@ -28,13 +28,21 @@ struct OutputOptions: ParsableArguments {
 
 /// The ledger's location, shared by every subcommand that reads or writes it.
 struct LedgerOption: ParsableArguments {
-    @Option(help: "Ledger file (default $CETI_LEDGER, else `ledger:` in the config file, else $XDG_DATA_HOME/ceti/ledger.sqlite).")
+    @Option(help: "Ledger file (default $CETI_LEDGER, else `ledger:` in the config file, else $XDG_DATA_HOME/ceti/ledger.sqlite).",
+            completion: .file())
     var ledger: String?
+}
+
+/// The config file's location, for the commands that take no S3 options (compress).
+struct ConfigOption: ParsableArguments {
+    @Option(help: "Config file (default $XDG_CONFIG_HOME/ceti/config.yaml).", completion: .file(extensions: ["yaml", "yml"]))
+    var config: String?
 }
 
 /// Where S3 is and who we are there, shared by s3upload and general_offload.
 struct S3Options: ParsableArguments {
-    @Option(help: "Bucket to upload to (else CETI_BUCKET, else `bucket:` in the config file).")
+    @Option(help: ArgumentHelp("Bucket: NAME or s3://NAME/PREFIX, whose PREFIX stands in for --prefix (else CETI_BUCKET, else `bucket:` in the config file).",
+                               valueName: "bucket"))
     var bucket: String?
     @Option(name: .customLong("endpoint-url"), help: "S3-compatible endpoint, e.g. http://127.0.0.1:8333 (else AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL; default AWS).")
     var endpointURL: String?
@@ -42,11 +50,25 @@ struct S3Options: ParsableArguments {
     var region: String?
     @Option(help: "AWS profile in ~/.aws/credentials and ~/.aws/config (else AWS_PROFILE, else default).")
     var profile: String?
-    @Option(help: "Config file (default $XDG_CONFIG_HOME/ceti/config.yaml).")
+    @Option(help: "Config file (default $XDG_CONFIG_HOME/ceti/config.yaml).", completion: .file(extensions: ["yaml", "yml"]))
     var config: String?
 
-    var flags: S3Settings.Flags {
-        S3Settings.Flags(bucket: bucket, endpointURL: endpointURL, region: region, profile: profile)
+    /// --bucket split into the bucket's name and, for s3://NAME/PREFIX, the prefix (nil when none).
+    /// A plain name is kept as it is; `s3://` with no bucket name is a usage error.
+    func bucketURL() throws -> (name: String?, prefix: String?) {
+        guard let bucket, bucket.lowercased().hasPrefix("s3://") else { return (bucket, nil) }
+        let rest = bucket.dropFirst(5)
+        let name = rest.prefix { $0 != "/" }
+        guard !name.isEmpty else {
+            throw UsageError("--bucket \(bucket): no bucket name; give s3://BUCKET or s3://BUCKET/PREFIX, or a plain bucket name")
+        }
+        let path = rest.dropFirst(name.count).split(separator: "/", omittingEmptySubsequences: true).joined(separator: "/")
+        return (String(name), path.isEmpty ? nil : path)
+    }
+
+    /// The flags for `S3Settings.resolve`, with --bucket s3://NAME/PREFIX reduced to NAME.
+    func flags() throws -> S3Settings.Flags {
+        S3Settings.Flags(bucket: try bucketURL().name, endpointURL: endpointURL, region: region, profile: profile)
     }
 }
 
@@ -58,9 +80,10 @@ struct TagLoginOptions: ParsableArguments {
     var port = 22
     @Option(help: "Login user.")
     var user = "pi"
-    @Option(name: .customLong("password-file"), help: "File holding the tags' password (else CETI_TAG_PASSWORD, else the factory password).")
+    @Option(name: .customLong("password-file"), help: "File holding the tags' password (else CETI_TAG_PASSWORD, else the factory password).",
+            completion: .file())
     var passwordFile: String?
-    @Option(help: "Private key to log in with (ed25519).")
+    @Option(help: "Private key to log in with (ed25519).", completion: .file())
     var identity: String?
     @Option(name: .customLong("remote-dir"), help: "The tag's data folder.")
     var remoteDir = "/data"
@@ -95,10 +118,10 @@ struct TagLoginOptions: ParsableArguments {
 /// Raw audio layout and compression levels, shared by compress and ingest.
 struct CompressionOptions: ParsableArguments {
     @Option(help: "Raw audio: channels.") var channels = 3
-    @Option(help: "Raw audio: bits per sample, 16 or 24.") var bps = 16
+    @Option(help: "Raw audio: bits per sample, 16 or 24.", completion: .list(["16", "24"])) var bps = 16
     @Option(name: .customLong("sample-rate"), help: "Raw audio: sample rate in Hz.") var sampleRate = 96_000
-    @Option(help: "Raw audio: byte order, big or little.") var endian = "big"
-    @Option(help: "Raw audio: signed or unsigned samples.") var sign = "signed"
+    @Option(help: "Raw audio: byte order, big or little.", completion: .list(["big", "little"])) var endian = "big"
+    @Option(help: "Raw audio: signed or unsigned samples.", completion: .list(["signed", "unsigned"])) var sign = "signed"
     @Option(help: "FLAC compression level, 0 (fastest) to 8 (smallest).") var level = 5
     @Option(name: .customLong("gzip-level"), help: "gzip compression level, 1 to 9.") var gzipLevel = 6
 
@@ -116,13 +139,14 @@ struct CompressionOptions: ParsableArguments {
 
 /// How objects are keyed and sent, shared by s3upload and ingest.
 struct TransferOptions: ParsableArguments {
-    @Option(help: "Key prefix (default raw).")
+    @Option(help: "Key prefix (default raw); --bucket s3://NAME/PREFIX gives it too.")
     var prefix: String?
     @Option(name: .customLong("key-template"), help: "Key template; placeholders {prefix} {date} {device} {path} {name} (default {prefix}/{date}/{device}/{path}).")
     var keyTemplate: String?
     @Option(name: .customLong("part-size"), help: "Multipart part size, 5MiB to 5GiB (default 8MiB); grows so no object needs more than 10,000 parts.")
     var partSize: String?
-    @Option(help: "Cap the total upload rate in bytes/s, e.g. 500k or 2M (k, M, G are powers of 1024).")
+    @Option(help: "Cap the total upload rate in bytes/s, e.g. 500k or 2M (k, M, G are powers of 1024); off for no limit (also over the config file's).",
+            completion: .list(["off", "500k", "1M", "2M", "10M"]))
     var bwlimit: String?
     @Option(name: .customLong("stall-timeout"), help: "Give up on a request (and retry it) after this many seconds with no byte moving, also before the first response byte (default 60). Each request has 8 attempts, so a silent endpoint costs at most about 8 × this + 62 s of backoff.")
     var stallTimeout: Int?
@@ -132,7 +156,9 @@ struct TransferOptions: ParsableArguments {
     var overwrite = false
 
     /// Upload options from these flags, else the config file, else the defaults.
-    func uploadOptions(directories: [String], bucket: String, ledgerFlag: String?,
+    /// `urlPrefix` is the PREFIX of --bucket s3://NAME/PREFIX: it stands in for --prefix (giving
+    /// a different --prefix as well is a usage error).
+    func uploadOptions(directories: [String], bucket: String, urlPrefix: String? = nil, ledgerFlag: String?,
                        environment env: [String: String], config: ConfigFile) throws -> UploadOptions {
         let template: KeyTemplate
         if let keyTemplate {
@@ -148,7 +174,10 @@ struct TransferOptions: ParsableArguments {
         var options = UploadOptions(
             directories: directories, bucket: bucket, keyTemplate: template,
             ledgerPath: Ledger.resolvePath(flag: ledgerFlag, environment: env, config: config))
-        options.prefix = try prefix ?? config.string("prefix") ?? options.prefix
+        if let urlPrefix, let prefix, prefix != urlPrefix {
+            throw UsageError("--prefix \(prefix) and --bucket s3://\(bucket)/\(urlPrefix) name two prefixes: give one of them")
+        }
+        options.prefix = try urlPrefix ?? prefix ?? config.string("prefix") ?? options.prefix
         options.overwrite = overwrite
         if let j = jobs {
             guard (1...64).contains(j) else { throw UsageError("--jobs \(j): give a number from 1 to 64") }
@@ -168,11 +197,15 @@ struct TransferOptions: ParsableArguments {
             }
             options.partSize = size
         }
-        if let text = bwlimit {
+        if let text = bwlimit, Self.isOff(text) {
+            options.bytesPerSecond = nil
+        } else if let text = bwlimit {
             guard let rate = ByteSize.parse(text), rate >= 1024 else {
                 throw UsageError("--bwlimit \(text): give a rate of at least 1k, e.g. 500k or 2M (bytes per second)")
             }
             options.bytesPerSecond = rate
+        } else if let text = try config.string("bwlimit"), Self.isOff(text) {
+            options.bytesPerSecond = nil
         } else if let text = try config.string("bwlimit") {
             guard let rate = ByteSize.parse(text), rate >= 1024 else {
                 throw config.invalid("bwlimit", "\(text) is not a rate of at least 1k; give e.g. 500k or 2M (bytes per second)")
@@ -185,4 +218,17 @@ struct TransferOptions: ParsableArguments {
         }
         return options
     }
+
+    /// `--bwlimit off` (or none, 0, unlimited): no cap on the upload rate.
+    static func isOff(_ text: String) -> Bool {
+        ["off", "none", "0", "unlimited"].contains(text.trimmingCharacters(in: .whitespaces).lowercased())
+    }
+}
+
+/// With -vv: the settings in force, one per line, before the run starts.
+func debugSettings(_ console: Console, settings: S3Settings, config: ConfigFile, upload: UploadOptions) {
+    console.debug("config file: \(config.path ?? "none")")
+    console.debug("endpoint: \(settings.endpoint), region \(settings.region), bucket \(settings.bucket), prefix \(upload.prefix)")
+    console.debug("ledger: \(upload.ledgerPath)")
+    console.debug("jobs \(upload.jobs), part size \(upload.partSize) bytes, bwlimit \(upload.bytesPerSecond.map { "\($0) bytes/s" } ?? "off"), stall timeout \(upload.stallSeconds) s")
 }

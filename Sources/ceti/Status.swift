@@ -3,13 +3,19 @@ import CetiKit
 import Foundation
 
 struct Status: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+    static var configuration: CommandConfiguration { CommandConfiguration(
         commandName: "status",
-        abstract: "Show from the ledger what is verified in S3, in flight and failed, per device.")
+        abstract: "Show from the ledger what is verified in S3, in flight and failed, per device.",
+        discussion: manualExamples(examples).trimmingCharacters(in: .newlines)) }
+
+    static let examples = """
+          ceti status                              per device: pulled, verified in S3, in flight, failed
+          ceti status --json | jq .                the same for scripts
+          ceti status --ledger /mnt/ssd/ledger.sqlite    another ledger
+        """
 
     @OptionGroup var ledger: LedgerOption
-    @Option(help: "Config file (default $XDG_CONFIG_HOME/ceti/config.yaml).")
-    var config: String?
+    @OptionGroup var configFile: ConfigOption
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
@@ -17,7 +23,7 @@ struct Status: AsyncParsableCommand {
         try await runReportingErrors(console) {
             let env = ProcessInfo.processInfo.environment
             let path = Ledger.resolvePath(flag: ledger.ledger, environment: env,
-                                          config: try ConfigFile.load(explicit: config, environment: env))
+                                          config: try ConfigFile.load(explicit: configFile.config, environment: env))
             let report = try StatusReport.load(ledgerPath: path)
             console.output(output.json ? try JSONOutput.encode(report) : report.text)
             return 0

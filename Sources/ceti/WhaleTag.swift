@@ -3,7 +3,7 @@ import CetiKit
 import Foundation
 
 struct WhaleTag: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+    static var configuration: CommandConfiguration { CommandConfiguration(
         commandName: "whaletag",
         abstract: "Pull whale tags' /data over SFTP, verified and resumable.",
         discussion: """
@@ -36,8 +36,18 @@ struct WhaleTag: AsyncParsableCommand {
             never to a host with another name; and connects by the address it found. A tag that \
             refuses the login or shows a changed host key is listed with its reason (exit 1).
 
+            The original tool's spellings work: -ca (-c -a: pull and clean every tag), -ct HOST \
+            (-c -t HOST: pull and clean one tag).
+
             Exit status: 0 all pulled or skipped, 1 a tag or file failed, 2 usage/configuration error.
-            """)
+            """ + manualExamples(examples)) }
+
+    static let examples = """
+          ceti whaletag -l                         list the tags on the LAN: files, bytes, pulled, uploaded
+          ceti whaletag -a                         pull every tag into data/<hostname>/
+          ceti whaletag -n -t wt-1a2b3c4d          what would be pulled from one tag; writes nothing
+          ceti whaletag -ca --bucket ceti-raw      pull all, then wipe each tag of what is verified in S3
+        """
 
     @Flag(name: .shortAndLong, help: "Discover and list tags: hostname, address, files and bytes in the data folder, how many already pulled / uploaded.")
     var list = false
@@ -47,13 +57,14 @@ struct WhaleTag: AsyncParsableCommand {
     var tag: [String] = []
     @Flag(name: .shortAndLong, help: "After pulling, delete on the tag the files proven safe (see --require).")
     var clean = false
-    @Option(help: "What -c needs before deleting a file: uploaded (a verified S3 object holds its bytes) or local (a verified local copy).")
+    @Option(help: "What -c needs before deleting a file: uploaded (a verified S3 object holds its bytes) or local (a verified local copy).",
+            completion: .list(["uploaded", "local"]))
     var require: String = "uploaded"
 
-    @Option(name: .customLong("data-dir"), help: "Where pulled files land, in <hostname>/ folders.")
+    @Option(name: .customLong("data-dir"), help: "Where pulled files land, in <hostname>/ folders.", completion: .directory)
     var dataDir = "data"
     @OptionGroup var login: TagLoginOptions
-    @Flag(name: .customLong("dry-run"), help: "Show what would be pulled; writes nothing.")
+    @Flag(name: [.customShort("n"), .customLong("dry-run")], help: "Show what would be pulled (with -c, what would be deleted); writes nothing.")
     var dryRun = false
     @Option(name: .shortAndLong, help: "Tags pulled in parallel.")
     var jobs = 4
@@ -85,7 +96,7 @@ struct WhaleTag: AsyncParsableCommand {
                 return tags.contains { $0.problem != nil } ? 1 : 0
             }
             // Only cleaning by upload proof needs S3: a pull works with no uplink at all.
-            let settings = clean && proof == .uploaded ? try S3Settings.resolve(s3.flags, environment: env, config: config) : nil
+            let settings = clean && proof == .uploaded ? try S3Settings.resolve(try s3.flags(), environment: env, config: config) : nil
             let summary = try await WhaleTagRun.pull(targets: tag, discovering: all ? try WhaleTagRun.subnets(login.subnet) : nil,
                                                      options: options, s3: settings, console: console)
             return try output.finish(summary, console: console)

@@ -132,7 +132,7 @@ def test_rerun_skips_and_dry_run_writes_nothing(ceti, tmp_path):
     d.mkdir(parents=True)
     (d / "a.raw").write_bytes(pcm(4800, 3, 16, "big"))
     (d / "b.csv").write_text("x\n" * 100)
-    r = compress(ceti, "-t", "--json", tmp_path / "in", check=0)
+    r = compress(ceti, "-n", "--json", tmp_path / "in", check=0)
     assert sorted(f["action"] for f in json.loads(r.stdout)["files"]) == ["would-compress", "would-compress"]
     assert sorted(p.name for p in d.iterdir()) == ["a.raw", "b.csv"] and not ceti.ledger.exists()
     compress(ceti, "--keep", tmp_path / "in", check=0)

@@ -3,7 +3,8 @@ import Foundation
 /// Where ceti talks to the operator: results on stdout, messages and progress on stderr. A live
 /// progress line (only on a terminal) is cleared before any other line is printed.
 public final class Console: @unchecked Sendable {
-    public enum Verbosity: Int, Sendable { case quiet = 0, normal = 1, verbose = 2 }
+    /// `-v` is `.verbose`, `-vv` `.debug` (everything `.verbose` prints, and `debug` lines).
+    public enum Verbosity: Int, Sendable { case quiet = 0, normal = 1, verbose = 2, debug = 3 }
 
     public let verbosity: Verbosity
     public let json: Bool
@@ -36,7 +37,13 @@ public final class Console: @unchecked Sendable {
     }
 
     public func verbose(_ line: String) {
-        guard verbosity == .verbose else { return }
+        guard verbosity.rawValue >= Verbosity.verbose.rawValue else { return }
+        write(line, to: 2)
+    }
+
+    /// Printed only with -vv.
+    public func debug(_ line: String) {
+        guard verbosity == .debug else { return }
         write(line, to: 2)
     }
 
