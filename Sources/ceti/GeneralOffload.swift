@@ -39,7 +39,10 @@ struct GeneralOffload: AsyncParsableCommand {
     @Flag(name: [.customShort("n"), .customShort("t"), .customLong("dry-run")],
           help: "List files, sizes, new names and what is already saved; writes nothing. (-t: the original tool's spelling.)")
     var dryRun = false
-    @Option(name: .customLong("data-dir"), help: "Where the backup goes (DATA_DIR/backup/<date>/<ID>/).", completion: .directory) var dataDir = "data"
+    @Option(name: .customLong("data-dir"), help: "Where the backup and the default staging folder go (DATA_DIR/backup, DATA_DIR/staging).",
+            completion: .directory) var dataDir = "data"
+    @Option(help: "Backup root (default DATA_DIR/backup); the copy goes to BACKUP/<date>/<ID>/.", completion: .directory)
+    var backup: String?
     @Option(help: "Use this device-ID list (one ID per line) instead of the bucket's.", completion: .file()) var registry: String?
     @OptionGroup var s3: S3Options
     @OptionGroup var ledger: LedgerOption
@@ -70,6 +73,7 @@ struct GeneralOffload: AsyncParsableCommand {
                                          dataDir: FileWalker.absolute(dataDir), stagingDir: stagingDir.map(FileWalker.absolute),
                                          ledgerPath: Ledger.resolvePath(flag: ledger.ledger, environment: env, config: config))
             options.dryRun = dryRun
+            if let backup { options.backupRoot = FileWalker.absolute(backup) }
             let summary = try OffloadRun.execute(options, registry: devices, console: console)
             return try output.finish(summary, console: console)
         }

@@ -61,7 +61,9 @@ struct WhaleTag: AsyncParsableCommand {
             completion: .list(["uploaded", "local"]))
     var require: String = "uploaded"
 
-    @Option(name: .customLong("data-dir"), help: "Where pulled files land, in <hostname>/ folders.", completion: .directory)
+    @Option(name: [.customLong("staging"), .customLong("data-dir")],
+            help: "Where pulled files land, in <hostname>/ folders (the staging folder of ingest; --data-dir is the old name).",
+            completion: .directory)
     var dataDir = "data"
     @OptionGroup var login: TagLoginOptions
     @Flag(name: [.customShort("n"), .customLong("dry-run")], help: "Show what would be pulled (with -c, what would be deleted); writes nothing.")

@@ -341,3 +341,20 @@ def test_general_offload_reports_an_unreadable_folder_and_file(ceti, nobody_dir)
     (backup,) = (data / "backup").glob(f"*/{DEVICE}")
     rows = [l.split("\t") for l in (backup / "names.tsv").read_text().splitlines()[1:]]
     assert [row[0] for row in rows] == ["DCIM/DJI_0001.MP4"]
+
+
+def test_offload_backup_root_is_its_own_option(ceti, tmp_path):
+    """`--backup DIR` puts the dated backup under DIR (one name for backups across commands);
+    staging stays DATA_DIR/staging."""
+    root = tmp_path / "card"
+    files = card(root)
+    ids = tmp_path / "ids.txt"
+    ids.write_text(DEVICE + "\n")
+    data, backups = tmp_path / "data", tmp_path / "backups"
+    r = ceti("general_offload", "--registry", ids, "--data-dir", data, "--backup", backups, root, DEVICE, check=0)
+    (backup,) = backups.glob(f"*/{DEVICE}")
+    staging = data / "staging" / DEVICE
+    assert arrows(r.stdout.strip().splitlines()[-1]) == [backup, staging], r.stdout
+    for folder in (backup, staging):
+        check_folder(folder, files, set(files))
+    assert not (data / "backup").exists()

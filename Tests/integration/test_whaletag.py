@@ -318,3 +318,13 @@ def test_clean_accepts_an_uploaded_flac_as_proof_for_its_raw(ceti, bucket, sshd_
     cleaned = {c["name"]: c["action"] for c in json.loads(r.stdout)["tags"][0]["cleaned"]}
     assert cleaned == {"1700000000000.raw": "deleted", "data_gps.csv": "deleted"}
     assert list(sshd_tag.data.iterdir()) == []
+
+
+def test_staging_is_the_landing_folders_name_and_data_dir_still_works(ceti, sshd_tag, tmp_path):
+    put(sshd_tag, "a.csv", b"one")
+    ceti("whaletag", "-t", sshd_tag.host, "--port", sshd_tag.port, "--user", sshd_tag.user, "--remote-dir", sshd_tag.data,
+         "--staging", tmp_path / "staging", env_extra={"CETI_TAG_PASSWORD": sshd_tag.password}, check=0)
+    assert (tmp_path / "staging" / HOSTNAME / "a.csv").read_bytes() == b"one"
+    put(sshd_tag, "b.csv", b"two")
+    r = pull(ceti, sshd_tag, tmp_path, "--json", check=0)  # --data-dir, the old name
+    assert (local(tmp_path) / "b.csv").read_bytes() == b"two", r.stderr

@@ -4,6 +4,8 @@ public struct OffloadOptions: Sendable {
     public var deviceID: String
     public var dataDir: String
     public var stagingDir: String
+    /// Dated backups go below this (`--backup`, default DATA_DIR/backup).
+    public var backupRoot: String
     public var dryRun = false
     public var ledgerPath: String
     /// The UTC date of the backup folder.
@@ -14,10 +16,11 @@ public struct OffloadOptions: Sendable {
         self.deviceID = deviceID
         self.dataDir = dataDir
         self.stagingDir = stagingDir ?? dataDir + "/staging"
+        self.backupRoot = dataDir + "/backup"
         self.ledgerPath = ledgerPath
     }
 
-    public var backupFolder: String { "\(dataDir)/backup/\(date)/\(deviceID)" }
+    public var backupFolder: String { "\(backupRoot)/\(date)/\(deviceID)" }
     public var stagingFolder: String { "\(stagingDir)/\(deviceID)" }
 }
 

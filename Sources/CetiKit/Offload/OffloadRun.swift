@@ -91,10 +91,10 @@ public enum OffloadRun {
                                 outcome o: inout OffloadOutcome) throws {
         let saved = try ledger.copies(device: options.deviceID, remotePath: file.relative, size: file.size,
                                       mtime: Int64(file.mtime.tv_sec))
-        // Saved means a backup under *this* data folder (any date) that still holds the bytes
+        // Saved means a backup under *this* backup root (any date) that still holds the bytes
         // recorded: a backup on another disk is not the one this command was asked for.
         let intact = saved.first {
-            $0.localPath.hasPrefix(options.dataDir + "/backup/") && FileWalker.fingerprint(path: $0.localPath)?.size == file.size
+            $0.localPath.hasPrefix(options.backupRoot + "/") && FileWalker.fingerprint(path: $0.localPath)?.size == file.size
                 && (try? FileHashes.sha256(path: $0.localPath)) == $0.sha256
         }
         if let backup = intact {
