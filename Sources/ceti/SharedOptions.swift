@@ -9,9 +9,19 @@ struct OutputOptions: ParsableArguments {
     var quiet = false
     @Flag(name: .shortAndLong, help: "Also print skipped files, retries and other details (-v); -vv also the settings in force (endpoint, bucket, prefix, ledger, config file, limits).")
     var verbose: Int
+    @Option(name: .customLong("log-file"), help: "Also append every line this run prints, time-stamped, to FILE (created 0600).",
+            completion: .file())
+    var logFile: String?
+
+    func validate() throws {
+        if let logFile, let problem = Console.logFileProblem(logFile) {
+            throw ValidationError("--log-file \(logFile): \(problem); give a file ceti can append to")
+        }
+    }
 
     var console: Console {
-        Console(verbosity: quiet ? .quiet : verbose >= 2 ? .debug : verbose == 1 ? .verbose : .normal, json: json)
+        Console(verbosity: quiet ? .quiet : verbose >= 2 ? .debug : verbose == 1 ? .verbose : .normal, json: json,
+                logFile: logFile)
     }
 
     /// Prints the run's summary (its JSON document with --json, nothing with --quiet) and

@@ -213,3 +213,26 @@ def test_make_install_man_pages_and_completions(ceti, tmp_path):
     assert "ledger-one.sqlite" in complete("ceti", "compress", "--ledger", "")
     assert set(complete("ceti", "whaletag", "--require", "")) == {"uploaded", "local"}
     assert set(complete("ceti", "compress", "--endian", "")) == {"big", "little"}
+
+
+def test_log_file_appends_every_printed_line_time_stamped_and_no_secret(ceti, bucket, tmp_path):
+    import re as _re
+
+    write(tmp_path / "up" / "wt-a" / "a.csv", b"t,v\n1,2\n")
+    log = tmp_path / "logs" / "run.log"
+    log.parent.mkdir()
+    r1 = ceti("s3upload", "--bucket", bucket, "--endpoint-url", ceti.s3env.endpoint, "--log-file", log, "-v",
+              tmp_path / "up", check=0)
+    r2 = ceti("s3upload", "--bucket", bucket, "--endpoint-url", ceti.s3env.endpoint, "--log-file", log, "-v",
+              tmp_path / "up", check=0)
+    lines = log.read_text().splitlines()
+    stamp = _re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ (out|err) ")
+    assert lines and all(stamp.match(l) for l in lines), lines
+    printed = [l for r in (r1, r2) for l in (r.stdout + r.stderr).splitlines() if l.strip()]
+    logged = [stamp.sub("", l) for l in lines]
+    assert sorted(logged) == sorted(printed)  # every line, from both runs (appended)
+    assert ceti.s3env.secret_key not in log.read_text()
+    assert oct(log.stat().st_mode & 0o777) == "0o600"
+
+    r = ceti("compress", "--log-file", tmp_path / "no" / "such" / "dir.log", tmp_path / "up")
+    assert r.returncode == 2 and "--log-file" in r.stderr

@@ -11,11 +11,25 @@ public final class Console: @unchecked Sendable {
     public let stderrIsTTY: Bool
     private let lock = NSLock()
     private var statusLine: String?
+    /// `--log-file`: every line printed (not the live progress line), time-stamped, appended.
+    private let logFD: Int32?
 
-    public init(verbosity: Verbosity = .normal, json: Bool = false) {
+    public init(verbosity: Verbosity = .normal, json: Bool = false, logFile: String? = nil) {
         self.verbosity = verbosity
         self.json = json
         self.stderrIsTTY = isatty(2) == 1
+        logFD = logFile.map { Glibc.open($0, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600) }.flatMap { $0 >= 0 ? $0 : nil }
+    }
+
+    deinit { if let logFD { close(logFD) } }
+
+    /// Whether `path` can take the log (opened for appending, created 0600 if missing): nil if so,
+    /// else why not.
+    public static func logFileProblem(_ path: String) -> String? {
+        let fd = Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return String(cString: strerror(errno)) }
+        close(fd)
+        return nil
     }
 
     /// Whether result lines are printed at all (not with --quiet or --json): lets callers skip
@@ -65,7 +79,13 @@ public final class Console: @unchecked Sendable {
         if statusLine != nil { Self.put("\r\u{1b}[K", 2) }
         // Names inside messages (a file on a tag, a path) can hold CR, ESC and other controls:
         // escaped here too, so nothing printed can move the cursor or forge a line.
-        Self.put(line.printableLines + "\n", fd)
+        let text = line.printableLines + "\n"
+        Self.put(text, fd)
+        if let logFD {
+            let stamp = Timestamp.now() + (fd == 1 ? " out " : " err ")
+            Self.put(text.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+                .map { stamp + $0 }.joined(separator: "\n") + "\n", logFD)
+        }
         if let statusLine { Self.put(statusLine, 2) }
     }
 
