@@ -4,7 +4,7 @@ SWIFT ?= swift
 VENV := .venv
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: all deps build release test unit integration bench install demo clean
+.PHONY: all deps build release test unit integration bench install demo clean format format-check
 
 all: build
 
@@ -20,10 +20,17 @@ release: deps
 # Unit tests (Swift Testing), then integration tests (pytest) against a real SeaweedFS on
 # loopback that scripts/with-s3.sh starts and always stops. The build fails on a compiler
 # warning in Sources/ (scripts/no-warnings.sh; only recompiled files report theirs).
-test: deps
+test: deps format-check
 	bash scripts/no-warnings.sh $(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 	CETI_BIN=$(CURDIR)/.build/debug/ceti bash scripts/with-s3.sh $(PYTEST) -q -p no:cacheprovider Tests/integration
+
+# Swift sources follow .swift-format (the toolchain's swift-format); `make format` rewrites them.
+format-check:
+	$(SWIFT) format lint --strict -r Sources Tests/CetiKitTests Package.swift
+
+format:
+	$(SWIFT) format -i -r Sources Tests/CetiKitTests Package.swift
 
 unit: deps
 	$(SWIFT) test

@@ -11,23 +11,25 @@ struct CetiCommand: AsyncParsableCommand {
           ceti ingest --clean --bucket s3://ceti-raw/raw     the whole pipeline, tags wiped of what is in S3
         """
 
-    static var configuration: CommandConfiguration { CommandConfiguration(
-        commandName: "ceti",
-        abstract: "Move field recordings from whale tags and SD cards to S3 without losing a byte.",
-        discussion: """
-            Typical order on the boat: whaletag (pull tags) or general_offload (SD cards) → compress → s3upload → \
-            whaletag --clean. Every step records what it did in the ledger (ceti status shows it), and \
-            nothing is deleted anywhere without the ledger's proof of a verified copy.
+    static var configuration: CommandConfiguration {
+        CommandConfiguration(
+            commandName: "ceti",
+            abstract: "Move field recordings from whale tags and SD cards to S3 without losing a byte.",
+            discussion: """
+                Typical order on the boat: whaletag (pull tags) or general_offload (SD cards) → compress → s3upload → \
+                whaletag --clean. Every step records what it did in the ledger (ceti status shows it), and \
+                nothing is deleted anywhere without the ledger's proof of a verified copy.
 
-            Exit status: 0 success (including nothing to do); 1 some work failed (each failure listed), \
-            or the ledger or a disk failed (a damaged or locked ledger, a full disk); 2 usage or \
-            configuration error (an unknown flag, a bad value, a missing argument, a wrong config \
-            file value); 130 / 143 stopped by SIGINT / SIGTERM after the work in hand (rerun to resume; \
-            a second signal stops at once).
-            """ + manualExamples(examples),
-        version: Ceti.version,
-        subcommands: [Ingest.self, WhaleTag.self, GeneralOffload.self, Compress.self, S3Upload.self, Status.self]
-    ) }
+                Exit status: 0 success (including nothing to do); 1 some work failed (each failure listed), \
+                or the ledger or a disk failed (a damaged or locked ledger, a full disk); 2 usage or \
+                configuration error (an unknown flag, a bad value, a missing argument, a wrong config \
+                file value); 130 / 143 stopped by SIGINT / SIGTERM after the work in hand (rerun to resume; \
+                a second signal stops at once).
+                """ + manualExamples(examples),
+            version: Ceti.version,
+            subcommands: [Ingest.self, WhaleTag.self, GeneralOffload.self, Compress.self, S3Upload.self, Status.self]
+        )
+    }
 
     /// Each command's EXAMPLES, by the name its help's USAGE line shows.
     static let examplesByCommand: [String: String] = [

@@ -3,29 +3,31 @@ import CetiKit
 import Foundation
 
 struct Compress: AsyncParsableCommand {
-    static var configuration: CommandConfiguration { CommandConfiguration(
-        commandName: "compress",
-        abstract: "FLAC-encode raw hydrophone audio and gzip sensor CSV, verified, originals removed only with proof.",
-        discussion: """
-            *.raw → *.flac, *.wav → *.flac, *.csv → *.csv.gz; everything else is left alone. Raw audio is \
-            headerless PCM laid out as --channels/--bps/--sample-rate/--endian/--sign say (the tag's: 3 \
-            channels, 16-bit signed big-endian, 96 kHz); WAV files carry their own layout.
+    static var configuration: CommandConfiguration {
+        CommandConfiguration(
+            commandName: "compress",
+            abstract: "FLAC-encode raw hydrophone audio and gzip sensor CSV, verified, originals removed only with proof.",
+            discussion: """
+                *.raw → *.flac, *.wav → *.flac, *.csv → *.csv.gz; everything else is left alone. Raw audio is \
+                headerless PCM laid out as --channels/--bps/--sample-rate/--endian/--sign say (the tag's: 3 \
+                channels, 16-bit signed big-endian, 96 kHz); WAV files carry their own layout.
 
-            FLAC is encoded by libFLAC with its verify mode on, and the MD5 it stores must equal the MD5 \
-            of the audio read. gzip output is inflated again with zlib and must give back the input's \
-            size and SHA-256. Each output is written as NAME.part, fsynced, verified, renamed and recorded \
-            in the ledger; only then is the original removed (unless --keep). A raw file that is not a \
-            whole number of frames, an empty file or a bad WAV is reported and left untouched. A rerun \
-            skips what is done (an original left by a stopped run is removed once its output, read back \
-            from the disk, still has the recorded SHA-256).
+                FLAC is encoded by libFLAC with its verify mode on, and the MD5 it stores must equal the MD5 \
+                of the audio read. gzip output is inflated again with zlib and must give back the input's \
+                size and SHA-256. Each output is written as NAME.part, fsynced, verified, renamed and recorded \
+                in the ledger; only then is the original removed (unless --keep). A raw file that is not a \
+                whole number of frames, an empty file or a bad WAV is reported and left untouched. A rerun \
+                skips what is done (an original left by a stopped run is removed once its output, read back \
+                from the disk, still has the recorded SHA-256).
 
-            Two inputs never share an output: a.raw beside a.wav (or a.RAW) both map to a.flac, so both \
-            are reported as failed and kept, and nothing is written for them. A staged copy pulled from a \
-            tag must still have the SHA-256 recorded by its pull, or it is kept and nothing is recorded. A \
-            folder or file that cannot be read is reported as failed; the rest is still compressed.
+                Two inputs never share an output: a.raw beside a.wav (or a.RAW) both map to a.flac, so both \
+                are reported as failed and kept, and nothing is written for them. A staged copy pulled from a \
+                tag must still have the SHA-256 recorded by its pull, or it is kept and nothing is recorded. A \
+                folder or file that cannot be read is reported as failed; the rest is still compressed.
 
-            Exit status: 0 all compressed or already done, 1 a file failed, 2 usage error.
-            """ + manualExamples(examples)) }
+                Exit status: 0 all compressed or already done, 1 a file failed, 2 usage error.
+                """ + manualExamples(examples))
+    }
 
     static let examples = """
           ceti compress data/                      every tag's and card's folder under data/, originals removed
@@ -52,8 +54,9 @@ struct Compress: AsyncParsableCommand {
             guard (1...64).contains(j) else { throw UsageError("--jobs \(j): give a number from 1 to 64") }
             let env = ProcessInfo.processInfo.environment
             let config = try ConfigFile.load(explicit: configFile.config, environment: env)
-            var options = CompressOptions(directories: directories,
-                                          ledgerPath: Ledger.resolvePath(flag: ledger.ledger, environment: env, config: config), jobs: j)
+            var options = CompressOptions(
+                directories: directories,
+                ledgerPath: Ledger.resolvePath(flag: ledger.ledger, environment: env, config: config), jobs: j)
             try compression.apply(to: &options)
             options.keep = keep
             options.dryRun = dryRun

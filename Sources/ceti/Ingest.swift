@@ -3,30 +3,32 @@ import CetiKit
 import Foundation
 
 struct Ingest: AsyncParsableCommand {
-    static var configuration: CommandConfiguration { CommandConfiguration(
-        commandName: "ingest",
-        abstract: "The one-shot tag pipeline: discover → pull → compress → upload → backup → (clean), resumable.",
-        discussion: """
-            Tags (-t, else every tag discovered on the LAN) are pulled in parallel, one SSH session each, \
-            into STAGING/<hostname>/ exactly as `whaletag` does. Each file is handed on as soon as the tag's \
-            own sha256sum confirms it: raw audio is FLAC-encoded and CSV gzipped as `compress` does \
-            (verified, the pulled original removed once its output is recorded), FLAC written by the \
-            tag's firmware and every other file go as they are; then it is uploaded as `s3upload` does \
-            (verified by ETag, keyed {prefix}/{date}/{device}/{name}), and with --backup copied to \
-            DIR/<local date>/<hostname>/ and read back. --max-staging pauses pulling while staging \
-            holds more than SIZE not yet uploaded.
+    static var configuration: CommandConfiguration {
+        CommandConfiguration(
+            commandName: "ingest",
+            abstract: "The one-shot tag pipeline: discover → pull → compress → upload → backup → (clean), resumable.",
+            discussion: """
+                Tags (-t, else every tag discovered on the LAN) are pulled in parallel, one SSH session each, \
+                into STAGING/<hostname>/ exactly as `whaletag` does. Each file is handed on as soon as the tag's \
+                own sha256sum confirms it: raw audio is FLAC-encoded and CSV gzipped as `compress` does \
+                (verified, the pulled original removed once its output is recorded), FLAC written by the \
+                tag's firmware and every other file go as they are; then it is uploaded as `s3upload` does \
+                (verified by ETag, keyed {prefix}/{date}/{device}/{name}), and with --backup copied to \
+                DIR/<local date>/<hostname>/ and read back. --max-staging pauses pulling while staging \
+                holds more than SIZE not yet uploaded.
 
-            When every file of a tag is verified in S3, the run writes s3://BUCKET/{prefix}/_runs/<run \
-            id>/<hostname>/manifest.json (each file's name, size, SHA-256, its FLAC/gzip and the \
-            FLAC MD5, the S3 key and ETag), then an empty _COMPLETE next to it. A tag with a failure \
-            gets neither in this run; a rerun finishes it. --clean then deletes on the tag only what \
-            `whaletag -c` would: files unchanged since they were pulled whose bytes are proven in S3.
+                When every file of a tag is verified in S3, the run writes s3://BUCKET/{prefix}/_runs/<run \
+                id>/<hostname>/manifest.json (each file's name, size, SHA-256, its FLAC/gzip and the \
+                FLAC MD5, the S3 key and ETag), then an empty _COMPLETE next to it. A tag with a failure \
+                gets neither in this run; a rerun finishes it. --clean then deletes on the tag only what \
+                `whaletag -c` would: files unchanged since they were pulled whose bytes are proven in S3.
 
-            Interrupted at any point (even kill -9), a rerun resumes the same run id: finished work is \
-            not redone, no object is written twice and no second _COMPLETE appears.
+                Interrupted at any point (even kill -9), a rerun resumes the same run id: finished work is \
+                not redone, no object is written twice and no second _COMPLETE appears.
 
-            Exit status: 0 all done, 1 a tag or file failed (each listed), 2 usage/configuration error.
-            """ + manualExamples(examples)) }
+                Exit status: 0 all done, 1 a tag or file failed (each listed), 2 usage/configuration error.
+                """ + manualExamples(examples))
+    }
 
     static let examples = """
           ceti ingest -n --bucket ceti-raw                   what would be pulled from every tag found; writes nothing
@@ -34,7 +36,9 @@ struct Ingest: AsyncParsableCommand {
           ceti ingest -t wt-1a2b3c4d --backup /mnt/ssd --max-staging 20G    one tag, a local copy kept too
         """
 
-    @Option(name: [.customShort("t"), .long], help: "Only this tag: hostname or address, optionally :PORT; repeatable. Default: every tag discovered.")
+    @Option(
+        name: [.customShort("t"), .long],
+        help: "Only this tag: hostname or address, optionally :PORT; repeatable. Default: every tag discovered.")
     var tag: [String] = []
     @Flag(help: "Wipe each tag of the files proven uploaded (the rules of whaletag -c), after its manifest is complete.")
     var clean = false
@@ -72,8 +76,9 @@ struct Ingest: AsyncParsableCommand {
             pull.jobs = tagJobs
             var compress = CompressOptions(directories: [], ledgerPath: pull.ledgerPath, jobs: cj)
             try compression.apply(to: &compress)
-            let upload = try transfer.uploadOptions(directories: [], bucket: settings.bucket, urlPrefix: try s3.bucketURL().prefix,
-                                                    ledgerFlag: ledger.ledger, environment: env, config: config)
+            let upload = try transfer.uploadOptions(
+                directories: [], bucket: settings.bucket, urlPrefix: try s3.bucketURL().prefix,
+                ledgerFlag: ledger.ledger, environment: env, config: config)
             var options = IngestOptions(pull: pull, compress: compress, upload: upload)
             options.targets = tag
             options.subnets = tag.isEmpty ? try WhaleTagRun.subnets(login.subnet) : []

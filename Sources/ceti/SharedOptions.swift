@@ -7,10 +7,15 @@ struct OutputOptions: ParsableArguments {
     var json = false
     @Flag(name: .shortAndLong, help: "Print only errors.")
     var quiet = false
-    @Flag(name: .shortAndLong, help: "Also print skipped files, retries and other details (-v); -vv also the settings in force (endpoint, bucket, prefix, ledger, config file, limits).")
+    @Flag(
+        name: .shortAndLong,
+        help:
+            "Also print skipped files, retries and other details (-v); -vv also the settings in force (endpoint, bucket, prefix, ledger, config file, limits)."
+    )
     var verbose: Int
-    @Option(name: .customLong("log-file"), help: "Also append every line this run prints, time-stamped, to FILE (created 0600).",
-            completion: .file())
+    @Option(
+        name: .customLong("log-file"), help: "Also append every line this run prints, time-stamped, to FILE (created 0600).",
+        completion: .file())
     var logFile: String?
 
     func validate() throws {
@@ -20,8 +25,9 @@ struct OutputOptions: ParsableArguments {
     }
 
     var console: Console {
-        Console(verbosity: quiet ? .quiet : verbose >= 2 ? .debug : verbose == 1 ? .verbose : .normal, json: json,
-                logFile: logFile)
+        Console(
+            verbosity: quiet ? .quiet : verbose >= 2 ? .debug : verbose == 1 ? .verbose : .normal, json: json,
+            logFile: logFile)
     }
 
     /// Prints the run's summary (its JSON document with --json, nothing with --quiet) and
@@ -38,8 +44,9 @@ struct OutputOptions: ParsableArguments {
 
 /// The ledger's location, shared by every subcommand that reads or writes it.
 struct LedgerOption: ParsableArguments {
-    @Option(help: "Ledger file (default $CETI_LEDGER, else `ledger:` in the config file, else $XDG_DATA_HOME/ceti/ledger.sqlite).",
-            completion: .file())
+    @Option(
+        help: "Ledger file (default $CETI_LEDGER, else `ledger:` in the config file, else $XDG_DATA_HOME/ceti/ledger.sqlite).",
+        completion: .file())
     var ledger: String?
 }
 
@@ -51,10 +58,14 @@ struct ConfigOption: ParsableArguments {
 
 /// Where S3 is and who we are there, shared by s3upload and general_offload.
 struct S3Options: ParsableArguments {
-    @Option(help: ArgumentHelp("Bucket: NAME or s3://NAME/PREFIX, whose PREFIX stands in for --prefix (else CETI_BUCKET, else `bucket:` in the config file).",
-                               valueName: "bucket"))
+    @Option(
+        help: ArgumentHelp(
+            "Bucket: NAME or s3://NAME/PREFIX, whose PREFIX stands in for --prefix (else CETI_BUCKET, else `bucket:` in the config file).",
+            valueName: "bucket"))
     var bucket: String?
-    @Option(name: .customLong("endpoint-url"), help: "S3-compatible endpoint, e.g. http://127.0.0.1:8333 (else AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL; default AWS).")
+    @Option(
+        name: .customLong("endpoint-url"),
+        help: "S3-compatible endpoint, e.g. http://127.0.0.1:8333 (else AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL; default AWS).")
     var endpointURL: String?
     @Option(help: "Region (else AWS_REGION / AWS_DEFAULT_REGION / the profile's; default us-east-1).")
     var region: String?
@@ -90,8 +101,9 @@ struct TagLoginOptions: ParsableArguments {
     var port = 22
     @Option(help: "Login user.")
     var user = "pi"
-    @Option(name: .customLong("password-file"), help: "File holding the tags' password (else CETI_TAG_PASSWORD, else the factory password).",
-            completion: .file())
+    @Option(
+        name: .customLong("password-file"), help: "File holding the tags' password (else CETI_TAG_PASSWORD, else the factory password).",
+        completion: .file())
     var passwordFile: String?
     @Option(help: "Private key to log in with (ed25519).", completion: .file())
     var identity: String?
@@ -99,9 +111,17 @@ struct TagLoginOptions: ParsableArguments {
     var remoteDir = "/data"
     @Option(name: .customLong("accept-new-host-key"), help: "Accept and pin a changed host key for this tag (after a reflash); repeatable.")
     var acceptNewHostKey: [String] = []
-    @Flag(name: .customLong("stop-capture"), help: "Stop the tag's capture service (sudo systemctl stop ceti-tag-data-capture) before pulling, and start it again after; a timer armed on the tag first (sudo systemd-run) starts it again within --capture-grace if ceti cannot.")
+    @Flag(
+        name: .customLong("stop-capture"),
+        help:
+            "Stop the tag's capture service (sudo systemctl stop ceti-tag-data-capture) before pulling, and start it again after; a timer armed on the tag first (sudo systemd-run) starts it again within --capture-grace if ceti cannot."
+    )
     var stopCapture = false
-    @Option(name: .customLong("capture-grace"), help: ArgumentHelp("With --stop-capture: seconds after which a timer armed on the tag starts the recorder again if ceti cannot (killed, link lost); renewed while the pull goes on.", valueName: "seconds"))
+    @Option(
+        name: .customLong("capture-grace"),
+        help: ArgumentHelp(
+            "With --stop-capture: seconds after which a timer armed on the tag starts the recorder again if ceti cannot (killed, link lost); renewed while the pull goes on.",
+            valueName: "seconds"))
     var captureGrace = 600
     @Flag(name: .customLong("no-remote-verify"), help: "Do not confirm copies with the tag's own sha256sum.")
     var noRemoteVerify = false
@@ -119,7 +139,9 @@ struct TagLoginOptions: ParsableArguments {
         options.acceptNewHostKey = Set(acceptNewHostKey)
         options.remoteVerify = !noRemoteVerify
         options.stopCapture = stopCapture
-        guard captureGrace >= 1 else { throw UsageError("--capture-grace \(captureGrace): give a number of seconds, at least 1 (default 600)") }
+        guard captureGrace >= 1 else {
+            throw UsageError("--capture-grace \(captureGrace): give a number of seconds, at least 1 (default 600)")
+        }
         options.captureGraceSeconds = captureGrace
         return options
     }
@@ -140,8 +162,9 @@ struct CompressionOptions: ParsableArguments {
         guard sign == "signed" || sign == "unsigned" else { throw UsageError("--sign \(sign): give signed or unsigned") }
         guard (0...8).contains(level) else { throw UsageError("--level \(level): give 0 to 8") }
         guard (1...9).contains(gzipLevel) else { throw UsageError("--gzip-level \(gzipLevel): give 1 to 9") }
-        options.raw = RawFormat(channels: channels, bitsPerSample: bps, sampleRate: sampleRate,
-                                bigEndian: endian == "big", signed: sign == "signed")
+        options.raw = RawFormat(
+            channels: channels, bitsPerSample: bps, sampleRate: sampleRate,
+            bigEndian: endian == "big", signed: sign == "signed")
         options.flacLevel = level
         options.gzipLevel = gzipLevel
     }
@@ -151,14 +174,24 @@ struct CompressionOptions: ParsableArguments {
 struct TransferOptions: ParsableArguments {
     @Option(help: "Key prefix (default raw); --bucket s3://NAME/PREFIX gives it too.")
     var prefix: String?
-    @Option(name: .customLong("key-template"), help: "Key template; placeholders {prefix} {date} {device} {path} {name} (default {prefix}/{date}/{device}/{path}).")
+    @Option(
+        name: .customLong("key-template"),
+        help: "Key template; placeholders {prefix} {date} {device} {path} {name} (default {prefix}/{date}/{device}/{path}).")
     var keyTemplate: String?
-    @Option(name: .customLong("part-size"), help: "Multipart part size, 5MiB to 5GiB (default 8MiB); grows so no object needs more than 10,000 parts.")
+    @Option(
+        name: .customLong("part-size"),
+        help: "Multipart part size, 5MiB to 5GiB (default 8MiB); grows so no object needs more than 10,000 parts.")
     var partSize: String?
-    @Option(help: "Cap the total upload rate in bytes/s, e.g. 500k or 2M (k, M, G are powers of 1024); off for no limit (also over the config file's).",
-            completion: .list(["off", "500k", "1M", "2M", "10M"]))
+    @Option(
+        help:
+            "Cap the total upload rate in bytes/s, e.g. 500k or 2M (k, M, G are powers of 1024); off for no limit (also over the config file's).",
+        completion: .list(["off", "500k", "1M", "2M", "10M"]))
     var bwlimit: String?
-    @Option(name: .customLong("stall-timeout"), help: "Give up on a request (and retry it) after this many seconds with no byte moving, also before the first response byte (default 60). Each request has 8 attempts, so a silent endpoint costs at most about 8 × this + 62 s of backoff.")
+    @Option(
+        name: .customLong("stall-timeout"),
+        help:
+            "Give up on a request (and retry it) after this many seconds with no byte moving, also before the first response byte (default 60). Each request has 8 attempts, so a silent endpoint costs at most about 8 × this + 62 s of backoff."
+    )
     var stallTimeout: Int?
     @Option(name: .shortAndLong, help: "Parallel transfers to S3 (default 4).")
     var jobs: Int?
@@ -168,15 +201,19 @@ struct TransferOptions: ParsableArguments {
     /// Upload options from these flags, else the config file, else the defaults.
     /// `urlPrefix` is the PREFIX of --bucket s3://NAME/PREFIX: it stands in for --prefix (giving
     /// a different --prefix as well is a usage error).
-    func uploadOptions(directories: [String], bucket: String, urlPrefix: String? = nil, ledgerFlag: String?,
-                       environment env: [String: String], config: ConfigFile) throws -> UploadOptions {
+    func uploadOptions(
+        directories: [String], bucket: String, urlPrefix: String? = nil, ledgerFlag: String?,
+        environment env: [String: String], config: ConfigFile
+    ) throws -> UploadOptions {
         let template: KeyTemplate
         if let keyTemplate {
             template = try KeyTemplate(keyTemplate)
         } else if let text = try config.string("key_template") {
             do { template = try KeyTemplate(text) } catch let e as KeyTemplate.TemplateError {
-                throw config.invalid("key_template", "\(e)".replacingOccurrences(of: "--key-template: ", with: "")
-                                        .replacingOccurrences(of: "--key-template ", with: ""))
+                throw config.invalid(
+                    "key_template",
+                    "\(e)".replacingOccurrences(of: "--key-template: ", with: "")
+                        .replacingOccurrences(of: "--key-template ", with: ""))
             }
         } else {
             template = try KeyTemplate(KeyTemplate.default)
@@ -240,5 +277,7 @@ func debugSettings(_ console: Console, settings: S3Settings, config: ConfigFile,
     console.debug("config file: \(config.path ?? "none")")
     console.debug("endpoint: \(settings.endpoint), region \(settings.region), bucket \(settings.bucket), prefix \(upload.prefix)")
     console.debug("ledger: \(upload.ledgerPath)")
-    console.debug("jobs \(upload.jobs), part size \(upload.partSize) bytes, bwlimit \(upload.bytesPerSecond.map { "\($0) bytes/s" } ?? "off"), stall timeout \(upload.stallSeconds) s")
+    console.debug(
+        "jobs \(upload.jobs), part size \(upload.partSize) bytes, bwlimit \(upload.bytesPerSecond.map { "\($0) bytes/s" } ?? "off"), stall timeout \(upload.stallSeconds) s"
+    )
 }

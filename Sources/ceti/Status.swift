@@ -3,10 +3,12 @@ import CetiKit
 import Foundation
 
 struct Status: AsyncParsableCommand {
-    static var configuration: CommandConfiguration { CommandConfiguration(
-        commandName: "status",
-        abstract: "Show from the ledger what is verified in S3, in flight and failed, per device.",
-        discussion: manualExamples(examples).trimmingCharacters(in: .newlines)) }
+    static var configuration: CommandConfiguration {
+        CommandConfiguration(
+            commandName: "status",
+            abstract: "Show from the ledger what is verified in S3, in flight and failed, per device.",
+            discussion: manualExamples(examples).trimmingCharacters(in: .newlines))
+    }
 
     static let examples = """
           ceti status                              per device: pulled, verified in S3, in flight, failed
@@ -22,8 +24,9 @@ struct Status: AsyncParsableCommand {
         let console = output.console
         try await runReportingErrors(console) {
             let env = ProcessInfo.processInfo.environment
-            let path = Ledger.resolvePath(flag: ledger.ledger, environment: env,
-                                          config: try ConfigFile.load(explicit: configFile.config, environment: env))
+            let path = Ledger.resolvePath(
+                flag: ledger.ledger, environment: env,
+                config: try ConfigFile.load(explicit: configFile.config, environment: env))
             let report = try StatusReport.load(ledgerPath: path)
             console.output(output.json ? try JSONOutput.encode(report) : report.text)
             return 0

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import CetiKit
 
 /// The custody rule for `compress`, in-process: an original goes only with its own verified output.
@@ -46,9 +47,11 @@ import Testing
     func exists(_ path: String) -> Bool { FileManager.default.fileExists(atPath: path) }
 
     func pulled(_ f: Fixture, _ path: String, _ data: Data) throws {
-        try f.ledger.recordCopy(CopyRecord(device: "wt-test", remotePath: "/data/" + (path as NSString).lastPathComponent,
-                                           size: Int64(data.count), mtime: 1_700_000_000, sha256: sha(data), localPath: path,
-                                           remoteVerified: true, verifiedAt: Timestamp.now()))
+        try f.ledger.recordCopy(
+            CopyRecord(
+                device: "wt-test", remotePath: "/data/" + (path as NSString).lastPathComponent,
+                size: Int64(data.count), mtime: 1_700_000_000, sha256: sha(data), localPath: path,
+                remoteVerified: true, verifiedAt: Timestamp.now()))
     }
 
     @Test(arguments: [Compressor.Kind.flacFromRaw, .gzip])
@@ -99,7 +102,7 @@ import Testing
         let claims = ClaimRegistry()
         #expect(claims.claim("/o.flac", by: "/o.raw") == nil)
         #expect(claims.claim("/o.flac", by: "/o.wav") == "/o.raw")
-        claims.release("/o.flac", by: "/o.wav") // not the owner: no effect
+        claims.release("/o.flac", by: "/o.wav")  // not the owner: no effect
         #expect(claims.claim("/o.flac", by: "/o.wav") == "/o.raw")
         claims.release("/o.flac", by: "/o.raw")
         #expect(claims.claim("/o.flac", by: "/o.wav") == nil)
@@ -154,7 +157,7 @@ import Testing
         let output = f.dir + "/1700000000000.flac"
         var flac = try #require(read(output))
         let good = flac
-        flac[flac.count - 10] ^= 0x01 // same size, other bytes
+        flac[flac.count - 10] ^= 0x01  // same size, other bytes
         try write(flac, output)
         let o = f.compressor().compress(path, kind: .flacFromRaw)
         #expect(o.action == .failed && !o.originalRemoved)

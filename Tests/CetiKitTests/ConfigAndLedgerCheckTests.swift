@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import CetiKit
 
 /// The config file's typed accessors and the ledger's check on open.
@@ -21,7 +22,8 @@ import Testing
     // MARK: - ConfigFile
 
     @Test func typedValuesAsWritten() throws {
-        let c = try config("""
+        let c = try config(
+            """
             bucket: ceti-field-data
             prefix: 2020
             jobs: 8
@@ -111,10 +113,12 @@ import Testing
 
     func recorded(_ path: String, rows: Int = 200) throws {
         let ledger = try Ledger(path: path)
-        try ledger.insertNewFiles((0..<rows).map {
-            FileRecord(path: "/data/wt-a/file\($0).flac", fingerprint: FileFingerprint(size: 100, mtimeNanoseconds: 1, inode: UInt64($0)),
-                       sha256: nil, plannedDate: "2026-01-01")
-        })
+        try ledger.insertNewFiles(
+            (0..<rows).map {
+                FileRecord(
+                    path: "/data/wt-a/file\($0).flac", fingerprint: FileFingerprint(size: 100, mtimeNanoseconds: 1, inode: UInt64($0)),
+                    sha256: nil, plannedDate: "2026-01-01")
+            })
         // Everything into the main file, so that damage to it is what the next open sees.
         try ledger.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     }
@@ -173,8 +177,9 @@ import Testing
     }
 
     @Test func errorsNeverShowSQL() throws {
-        let e = SQLiteError.statement(path: "/l.sqlite", code: SQLITE_BUSY_CODE, message: "database is locked",
-                                      sql: "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL")
+        let e = SQLiteError.statement(
+            path: "/l.sqlite", code: SQLITE_BUSY_CODE, message: "database is locked",
+            sql: "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL")
         #expect(!e.description.contains("PRAGMA") && e.description.contains("/l.sqlite") && e.description.contains("database is locked"))
         #expect(Ceti.exitStatus(for: e) == 1)
         let full = SQLiteError.statement(path: "/l.sqlite", code: 13, message: "database or disk is full", sql: "INSERT INTO files")

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import CetiKit
 
 @Suite struct CredentialChainTests {
@@ -14,7 +15,8 @@ import Testing
         var environment: [String: String] { ["HOME": path, "PATH": "/usr/bin:/bin"] }
 
         init(credentials: String? = nil, config: String? = nil) throws {
-            path = FileManager.default.temporaryDirectory
+            path =
+                FileManager.default.temporaryDirectory
                 .appendingPathComponent("ceti-credentials-\(UUID().uuidString)").path
             try FileManager.default.createDirectory(atPath: path + "/.aws", withIntermediateDirectories: true)
             if let credentials { try credentials.write(toFile: credentialsPath, atomically: true, encoding: .utf8) }
@@ -55,9 +57,11 @@ import Testing
         env["AWS_SESSION_TOKEN"] = Self.token
         env["AWS_PROFILE"] = "work"
         let credentials = try CredentialChain.resolve(profile: nil, environment: env)
-        #expect(credentials == AWSCredentials(
-            accessKeyID: "AKIAENV", secretAccessKey: Self.secret, sessionToken: Self.token,
-            source: "environment variables AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"))
+        #expect(
+            credentials
+                == AWSCredentials(
+                    accessKeyID: "AKIAENV", secretAccessKey: Self.secret, sessionToken: Self.token,
+                    source: "environment variables AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"))
     }
 
     /// botocore drops the environment provider when a profile is passed explicitly (--profile).
@@ -73,14 +77,18 @@ import Testing
     @Test func profileFromCredentialsFile() throws {
         let home = try Home(credentials: Self.workCredentials)
         var env = home.environment
-        #expect(try CredentialChain.resolve(profile: nil, environment: env) == AWSCredentials(
-            accessKeyID: "AKIADEFAULT", secretAccessKey: Self.secret,
-            source: "profile 'default' in \(home.credentialsPath)"))
+        #expect(
+            try CredentialChain.resolve(profile: nil, environment: env)
+                == AWSCredentials(
+                    accessKeyID: "AKIADEFAULT", secretAccessKey: Self.secret,
+                    source: "profile 'default' in \(home.credentialsPath)"))
 
         env["AWS_PROFILE"] = "work"
-        #expect(try CredentialChain.resolve(profile: nil, environment: env) == AWSCredentials(
-            accessKeyID: "AKIAWORK", secretAccessKey: Self.secret, sessionToken: Self.token,
-            source: "profile 'work' in \(home.credentialsPath)"))
+        #expect(
+            try CredentialChain.resolve(profile: nil, environment: env)
+                == AWSCredentials(
+                    accessKeyID: "AKIAWORK", secretAccessKey: Self.secret, sessionToken: Self.token,
+                    source: "profile 'work' in \(home.credentialsPath)"))
     }
 
     @Test func fileLocationsFromEnvironment() throws {
@@ -88,23 +96,28 @@ import Testing
         let credentials = home.path + "/elsewhere.ini"
         try Self.workCredentials.write(toFile: credentials, atomically: true, encoding: .utf8)
         let env = ["HOME": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": credentials]
-        #expect(try CredentialChain.resolve(profile: "work", environment: env).source
+        #expect(
+            try CredentialChain.resolve(profile: "work", environment: env).source
                 == "profile 'work' in \(credentials)")
     }
 
     @Test func profileInConfigFile() throws {
-        let home = try Home(config: """
-            [default]
-            region = us-west-2
+        let home = try Home(
+            config: """
+                [default]
+                region = us-west-2
 
-            [profile field]
-            region = eu-north-1
-            aws_access_key_id = AKIAFIELD
-            aws_secret_access_key = \(Self.secret)
-            """)
+                [profile field]
+                region = eu-north-1
+                aws_access_key_id = AKIAFIELD
+                aws_secret_access_key = \(Self.secret)
+                """)
         let credentials = try CredentialChain.resolve(profile: "field", environment: home.environment)
-        #expect(credentials == AWSCredentials(accessKeyID: "AKIAFIELD", secretAccessKey: Self.secret,
-                                              source: "profile 'field' in \(home.configPath)"))
+        #expect(
+            credentials
+                == AWSCredentials(
+                    accessKeyID: "AKIAFIELD", secretAccessKey: Self.secret,
+                    source: "profile 'field' in \(home.configPath)"))
         // A bare [field] section is a credentials-file spelling; in the config file it is not the profile.
         let bare = try Home(config: "[field]\naws_access_key_id = A\naws_secret_access_key = B\n")
         #expect(throws: CredentialError.profileNotFound(profile: "field", files: [bare.credentialsPath, bare.configPath])) {
@@ -139,18 +152,22 @@ import Testing
 
     @Test func credentialProcessSuccess() throws {
         let home = try Home()
-        let script = try home.script("creds.sh", """
+        let script = try home.script(
+            "creds.sh",
+            """
             echo "ignored on stderr" >&2
             printf '{"Version": 1, "AccessKeyId": "AKIAPROC", "SecretAccessKey": "%s", "SessionToken": "%s", "Expiration": "2030-01-01T00:00:00Z"}' "$1" "$PROC_TOKEN"
             """)
         try "[profile proc]\ncredential_process = \(script) '\(Self.secret)'\n"
             .write(toFile: home.configPath, atomically: true, encoding: .utf8)
         var env = home.environment
-        env["PROC_TOKEN"] = Self.token // the process sees the given environment
+        env["PROC_TOKEN"] = Self.token  // the process sees the given environment
         let credentials = try CredentialChain.resolve(profile: "proc", environment: env)
-        #expect(credentials == AWSCredentials(
-            accessKeyID: "AKIAPROC", secretAccessKey: Self.secret, sessionToken: Self.token,
-            source: "credential_process of profile 'proc' in \(home.configPath)"))
+        #expect(
+            credentials
+                == AWSCredentials(
+                    accessKeyID: "AKIAPROC", secretAccessKey: Self.secret, sessionToken: Self.token,
+                    source: "credential_process of profile 'proc' in \(home.configPath)"))
     }
 
     @Test func credentialProcessInCredentialsFile() throws {
@@ -176,7 +193,10 @@ import Testing
     @Test(arguments: [
         ("not json at all", "stdout is not a JSON object"),
         (#"{"AccessKeyId": "A", "SecretAccessKey": "S"}"#, #"no numeric "Version""#),
-        (#"{"Version": 2, "AccessKeyId": "A", "SecretAccessKey": "\#(CredentialChainTests.secret)"}"#, #""Version" is 2, only 1 is supported"#),
+        (
+            #"{"Version": 2, "AccessKeyId": "A", "SecretAccessKey": "\#(CredentialChainTests.secret)"}"#,
+            #""Version" is 2, only 1 is supported"#
+        ),
         (#"{"Version": 1, "SecretAccessKey": "\#(CredentialChainTests.secret)"}"#, #"no "AccessKeyId" string"#),
         (#"{"Version": 1, "AccessKeyId": "A", "SecretAccessKey": ""}"#, #"no "SecretAccessKey" string"#),
     ])
@@ -217,20 +237,25 @@ import Testing
         #expect(throws: expected) { try CredentialChain.resolve(profile: nil, environment: home.environment) }
         #expect(expected.description.hasPrefix("no AWS credentials found (looked at: environment variables"))
 
-        #expect(throws: CredentialError.notFound(lookedAt: [
-            "environment variables AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (not set)",
-            "~/.aws/credentials (HOME is not set)", "~/.aws/config (HOME is not set)",
-        ])) { try CredentialChain.resolve(profile: nil, environment: [:]) }
+        #expect(
+            throws: CredentialError.notFound(lookedAt: [
+                "environment variables AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (not set)",
+                "~/.aws/credentials (HOME is not set)", "~/.aws/config (HOME is not set)",
+            ])
+        ) { try CredentialChain.resolve(profile: nil, environment: [:]) }
     }
 
     @Test func incompleteCredentials() throws {
-        #expect(throws: CredentialError.incomplete(
-            source: "environment variables AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY", missing: "AWS_SECRET_ACCESS_KEY")) {
+        #expect(
+            throws: CredentialError.incomplete(
+                source: "environment variables AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY", missing: "AWS_SECRET_ACCESS_KEY")
+        ) {
             try CredentialChain.resolve(profile: nil, environment: ["AWS_ACCESS_KEY_ID": "AKIA"])
         }
         let home = try Home(credentials: "[default]\naws_secret_access_key = \(Self.secret)\n")
-        let expected = CredentialError.incomplete(source: "profile 'default' in \(home.credentialsPath)",
-                                                  missing: "aws_access_key_id")
+        let expected = CredentialError.incomplete(
+            source: "profile 'default' in \(home.credentialsPath)",
+            missing: "aws_access_key_id")
         #expect(throws: expected) { try CredentialChain.resolve(profile: nil, environment: home.environment) }
         #expect(!expected.description.contains(Self.secret))
     }
@@ -253,13 +278,16 @@ import Testing
     // MARK: - Redaction
 
     @Test func descriptionsNeverShowSecrets() {
-        let credentials = AWSCredentials(accessKeyID: "AKIAID", secretAccessKey: Self.secret, sessionToken: Self.token,
-                                         source: "profile 'x' in /root/.aws/credentials")
+        let credentials = AWSCredentials(
+            accessKeyID: "AKIAID", secretAccessKey: Self.secret, sessionToken: Self.token,
+            source: "profile 'x' in /root/.aws/credentials")
         var dumped = ""
         dump(credentials, to: &dumped)
         let signer = SigV4Signer(credentials: credentials, region: "us-east-1")
-        for text in [credentials.description, credentials.debugDescription, "\(credentials)",
-                     String(reflecting: credentials), dumped, "\(signer)", String(reflecting: signer)] {
+        for text in [
+            credentials.description, credentials.debugDescription, "\(credentials)",
+            String(reflecting: credentials), dumped, "\(signer)", String(reflecting: signer),
+        ] {
             #expect(!text.contains(Self.secret), "\(text)")
             #expect(!text.contains(Self.token), "\(text)")
             #expect(text.contains("AKIAID"))
@@ -269,24 +297,26 @@ import Testing
     // MARK: - INI
 
     @Test func iniDialect() throws {
-        let ini = try INIFile(parsing: """
-            \u{FEFF}; leading comment
-            [  spaced name  ]
-            Key One = value with = sign
-            colon: yes
-            empty =
-            s3 =
-                addressing_style = path
-                max_concurrent_requests = 4
-            after = nested\r
-            # trailing comment
-            [spaced name]
-            later = merged
-            """)
-        #expect(ini["spaced name"] == [
-            "key one": "value with = sign", "colon": "yes", "empty": "",
-            "s3": "addressing_style = path\nmax_concurrent_requests = 4", "after": "nested", "later": "merged",
-        ])
+        let ini = try INIFile(
+            parsing: """
+                \u{FEFF}; leading comment
+                [  spaced name  ]
+                Key One = value with = sign
+                colon: yes
+                empty =
+                s3 =
+                    addressing_style = path
+                    max_concurrent_requests = 4
+                after = nested\r
+                # trailing comment
+                [spaced name]
+                later = merged
+                """)
+        #expect(
+            ini["spaced name"] == [
+                "key one": "value with = sign", "colon": "yes", "empty": "",
+                "s3": "addressing_style = path\nmax_concurrent_requests = 4", "after": "nested", "later": "merged",
+            ])
         #expect(throws: INIFile.SyntaxError(line: 1, reason: "setting before the first [section] header")) {
             try INIFile(parsing: "key = value\n[s]\n")
         }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import CetiKit
 
 /// The custody rule's proofs, in the ledger alone (the real-server side is in
@@ -8,18 +9,21 @@ import Testing
     let ledger: Ledger
 
     init() throws {
-        ledger = try Ledger(path: FileManager.default.temporaryDirectory
-            .appendingPathComponent("ceti-custody-\(UUID())/l.sqlite").path)
+        ledger = try Ledger(
+            path: FileManager.default.temporaryDirectory
+                .appendingPathComponent("ceti-custody-\(UUID())/l.sqlite").path)
     }
 
     func copy(_ device: String, _ name: String, sha: String = "same", size: Int64 = 10) -> CopyRecord {
-        CopyRecord(device: device, remotePath: "/data/\(name)", size: size, mtime: 1, sha256: sha,
-                   localPath: "/staging/\(device)/\(name)", remoteVerified: true, verifiedAt: "2026-12-01T00:00:00Z")
+        CopyRecord(
+            device: device, remotePath: "/data/\(name)", size: size, mtime: 1, sha256: sha,
+            localPath: "/staging/\(device)/\(name)", remoteVerified: true, verifiedAt: "2026-12-01T00:00:00Z")
     }
 
     func object(_ key: String, bucket: String = "field", path: String, sha: String = "same", size: Int64 = 10) -> ObjectRecord {
-        ObjectRecord(bucket: bucket, key: key, device: "d", localPath: path, size: size, sha256: sha, etag: "e-\(key)",
-                     partSize: 0, verifiedAt: "2026-12-01T00:00:01Z")
+        ObjectRecord(
+            bucket: bucket, key: key, device: "d", localPath: path, size: size, sha256: sha, etag: "e-\(key)",
+            partSize: 0, verifiedAt: "2026-12-01T00:00:01Z")
     }
 
     @Test func anotherTagsIdenticalBytesProveNothing() throws {
@@ -43,9 +47,10 @@ import Testing
     @Test func theCopysOwnDerivativeProvesIt() throws {
         let raw = copy("wt-aaaaaaaa", "1.raw", sha: "raw-sha", size: 600)
         try ledger.recordCopy(raw)
-        try ledger.recordDerivative(DerivativeRecord(
-            inputPath: raw.localPath, inputSHA256: "raw-sha", inputSize: 600, outputPath: "/staging/wt-aaaaaaaa/1.flac",
-            outputSHA256: "flac-sha", outputSize: 200, codec: "flac", parameters: "", flacMD5: nil, verifiedAt: "t"))
+        try ledger.recordDerivative(
+            DerivativeRecord(
+                inputPath: raw.localPath, inputSHA256: "raw-sha", inputSize: 600, outputPath: "/staging/wt-aaaaaaaa/1.flac",
+                outputSHA256: "flac-sha", outputSize: 200, codec: "flac", parameters: "", flacMD5: nil, verifiedAt: "t"))
         // The same FLAC bytes uploaded from elsewhere are not this copy's derivative.
         try ledger.recordVerified(object("elsewhere", path: "/tmp/1.flac", sha: "flac-sha", size: 200))
         #expect(try ledger.objectsProving(raw, bucket: "field").isEmpty)
@@ -59,12 +64,14 @@ import Testing
     @Test func recordedContentIsTheNewestRecordForThePath() throws {
         #expect(try ledger.recordedContent(localPath: "/staging/wt-aaaaaaaa/a.csv") == nil)
         try ledger.recordCopy(copy("wt-aaaaaaaa", "a.csv", sha: "pulled"))
-        #expect(try ledger.recordedContent(localPath: "/staging/wt-aaaaaaaa/a.csv")
+        #expect(
+            try ledger.recordedContent(localPath: "/staging/wt-aaaaaaaa/a.csv")
                 == RecordedContent(sha256: "pulled", size: 10, isDerivative: false))
-        try ledger.recordDerivative(DerivativeRecord(
-            inputPath: "/staging/wt-aaaaaaaa/a.csv", inputSHA256: "pulled", inputSize: 10,
-            outputPath: "/staging/wt-aaaaaaaa/a.csv.gz", outputSHA256: "gz", outputSize: 4, codec: "gzip",
-            parameters: "-6", flacMD5: nil, verifiedAt: "t"))
+        try ledger.recordDerivative(
+            DerivativeRecord(
+                inputPath: "/staging/wt-aaaaaaaa/a.csv", inputSHA256: "pulled", inputSize: 10,
+                outputPath: "/staging/wt-aaaaaaaa/a.csv.gz", outputSHA256: "gz", outputSize: 4, codec: "gzip",
+                parameters: "-6", flacMD5: nil, verifiedAt: "t"))
         #expect(try ledger.recordedContent(localPath: "/staging/wt-aaaaaaaa/a.csv.gz")?.isDerivative == true)
     }
 

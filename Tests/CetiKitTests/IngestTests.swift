@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import CetiKit
 
 @Suite struct IngestTests {
@@ -64,15 +65,17 @@ import Testing
     @Test func manifestsHaveTheirOwnFolderPerRunAndAreDeterministic() throws {
         #expect(Manifest.folder(prefix: "raw", run: "20261122T050535Z-ecc4", device: "wt-a") == "raw/_runs/20261122T050535Z-ecc4/wt-a/")
         #expect(Manifest.folder(prefix: "", run: "r", device: "wt-a") == "_runs/r/wt-a/")
-        let entry = Manifest.Entry(name: "1.raw", remotePath: "/data/1.raw", size: 6, mtime: 1, sha256: "s",
-                                   derivative: .init(name: "1.flac", size: 4, sha256: "d", codec: "flac", parameters: "-5", flacMd5: "m"),
-                                   object: .init(key: "raw/2026-11-22/wt-a/1.flac", size: 4, sha256: "d", etag: "e"))
+        let entry = Manifest.Entry(
+            name: "1.raw", remotePath: "/data/1.raw", size: 6, mtime: 1, sha256: "s",
+            derivative: .init(name: "1.flac", size: 4, sha256: "d", codec: "flac", parameters: "-5", flacMd5: "m"),
+            object: .init(key: "raw/2026-11-22/wt-a/1.flac", size: 4, sha256: "d", etag: "e"))
         let m = Manifest(schemaVersion: 1, runId: "r", runStartedAt: "t", device: "wt-a", host: "h", bucket: "b", files: [entry])
         let bytes = try m.encoded()
         #expect(try m.encoded() == bytes)
         #expect(try Manifest.decode(bytes) == m)
         let text = String(decoding: bytes, as: UTF8.self)
-        #expect(text.contains("\"flac_md5\" : \"m\"") && text.contains("\"schema_version\" : 1") && text.contains("raw/2026-11-22/wt-a/1.flac"))
+        #expect(
+            text.contains("\"flac_md5\" : \"m\"") && text.contains("\"schema_version\" : 1") && text.contains("raw/2026-11-22/wt-a/1.flac"))
     }
 
     @Test func targetsTakeAnOptionalPort() throws {

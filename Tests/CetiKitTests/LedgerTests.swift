@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import CetiKit
 
 @Suite struct LedgerTests {
@@ -10,8 +11,9 @@ import Testing
     let fp = FileFingerprint(size: 100, mtimeNanoseconds: 123, inode: 9)
 
     func object(_ key: String, device: String = "wt-a") -> ObjectRecord {
-        ObjectRecord(bucket: "b", key: key, device: device, localPath: "/x/\(key)", size: 100, sha256: "s", etag: "e",
-                     partSize: 0, verifiedAt: "2026-11-22T00:00:00Z")
+        ObjectRecord(
+            bucket: "b", key: key, device: device, localPath: "/x/\(key)", size: 100, sha256: "s", etag: "e",
+            partSize: 0, verifiedAt: "2026-11-22T00:00:00Z")
     }
 
     @Test func createsPrivateFileAndKeepsPlannedDate() throws {
@@ -29,8 +31,9 @@ import Testing
 
     @Test func verifiedObjectClosesItsUploadInOneStep() throws {
         let ledger = try Ledger(path: tempPath())
-        let up = UploadRecord(bucket: "b", key: "k", uploadID: "u1", device: "wt-a", localPath: "/x/k", fingerprint: fp,
-                              sha256: "s", partSize: 5 << 20, startedAt: "t")
+        let up = UploadRecord(
+            bucket: "b", key: "k", uploadID: "u1", device: "wt-a", localPath: "/x/k", fingerprint: fp,
+            sha256: "s", partSize: 5 << 20, startedAt: "t")
         try ledger.beginUpload(up)
         try ledger.recordPart(uploadID: "u1", PartRecord(number: 1, size: 5, md5: "m", etag: "m"))
         try ledger.recordFailure(bucket: "b", key: "k", device: "wt-a", localPath: "/x/k", message: "boom")
@@ -44,8 +47,12 @@ import Testing
         #expect(try ledger.parts(uploadID: "u1").isEmpty)
         #expect(try ledger.object(bucket: "b", key: "k") == object("k"))
         status = try ledger.status()
-        #expect(status == [DeviceStatus(device: "wt-a", verifiedObjects: 1, verifiedBytes: 100, inFlightUploads: 0,
-                                        inFlightBytes: 0, failed: 0, lastVerifiedAt: "2026-11-22T00:00:00Z")])
+        #expect(
+            status == [
+                DeviceStatus(
+                    device: "wt-a", verifiedObjects: 1, verifiedBytes: 100, inFlightUploads: 0,
+                    inFlightBytes: 0, failed: 0, lastVerifiedAt: "2026-11-22T00:00:00Z")
+            ])
     }
 
     @Test func readOnlyOpenWritesNothing() throws {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import CetiKit
 
 @Suite struct SigV4Tests {
@@ -30,13 +31,14 @@ import Testing
 
     static let suiteCredentials = AWSCredentials(
         accessKeyID: "AKIDEXAMPLE", secretAccessKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", source: "test")
-    static let suiteDate = Date(timeIntervalSince1970: 1_440_938_160) // 20150830T123600Z
+    static let suiteDate = Date(timeIntervalSince1970: 1_440_938_160)  // 20150830T123600Z
 
     @Test func awsTestSuite() throws {
         let fm = FileManager.default
         let root = Self.suiteDirectory.path
-        try #require(fm.fileExists(atPath: root),
-                     "AWS SigV4 test suite missing at \(root); it belongs in Tests/testdata of the package")
+        try #require(
+            fm.fileExists(atPath: root),
+            "AWS SigV4 test suite missing at \(root); it belongs in Tests/testdata of the package")
 
         // Every directory holding <dirname>.req is a vector, named by its path below the suite root.
         let vectors = try fm.subpathsOfDirectory(atPath: root).compactMap { file -> String? in
@@ -62,8 +64,9 @@ import Testing
             if let index = request.headers.firstIndex(where: { $0.0.lowercased() == "x-amz-security-token" }) {
                 credentials.sessionToken = request.headers.remove(at: index).1
             }
-            let signer = SigV4Signer(credentials: credentials, region: "us-east-1", service: "service",
-                                     addsContentSHA256: false)
+            let signer = SigV4Signer(
+                credentials: credentials, region: "us-east-1", service: "service",
+                addsContentSHA256: false)
             let signature = signer.signature(
                 method: request.method, path: S3URI.encode(request.path, encodeSlash: false), query: request.query,
                 headers: request.headers, payloadSHA256: Digest.sha256(Array(request.body.utf8)).hex,
@@ -72,8 +75,9 @@ import Testing
             #expect(signature.canonicalRequest == (try expected("creq")), "\(name): canonical request")
             if Self.canonicalRequestOnly.contains(name) {
                 let stsHash = try expected("sts").split(separator: "\n").last.map(String.init)
-                #expect(stsHash != Digest.sha256(Array(try expected("creq").utf8)).hex,
-                        "\(name): .sts now matches .creq; move it out of canonicalRequestOnly")
+                #expect(
+                    stsHash != Digest.sha256(Array(try expected("creq").utf8)).hex,
+                    "\(name): .sts now matches .creq; move it out of canonicalRequestOnly")
                 continue
             }
             #expect(signature.stringToSign == (try expected("sts")), "\(name): string to sign")
@@ -108,10 +112,13 @@ import Testing
             let uri = requestLine[requestLine.index(after: firstSpace)..<lastSpace]
             let parts = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
             path = String(parts[0])
-            query = parts.count < 2 || parts[1].isEmpty ? [] : parts[1].split(separator: "&").map { pair in
-                let nameValue = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-                return (String(nameValue[0]), nameValue.count > 1 ? String(nameValue[1]) : "")
-            }
+            query =
+                parts.count < 2 || parts[1].isEmpty
+                ? []
+                : parts[1].split(separator: "&").map { pair in
+                    let nameValue = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                    return (String(nameValue[0]), nameValue.count > 1 ? String(nameValue[1]) : "")
+                }
             while !lines.isEmpty {
                 let line = lines.removeFirst()
                 if line.isEmpty { break }
@@ -157,7 +164,7 @@ import Testing
     static let botocoreKey = "dir one/sub+dir/a b+c=d&e%f~g!h'i é鯨.dat"
     static let botocoreCredentials = AWSCredentials(
         accessKeyID: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", source: "test")
-    static let botocoreDate = Date(timeIntervalSince1970: 1_715_938_215) // 20240517T093015Z
+    static let botocoreDate = Date(timeIntervalSince1970: 1_715_938_215)  // 20240517T093015Z
 
     static let botocoreCases: [BotocoreCase] = [
         BotocoreCase(
@@ -169,8 +176,10 @@ import Testing
         BotocoreCase(
             name: "putSpecialKey", method: "PUT", host: "127.0.0.1:9000",
             path: S3URI.encodePath(botocoreKey, bucket: "my-bucket"),
-            headers: [("Content-MD5", "b1kCrCNwJL3QwXbLkwY9xA=="), ("Content-Type", "application/octet-stream"),
-                      ("User-Agent", "ceti/1.0"), ("Expect", "100-continue")],
+            headers: [
+                ("Content-MD5", "b1kCrCNwJL3QwXbLkwY9xA=="), ("Content-Type", "application/octet-stream"),
+                ("User-Agent", "ceti/1.0"), ("Expect", "100-continue"),
+            ],
             body: "hello world\n",
             authorization: "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20240517/eu-west-1/s3/aws4_request, "
                 + "SignedHeaders=content-md5;content-type;host;x-amz-content-sha256;x-amz-date, "
@@ -198,8 +207,9 @@ import Testing
         credentials.sessionToken = c.sessionToken
         let signer = SigV4Signer(credentials: credentials, region: "eu-west-1")
         let payload = Digest.sha256(Array(c.body.utf8)).hex
-        let added = signer.sign(method: c.method, path: c.path, query: c.query, headers: [("Host", c.host)] + c.headers,
-                                payloadSHA256: payload, date: Self.botocoreDate)
+        let added = signer.sign(
+            method: c.method, path: c.path, query: c.query, headers: [("Host", c.host)] + c.headers,
+            payloadSHA256: payload, date: Self.botocoreDate)
 
         #expect(added.first { $0.0 == "Authorization" }?.1 == c.authorization)
         #expect(added.contains { $0 == ("x-amz-date", "20240517T093015Z") })
@@ -216,19 +226,20 @@ import Testing
         let signature = SigV4Signer(credentials: Self.botocoreCredentials, region: "eu-west-1").signature(
             method: c.method, path: path, query: [], headers: [("Host", c.host)] + c.headers,
             payloadSHA256: Digest.sha256(Array(c.body.utf8)).hex, date: Self.botocoreDate)
-        #expect(signature.canonicalRequest == """
-            PUT
-            /my-bucket/dir%20one/sub%2Bdir/a%20b%2Bc%3Dd%26e%25f~g%21h%27i%20%C3%A9%E9%AF%A8.dat
+        #expect(
+            signature.canonicalRequest == """
+                PUT
+                /my-bucket/dir%20one/sub%2Bdir/a%20b%2Bc%3Dd%26e%25f~g%21h%27i%20%C3%A9%E9%AF%A8.dat
 
-            content-md5:b1kCrCNwJL3QwXbLkwY9xA==
-            content-type:application/octet-stream
-            host:127.0.0.1:9000
-            x-amz-content-sha256:a948904f2f0f479b8f8197694b30184b0d2ed1c1cd2a1ec0fb85d299a192a447
-            x-amz-date:20240517T093015Z
+                content-md5:b1kCrCNwJL3QwXbLkwY9xA==
+                content-type:application/octet-stream
+                host:127.0.0.1:9000
+                x-amz-content-sha256:a948904f2f0f479b8f8197694b30184b0d2ed1c1cd2a1ec0fb85d299a192a447
+                x-amz-date:20240517T093015Z
 
-            content-md5;content-type;host;x-amz-content-sha256;x-amz-date
-            a948904f2f0f479b8f8197694b30184b0d2ed1c1cd2a1ec0fb85d299a192a447
-            """)
+                content-md5;content-type;host;x-amz-content-sha256;x-amz-date
+                a948904f2f0f479b8f8197694b30184b0d2ed1c1cd2a1ec0fb85d299a192a447
+                """)
     }
 
     // MARK: - Details
@@ -251,33 +262,40 @@ import Testing
         credentials.sessionToken = "new-token"
         let signature = SigV4Signer(credentials: credentials, region: "eu-west-1").signature(
             method: "GET", path: "/", query: [],
-            headers: [("host", "h"), ("Authorization", "stale"), ("X-Amz-Date", "19700101T000000Z"),
-                      ("X-Amz-Content-SHA256", "stale"), ("X-Amz-Security-Token", "old-token")],
+            headers: [
+                ("host", "h"), ("Authorization", "stale"), ("X-Amz-Date", "19700101T000000Z"),
+                ("X-Amz-Content-SHA256", "stale"), ("X-Amz-Security-Token", "old-token"),
+            ],
             payloadSHA256: "UNSIGNED-PAYLOAD", date: Self.botocoreDate)
-        #expect(signature.canonicalRequest == """
-            GET
-            /
+        #expect(
+            signature.canonicalRequest == """
+                GET
+                /
 
-            host:h
-            x-amz-content-sha256:UNSIGNED-PAYLOAD
-            x-amz-date:20240517T093015Z
-            x-amz-security-token:new-token
+                host:h
+                x-amz-content-sha256:UNSIGNED-PAYLOAD
+                x-amz-date:20240517T093015Z
+                x-amz-security-token:new-token
 
-            host;x-amz-content-sha256;x-amz-date;x-amz-security-token
-            UNSIGNED-PAYLOAD
-            """)
-        #expect(signature.addedHeaders.map(\.0)
+                host;x-amz-content-sha256;x-amz-date;x-amz-security-token
+                UNSIGNED-PAYLOAD
+                """)
+        #expect(
+            signature.addedHeaders.map(\.0)
                 == ["Authorization", "x-amz-date", "x-amz-content-sha256", "x-amz-security-token"])
     }
 
     @Test func headerCanonicalization() {
         let (canonical, signed) = SigV4Signer.canonicalRequest(
             method: "put", path: "", query: [("b", ""), ("a", "2"), ("a", "1"), ("é", "x")],
-            headers: [("Host", "h"), ("X-Multi", " one "), ("x-multi", "two\t\tthree"), ("User-Agent", "u"),
-                      ("Transfer-Encoding", "chunked"), ("Content-Length", "5")],
+            headers: [
+                ("Host", "h"), ("X-Multi", " one "), ("x-multi", "two\t\tthree"), ("User-Agent", "u"),
+                ("Transfer-Encoding", "chunked"), ("Content-Length", "5"),
+            ],
             payloadSHA256: "p")
         #expect(signed == "content-length;host;x-multi")
-        #expect(canonical == "PUT\n/\n%C3%A9=x&a=1&a=2&b=\ncontent-length:5\nhost:h\nx-multi:one,two three\n\n"
+        #expect(
+            canonical == "PUT\n/\n%C3%A9=x&a=1&a=2&b=\ncontent-length:5\nhost:h\nx-multi:one,two three\n\n"
                 + "content-length;host;x-multi\np")
     }
 

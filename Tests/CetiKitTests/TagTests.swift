@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import CetiKit
 
 @Suite struct TagTests {
@@ -32,7 +33,9 @@ import Testing
         #expect(NameCodec.encode(Array("a%41".utf8)) == "a%2541")
         #expect(NameCodec.encode(Array("é\n".utf8)) == "é%0A")
         #expect(NameCodec.encode(Array("a\u{1b}[1m\u{85}".utf8)) == "a%1B[1m%C2%85")
-        for name: [UInt8] in [[0xFF], Array("a%41".utf8), Array("a%2541".utf8), [0x25, 0x46, 0x46], Array("50%".utf8), [0xC3], [0xE2, 0x82]] {
+        for name: [UInt8] in [
+            [0xFF], Array("a%41".utf8), Array("a%2541".utf8), [0x25, 0x46, 0x46], Array("50%".utf8), [0xC3], [0xE2, 0x82],
+        ] {
             #expect(NameCodec.decode(NameCodec.encode(name)) == name)
         }
         #expect("a\u{1b}[31m\r".printable == "a\\u{1b}[31m\\r")
@@ -73,8 +76,9 @@ import Testing
     @Test func ledgerCopies() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("ceti-copies-\(UUID())/l.sqlite").path
         let ledger = try Ledger(path: path)
-        let c = CopyRecord(device: "wt-1a2b3c4d", remotePath: "/data/1.raw", size: 10, mtime: 100, sha256: "aa",
-                           localPath: "/d/wt-1a2b3c4d/1.raw", remoteVerified: true, verifiedAt: "t")
+        let c = CopyRecord(
+            device: "wt-1a2b3c4d", remotePath: "/data/1.raw", size: 10, mtime: 100, sha256: "aa",
+            localPath: "/d/wt-1a2b3c4d/1.raw", remoteVerified: true, verifiedAt: "t")
         try ledger.recordCopy(c)
         #expect(try ledger.copy(device: "wt-1a2b3c4d", remotePath: "/data/1.raw", size: 10, mtime: 100) == c)
         // Another size or mtime is another file (the tag reused the name).

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import CetiKit
 
 @Suite struct UploadPlanningTests {
@@ -88,10 +89,12 @@ import Testing
         let sfp = try #require(FileWalker.fingerprint(path: small))
         let sl = PartLayout(size: sfp.size, requestedPartSize: 5 << 20)
         let sh = try FileHashes.compute(path: small, layout: sl, fingerprint: sfp)
-        #expect(sh.partSHA256s == (1...sl.partCount).map { n in
-            let (offset, length) = sl.range(ofPart: n)
-            return Digest.sha256(Array(bytes[Int(offset)..<Int(offset + length)]))
-        })
+        #expect(
+            sh.partSHA256s
+                == (1...sl.partCount).map { n in
+                    let (offset, length) = sl.range(ofPart: n)
+                    return Digest.sha256(Array(bytes[Int(offset)..<Int(offset + length)]))
+                })
     }
 
     @Test func byteSizes() {
@@ -113,7 +116,10 @@ import Testing
         try fm.createDirectory(atPath: root + "/wt-a/deep", withIntermediateDirectories: true)
         try fm.createDirectory(atPath: root + "/.hiddendir", withIntermediateDirectories: true)
         defer { try? fm.removeItem(atPath: root) }
-        for p in ["/loose.txt", "/wt-a/x.flac", "/wt-a/deep/y.csv", "/wt-a/z.flac.part", "/wt-a/z.raw", "/wt-a/q.part", "/wt-a/.ceti-part-0123", "/wt-a/.dot", "/.hiddendir/h", "/ledger.sqlite"] {
+        for p in [
+            "/loose.txt", "/wt-a/x.flac", "/wt-a/deep/y.csv", "/wt-a/z.flac.part", "/wt-a/z.raw", "/wt-a/q.part", "/wt-a/.ceti-part-0123",
+            "/wt-a/.dot", "/.hiddendir/h", "/ledger.sqlite",
+        ] {
             #expect(fm.createFile(atPath: root + p, contents: Data("x".utf8)))
         }
         try fm.createSymbolicLink(atPath: root + "/wt-a/link", withDestinationPath: "/etc/hostname")

@@ -41,8 +41,9 @@ public enum CompressRun {
         var refused: [CompressOutcome] = walker.failures.compactMap { f in
             let kind = Compressor.kind(of: f.path)
             guard f.isDirectory || kind != nil else { return nil }
-            return CompressOutcome(action: .failed, input: f.path, output: kind.map { Compressor.outputPath(f.path, $0) } ?? "",
-                                   codec: kind == .gzip ? "gzip" : kind == nil ? "" : "flac", inputSize: 0, message: f.description)
+            return CompressOutcome(
+                action: .failed, input: f.path, output: kind.map { Compressor.outputPath(f.path, $0) } ?? "",
+                codec: kind == .gzip ? "gzip" : kind == nil ? "" : "flac", inputSize: 0, message: f.description)
         }
         // Two inputs never share an output (a.raw and a.wav, a.raw and a.RAW → a.flac): all of
         // them are kept and reported, decided here from the walk, before anything is written.
@@ -53,9 +54,11 @@ public enum CompressRun {
             let output = Compressor.outputPath(w.path, w.kind)
             let inputs = byOutput[output] ?? []
             if inputs.count > 1 {
-                refused.append(CompressOutcome(action: .failed, input: w.path, output: output, codec: w.kind == .gzip ? "gzip" : "flac",
-                                               inputSize: w.size,
-                                               message: CompressError.collision(inputs: inputs.sorted(), output: output).description))
+                refused.append(
+                    CompressOutcome(
+                        action: .failed, input: w.path, output: output, codec: w.kind == .gzip ? "gzip" : "flac",
+                        inputSize: w.size,
+                        message: CompressError.collision(inputs: inputs.sorted(), output: output).description))
             } else {
                 work.append(w)
             }
@@ -97,11 +100,14 @@ public enum CompressRun {
             return
         }
         guard console.showsResults else { return }
-        let detail = o.action == .compressed
-            ? String(format: "%@ → %@ (%.1f%%)", ByteSize.format(o.inputSize), ByteSize.format(o.outputSize),
-                     o.inputSize > 0 ? Double(o.outputSize) / Double(o.inputSize) * 100 : 0)
+        let detail =
+            o.action == .compressed
+            ? String(
+                format: "%@ → %@ (%.1f%%)", ByteSize.format(o.inputSize), ByteSize.format(o.outputSize),
+                o.inputSize > 0 ? Double(o.outputSize) / Double(o.inputSize) * 100 : 0)
             : ByteSize.format(o.inputSize)
-        let line = o.action.rawValue.padding(toLength: 15, withPad: " ", startingAt: 0) + "\(o.output)  \(detail)"
+        let line =
+            o.action.rawValue.padding(toLength: 15, withPad: " ", startingAt: 0) + "\(o.output)  \(detail)"
             + (o.originalRemoved ? ", original removed" : "")
         if console.stderrIsTTY && o.action == .skipped { console.verbose(line) } else { console.result(line) }
     }

@@ -29,8 +29,9 @@ struct Compressor: Sendable {
     }
 
     func compress(_ path: String, kind: Kind) -> CompressOutcome {
-        var outcome = CompressOutcome(action: .failed, input: path, output: Self.outputPath(path, kind),
-                                      codec: kind == .gzip ? "gzip" : "flac", inputSize: FileWalker.fingerprint(path: path)?.size ?? 0)
+        var outcome = CompressOutcome(
+            action: .failed, input: path, output: Self.outputPath(path, kind),
+            codec: kind == .gzip ? "gzip" : "flac", inputSize: FileWalker.fingerprint(path: path)?.size ?? 0)
         do {
             _ = try produce(path, kind: kind, outcome: &outcome)
         } catch {
@@ -47,8 +48,9 @@ struct Compressor: Sendable {
     func produce(_ path: String, kind: Kind, outcome: inout CompressOutcome) throws -> DerivativeRecord? {
         let output = Self.outputPath(path, kind)
         if let owner = Self.claims.claim(output, by: path) {
-            throw owner == path ? CompressError.busy(input: path, output: output)
-                                : CompressError.claimedByAnother(input: path, other: owner, output: output)
+            throw owner == path
+                ? CompressError.busy(input: path, output: output)
+                : CompressError.claimedByAnother(input: path, other: owner, output: output)
         }
         defer { Self.claims.release(output, by: path) }
         if access(fsPath(output), F_OK) == 0 {
@@ -61,7 +63,7 @@ struct Compressor: Sendable {
         let record = try encode(path, kind: kind, output: output)
         outcome.outputSize = record.outputSize
         outcome.action = .compressed
-        if !options.keep { try removeOriginal(path) ; outcome.originalRemoved = true }
+        if !options.keep { try removeOriginal(path); outcome.originalRemoved = true }
         return record
     }
 
@@ -135,14 +137,16 @@ struct Compressor: Sendable {
                 let wav = try WAVHeader.parse(fd: input, path: path, fileSize: size)
                 (format, offset, length) = (wav.format, wav.dataOffset, wav.dataLength)
             }
-            let r = try FLACEncoder.encode(inputFD: input, inputPath: path, inputSize: size, pcmOffset: offset, pcmLength: length,
-                                           format: format, level: options.flacLevel, outputFD: out, outputPath: part)
+            let r = try FLACEncoder.encode(
+                inputFD: input, inputPath: path, inputSize: size, pcmOffset: offset, pcmLength: length,
+                format: format, level: options.flacLevel, outputFD: out, outputPath: part)
             inputSHA = r.inputSHA256
             flacMD5 = r.streamMD5.hex
             parameters = "\(format.flacFlags) -\(options.flacLevel)"
         case .gzip:
-            inputSHA = try GzipWriter.compress(inputFD: input, inputPath: path, size: size, level: options.gzipLevel,
-                                               outputFD: out, outputPath: part, threads: gzipThreads)
+            inputSHA = try GzipWriter.compress(
+                inputFD: input, inputPath: path, size: size, level: options.gzipLevel,
+                outputFD: out, outputPath: part, threads: gzipThreads)
             parameters = "-\(options.gzipLevel)"
         }
         // A staged copy is encoded only as it was pulled: the SHA-256 read now is the one recorded then.
@@ -166,9 +170,10 @@ struct Compressor: Sendable {
         let outputSize = Int64(mine.st_size)
         // Recorded before the rename: a run killed in between finds no output and encodes again,
         // where the other order would leave an output the ledger cannot vouch for.
-        let record = DerivativeRecord(inputPath: path, inputSHA256: inputSHA.hex, inputSize: size, outputPath: output,
-                                      outputSHA256: outputSHA, outputSize: outputSize, codec: kind == .gzip ? "gzip" : "flac",
-                                      parameters: parameters, flacMD5: flacMD5, verifiedAt: Timestamp.now())
+        let record = DerivativeRecord(
+            inputPath: path, inputSHA256: inputSHA.hex, inputSize: size, outputPath: output,
+            outputSHA256: outputSHA, outputSize: outputSize, codec: kind == .gzip ? "gzip" : "flac",
+            parameters: parameters, flacMD5: flacMD5, verifiedAt: Timestamp.now())
         try ledger.recordDerivative(record)
         do {
             try Self.publish(part, as: output)
@@ -180,7 +185,8 @@ struct Compressor: Sendable {
         FileHashes.syncDirectory((output as NSString).deletingLastPathComponent)
         // Still locked: the final name is the very file hashed above.
         guard stat(fsPath(output), &named) == 0, named.st_ino == mine.st_ino, named.st_dev == mine.st_dev,
-              Int64(named.st_size) == outputSize else {
+            Int64(named.st_size) == outputSize
+        else {
             throw CompressError.outputAppeared(input: path, output: output)
         }
         return record
@@ -244,7 +250,8 @@ enum CompressError: Error, CustomStringConvertible {
     var description: String {
         switch self {
         case .outputExists(let output):
-            return "\(output) already exists and the ledger does not prove it is this file's verified output; both left untouched: move it away and rerun"
+            return
+                "\(output) already exists and the ledger does not prove it is this file's verified output; both left untouched: move it away and rerun"
         case .inputChanged(let input, _):
             return "\(input) changed while it was compressed; it was kept: rerun when it is finished"
         case .earlierVersion(let input, let output):

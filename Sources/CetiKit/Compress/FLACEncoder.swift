@@ -44,8 +44,10 @@ struct FLACEncoder {
     }
 
     /// Encodes `length` bytes of PCM at `offset` of `inputFD` into `outputFD`.
-    static func encode(inputFD: Int32, inputPath: String, inputSize: Int64, pcmOffset: Int64, pcmLength: Int64,
-                       format: RawFormat, level: Int, outputFD: Int32, outputPath: String) throws -> Result {
+    static func encode(
+        inputFD: Int32, inputPath: String, inputSize: Int64, pcmOffset: Int64, pcmLength: Int64,
+        format: RawFormat, level: Int, outputFD: Int32, outputPath: String
+    ) throws -> Result {
         guard pcmLength > 0 else { throw EncodeError.empty(path: inputPath) }
         guard pcmLength % Int64(format.frameBytes) == 0 else {
             throw EncodeError.notWholeFrames(path: inputPath, size: pcmLength, frameBytes: format.frameBytes, format: format.flacFlags)
@@ -98,8 +100,9 @@ struct FLACEncoder {
             done += Int64(want)
         }
         if pcmOffset + pcmLength < inputSize {
-            try FileHashes.hash(&sha, fd: inputFD, path: inputPath, offset: pcmOffset + pcmLength,
-                                length: inputSize - pcmOffset - pcmLength)
+            try FileHashes.hash(
+                &sha, fd: inputFD, path: inputPath, offset: pcmOffset + pcmLength,
+                length: inputSize - pcmOffset - pcmLength)
         }
         // finish() flushes, runs the last verify and rewrites STREAMINFO (with the MD5) in place.
         guard FLAC__stream_encoder_finish(encoder) != 0 else {

@@ -22,8 +22,10 @@ enum GzipWriter {
     }
 
     /// Compresses `inputFD` into `outputFD`; returns the input's SHA-256.
-    static func compress(inputFD: Int32, inputPath: String, size: Int64, level: Int, outputFD: Int32,
-                         outputPath: String, threads: Int) throws -> [UInt8] {
+    static func compress(
+        inputFD: Int32, inputPath: String, size: Int64, level: Int, outputFD: Int32,
+        outputPath: String, threads: Int
+    ) throws -> [UInt8] {
         guard size > 0 else { throw GzipError.empty(path: inputPath) }
         let blocks = Blocks(workers: max(1, threads), level: level)
         var sha = Digest(.sha256)

@@ -2,8 +2,10 @@
 /// (signed little-endian, the sample's whole bytes). One tight loop per layout: this runs over
 /// every byte of every recording.
 enum PCM {
-    static func decode(_ bytes: UnsafeRawBufferPointer, format: RawFormat, into samples: inout [Int32],
-                       littleEndian le: inout [UInt8]) {
+    static func decode(
+        _ bytes: UnsafeRawBufferPointer, format: RawFormat, into samples: inout [Int32],
+        littleEndian le: inout [UInt8]
+    ) {
         let width = format.bytesPerSample
         let count = bytes.count / width
         let bias: Int32 = format.signed ? 0 : 1 << (format.bitsPerSample - 1)

@@ -27,8 +27,10 @@ public struct ConfigFile: Sendable {
     /// `$HOME` for `~` in paths (nil: this process's).
     public var home: String?
 
-    public static let knownKeys: Set = ["bucket", "prefix", "key_template", "endpoint_url", "region", "profile",
-                                        "jobs", "part_size", "bwlimit", "ledger"]
+    public static let knownKeys: Set = [
+        "bucket", "prefix", "key_template", "endpoint_url", "region", "profile",
+        "jobs", "part_size", "bwlimit", "ledger",
+    ]
     /// Keys read with `int`: checked when the file is loaded, so that no command runs on a
     /// configuration it would read differently from what the operator wrote.
     static let intKeys: Set = ["jobs"]
@@ -58,7 +60,8 @@ public struct ConfigFile: Sendable {
     }
 
     public static func defaultPath(environment: [String: String]) -> String {
-        let base = environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 }
+        let base =
+            environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 }
             ?? ((environment["HOME"] ?? NSHomeDirectory()) + "/.config")
         return base + "/ceti/config.yaml"
     }
@@ -92,8 +95,10 @@ public struct ConfigFile: Sendable {
         for (k, v) in map {
             guard case .scalar(let keyScalar) = k, knownKeys.contains(keyScalar.string) else {
                 let name = k.scalar?.string ?? "\(k.any)"
-                throw ConfigError.invalid(path, "line \(k.mark?.line ?? 0): unknown key '\(name)'; known keys: "
-                                          + knownKeys.sorted().joined(separator: ", "))
+                throw ConfigError.invalid(
+                    path,
+                    "line \(k.mark?.line ?? 0): unknown key '\(name)'; known keys: "
+                        + knownKeys.sorted().joined(separator: ", "))
             }
             let key = keyScalar.string
             if let line = k.mark?.line { config.lines[key] = line }

@@ -24,10 +24,12 @@ public struct S3Settings: Sendable {
     public static func resolve(_ flags: Flags, environment env: [String: String], config: ConfigFile) throws -> S3Settings {
         func nonEmpty(_ s: String?) -> String? { s.flatMap { $0.isEmpty ? nil : $0 } }
         guard let bucket = try nonEmpty(flags.bucket) ?? nonEmpty(env["CETI_BUCKET"]) ?? config.string("bucket") else {
-            throw UsageError("no bucket given: pass --bucket NAME, set CETI_BUCKET, or put `bucket: NAME` in \(config.path ?? "the config file")")
+            throw UsageError(
+                "no bucket given: pass --bucket NAME, set CETI_BUCKET, or put `bucket: NAME` in \(config.path ?? "the config file")")
         }
         let profile = try nonEmpty(flags.profile) ?? config.string("profile")
-        let region = try CredentialChain.region(explicit: nonEmpty(flags.region), profile: profile, environment: env)
+        let region =
+            try CredentialChain.region(explicit: nonEmpty(flags.region), profile: profile, environment: env)
             ?? config.string("region") ?? "us-east-1"
         let endpoint: S3Endpoint
         if let url = nonEmpty(flags.endpointURL) ?? nonEmpty(env["AWS_ENDPOINT_URL_S3"]) ?? nonEmpty(env["AWS_ENDPOINT_URL"]) {

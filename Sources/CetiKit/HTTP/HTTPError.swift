@@ -14,5 +14,5 @@ public enum HTTPError: Error, CustomStringConvertible, Sendable {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif

@@ -22,8 +22,10 @@ final class IngestPipeline: @unchecked Sendable {
     /// work and ends with it.
     let fatal = FatalError()
 
-    init(options: IngestOptions, run: IngestRunRecord, ledger: Ledger, s3: S3Client, puller: TagPuller, uploader: Uploader,
-         console: Console, tags: Int) {
+    init(
+        options: IngestOptions, run: IngestRunRecord, ledger: Ledger, s3: S3Client, puller: TagPuller, uploader: Uploader,
+        console: Console, tags: Int
+    ) {
         self.options = options
         self.run = run
         self.ledger = ledger
@@ -48,12 +50,13 @@ final class IngestPipeline: @unchecked Sendable {
         let (stream, continuation) = AsyncStream.makeStream(of: (copy: CopyRecord, reserved: Bool).self)
         let folderLock = LockBox()
         defer { folderLock.release() }
-        let hooks = PullHooks(beforeDownload: { [budget] in budget.reserve($0) },
-                              ready: { continuation.yield(($0, $1)) },
-                              stillHeld: { [self] in stillHeld($0) },
-                              abandoned: { [budget] in budget.release($0) },
-                              stopReason: { [fatal] in fatal.error.map { "\($0)" } },
-                              holdLock: { folderLock.hold($0) })
+        let hooks = PullHooks(
+            beforeDownload: { [budget] in budget.reserve($0) },
+            ready: { continuation.yield(($0, $1)) },
+            stillHeld: { [self] in stillHeld($0) },
+            abandoned: { [budget] in budget.release($0) },
+            stopReason: { [fatal] in fatal.error.map { "\($0)" } },
+            holdLock: { folderLock.hold($0) })
         let pull = Task { [tagPool, puller] in
             try await tagPool.run {
                 defer { continuation.finish() }
@@ -123,7 +126,8 @@ final class IngestPipeline: @unchecked Sendable {
         if let kind = Compressor.kind(of: copy.localPath) {
             let output = Compressor.outputPath(copy.localPath, kind)
             if let d = try? ledger.derivative(outputPath: output), d.inputSHA256 == copy.sha256,
-               FileWalker.fingerprint(path: output)?.size == d.outputSize {
+                FileWalker.fingerprint(path: output)?.size == d.outputSize
+            {
                 return true
             }
         }
@@ -144,7 +148,8 @@ final class IngestPipeline: @unchecked Sendable {
         }
         do {
             if let listed = try ledger.ingestedIn(device: copy.device, remotePath: copy.remotePath, sha256: copy.sha256),
-               listed.complete {
+                listed.complete
+            {
                 o.action = .alreadyIngested
                 console.verbose("\(copy.device)/\(name.printable): already in the complete manifest of run \(listed.run)")
                 return o
@@ -179,36 +184,43 @@ final class IngestPipeline: @unchecked Sendable {
             let object = try await upload(path, device: copy.device)
             let expected = derivative?.outputSHA256 ?? copy.sha256
             guard object.sha256 == expected else {
-                throw UploadError.changedSinceRecorded(path: path, origin: derivative == nil ? "pulled" : "compressed",
-                                                       recorded: expected, now: object.sha256)
+                throw UploadError.changedSinceRecorded(
+                    path: path, origin: derivative == nil ? "pulled" : "compressed",
+                    recorded: expected, now: object.sha256)
             }
             o.key = object.key
             o.upload = object.action
             // 3. A second local copy, verified.
             if let dir = options.backupDir {
-                o.backup = try await backUp(path, sha256: object.sha256, size: object.size,
-                                            to: "\(dir)/\(run.localDate)/\(copy.device)/\((path as NSString).lastPathComponent)")
+                o.backup = try await backUp(
+                    path, sha256: object.sha256, size: object.size,
+                    to: "\(dir)/\(run.localDate)/\(copy.device)/\((path as NSString).lastPathComponent)")
             }
             // 4. Listed for this run's manifest of the device.
             let entry = Manifest.Entry(
                 name: name, remotePath: copy.remotePath, size: copy.size, mtime: copy.mtime, sha256: copy.sha256,
                 derivative: derivative.map {
-                    Manifest.Derivative(name: ($0.outputPath as NSString).lastPathComponent, size: $0.outputSize,
-                                        sha256: $0.outputSHA256, codec: $0.codec, parameters: $0.parameters, flacMd5: $0.flacMD5)
+                    Manifest.Derivative(
+                        name: ($0.outputPath as NSString).lastPathComponent, size: $0.outputSize,
+                        sha256: $0.outputSHA256, codec: $0.codec, parameters: $0.parameters, flacMd5: $0.flacMD5)
                 },
                 object: Manifest.Object(key: object.key, size: object.size, sha256: object.sha256, etag: object.etag),
                 note: note)
             o.message = note
             let json = String(decoding: try Manifest.encoder.encode(entry), as: UTF8.self)
-            if !(try ledger.assign(run: run.id, device: copy.device, host: host, remotePath: copy.remotePath,
-                                   sha256: copy.sha256, entry: json)) {
-                console.info("\(copy.device)/\(name.printable): this run's manifest of \(copy.device) is already complete; the next run lists it")
+            if !(try ledger.assign(
+                run: run.id, device: copy.device, host: host, remotePath: copy.remotePath,
+                sha256: copy.sha256, entry: json))
+            {
+                console.info(
+                    "\(copy.device)/\(name.printable): this run's manifest of \(copy.device) is already complete; the next run lists it")
             }
             o.action = .ingested
             if console.showsResults {
-                console.result("ingested".padding(toLength: 10, withPad: " ", startingAt: 0)
-                               + ByteSize.format(copy.size).padding(toLength: 11, withPad: " ", startingAt: 0)
-                               + " \(copy.device)/\(name.printable) → s3://\(bucket)/\(object.key.printable) (\(object.action))")
+                console.result(
+                    "ingested".padding(toLength: 10, withPad: " ", startingAt: 0)
+                        + ByteSize.format(copy.size).padding(toLength: 11, withPad: " ", startingAt: 0)
+                        + " \(copy.device)/\(name.printable) → s3://\(bucket)/\(object.key.printable) (\(object.action))")
             }
         } catch let e as S3Error where e.isFatal {
             fatal.set(e)
@@ -299,13 +311,16 @@ final class IngestPipeline: @unchecked Sendable {
         let manifestKey = folder + Manifest.fileName
         let completeKey = folder + Manifest.completeMarker
         if state.completedAt != nil { return "s3://\(bucket)/\(manifestKey)" }
-        var entries = try ledger.runEntries(run: run.id, device: device).map { try Manifest.decoder.decode(Manifest.Entry.self, from: Data($0.utf8)) }
+        var entries = try ledger.runEntries(run: run.id, device: device).map {
+            try Manifest.decoder.decode(Manifest.Entry.self, from: Data($0.utf8))
+        }
         guard !entries.isEmpty else { return nil }
 
         // A run stopped right after writing _COMPLETE: the manifest there is final; files listed
         // since then wait for the next run.
         if try await s3.headObject(bucket: bucket, key: completeKey) != nil,
-           let existing = try await s3.getObject(bucket: bucket, key: manifestKey) {
+            let existing = try await s3.getObject(bucket: bucket, key: manifestKey)
+        {
             let written = try Manifest.decode(existing.body)
             let listed = Set(written.files.map(\.remotePath))
             try ledger.release(run: run.id, device: device, keeping: listed)
@@ -321,8 +336,9 @@ final class IngestPipeline: @unchecked Sendable {
             }
         }
         entries.sort { $0.remotePath < $1.remotePath }
-        let manifest = Manifest(schemaVersion: Manifest.currentSchema, runId: run.id, runStartedAt: run.startedAt,
-                                device: device, host: state.host, bucket: bucket, files: entries)
+        let manifest = Manifest(
+            schemaVersion: Manifest.currentSchema, runId: run.id, runStartedAt: run.startedAt,
+            device: device, host: state.host, bucket: bucket, files: entries)
         let etag = try await put(try manifest.encoded(), key: manifestKey)
         try ledger.recordManifest(run: run.id, device: device, key: manifestKey, etag: etag)
         _ = try await put([], key: completeKey)
@@ -334,8 +350,9 @@ final class IngestPipeline: @unchecked Sendable {
     private func put(_ body: [UInt8], key: String) async throws -> String {
         let md5 = Digest.md5(body)
         let sha = Digest.sha256(body)
-        let etag = try await s3.putObject(bucket: bucket, key: key, body: .bytes(body), md5: md5, sha256: sha,
-                                          metadata: [("sha256", sha.hex)])
+        let etag = try await s3.putObject(
+            bucket: bucket, key: key, body: .bytes(body), md5: md5, sha256: sha,
+            metadata: [("sha256", sha.hex)])
         guard etag == md5.hex else { throw UploadError.etagMismatch(key: key, expected: md5.hex, got: etag) }
         return etag
     }

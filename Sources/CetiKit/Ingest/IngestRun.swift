@@ -3,8 +3,10 @@ import Foundation
 /// `ceti ingest`: discover → pull → compress → upload → backup → manifest → (clean), file by file
 /// and tag by tag in parallel, resumable at any point from the ledger.
 public enum IngestRun {
-    public static func execute(_ options: IngestOptions, settings: S3Settings, console: Console,
-                               retry: RetryPolicy = RetryPolicy()) async throws -> IngestSummary {
+    public static func execute(
+        _ options: IngestOptions, settings: S3Settings, console: Console,
+        retry: RetryPolicy = RetryPolicy()
+    ) async throws -> IngestSummary {
         if let problem = options.compress.raw.problem { throw UsageError(problem) }
         var work = try options.targets.map(TagTarget.parse)
         var http = CurlClient.Options()
@@ -13,8 +15,9 @@ public enum IngestRun {
         http.stallSeconds = options.upload.stallSeconds
         let curl = CurlClient(options: http)
         defer { curl.shutdown() }
-        let s3 = S3Client(endpoint: settings.endpoint, region: settings.region, credentials: settings.credentials,
-                          http: curl, retry: retry)
+        let s3 = S3Client(
+            endpoint: settings.endpoint, region: settings.region, credentials: settings.credentials,
+            http: curl, retry: retry)
         s3.log = { [console] in console.verbose($0) }
         // Credentials and bucket first: a wrong secret is found before a tag is touched.
         try await s3.checkBucket(options.upload.bucket)
@@ -25,9 +28,10 @@ public enum IngestRun {
         pullOptions.clean = false
         pullOptions.dryRun = options.dryRun
         let pullMeter = ProgressMeter(console: console)
-        let puller = TagPuller(options: pullOptions, ledger: ledger, knownHosts: KnownHosts(path: options.pull.knownHostsPath),
-                               console: console, meter: pullMeter,
-                               objectCheck: ObjectCheck(s3: s3, bucket: options.upload.bucket))
+        let puller = TagPuller(
+            options: pullOptions, ledger: ledger, knownHosts: KnownHosts(path: options.pull.knownHostsPath),
+            console: console, meter: pullMeter,
+            objectCheck: ObjectCheck(s3: s3, bucket: options.upload.bucket))
 
         if options.targets.isEmpty {
             let found = try await TagDiscovery(puller: puller, options: pullOptions, console: console)
@@ -50,8 +54,9 @@ public enum IngestRun {
                 WhaleTagRun.report(r, console: console)
                 tags.append(IngestTagReport(tag: r.tag, address: r.address, pulled: r.files, error: r.error))
             }
-            return IngestSummary(runId: nil, resumed: false, bucket: options.upload.bucket, dryRun: true, tags: tags,
-                                 seconds: pullMeter.elapsed, bytesPulled: 0, bytesSent: 0)
+            return IngestSummary(
+                runId: nil, resumed: false, bucket: options.upload.bucket, dryRun: true, tags: tags,
+                seconds: pullMeter.elapsed, bytesPulled: 0, bytesSent: 0)
         }
 
         // Two ingests on one ledger would both resume the same run.
@@ -62,11 +67,13 @@ public enum IngestRun {
         let run = try ledger.openRun()
         console.info(run.resumed ? "resuming interrupted run \(run.id)" : "run \(run.id)")
         let uploadMeter = ProgressMeter(console: console)
-        let uploader = Uploader(options: options.upload, s3: s3, ledger: ledger, console: console, meter: uploadMeter,
-                                pool: BlockingPool(threads: 2, name: "ceti-read"),
-                                remote: try await RemoteIndex.build(s3: s3, bucket: options.upload.bucket, keys: []))
-        let pipeline = IngestPipeline(options: options, run: run, ledger: ledger, s3: s3, puller: puller, uploader: uploader,
-                                      console: console, tags: work.count)
+        let uploader = Uploader(
+            options: options.upload, s3: s3, ledger: ledger, console: console, meter: uploadMeter,
+            pool: BlockingPool(threads: 2, name: "ceti-read"),
+            remote: try await RemoteIndex.build(s3: s3, bucket: options.upload.bucket, keys: []))
+        let pipeline = IngestPipeline(
+            options: options, run: run, ledger: ledger, s3: s3, puller: puller, uploader: uploader,
+            console: console, tags: work.count)
         let progress = progressLine(pull: pullMeter, upload: uploadMeter, console: console)
         defer { progress?.cancel(); console.status(nil) }
 
@@ -82,10 +89,11 @@ public enum IngestRun {
         if let e = pipeline.fatal.error { throw e }
         // SIGINT/SIGTERM: the run stays open, so the rerun resumes it with the same id.
         if !Interrupt.isRequested { try ledger.finishRun(run.id) }
-        return IngestSummary(runId: run.id, resumed: run.resumed, bucket: options.upload.bucket, dryRun: false,
-                             tags: reports.sorted { $0.tag < $1.tag }, seconds: pullMeter.elapsed,
-                             bytesPulled: reports.flatMap(\.pulled).reduce(0) { $0 + $1.bytesReceived },
-                             bytesSent: uploadMeter.bytesSent)
+        return IngestSummary(
+            runId: run.id, resumed: run.resumed, bucket: options.upload.bucket, dryRun: false,
+            tags: reports.sorted { $0.tag < $1.tag }, seconds: pullMeter.elapsed,
+            bytesPulled: reports.flatMap(\.pulled).reduce(0) { $0 + $1.bytesReceived },
+            bytesSent: uploadMeter.bytesSent)
     }
 
     /// On a terminal, one line twice a second: what has been pulled, and what has been sent.
@@ -97,8 +105,9 @@ public enum IngestRun {
             let p = pull.counts
             let sent = upload.bytesSent
             let rate = Double(sent) / max(0.001, upload.elapsed)
-            console.status("pulled \(ByteSize.format(p.doneBytes)) / \(ByteSize.format(p.totalBytes)) (\(p.files)/\(p.totalFiles) files)  "
-                           + "sent \(ByteSize.format(sent)) at \(ByteSize.format(Int64(rate)))/s")
+            console.status(
+                "pulled \(ByteSize.format(p.doneBytes)) / \(ByteSize.format(p.totalBytes)) (\(p.files)/\(p.totalFiles) files)  "
+                    + "sent \(ByteSize.format(sent)) at \(ByteSize.format(Int64(rate)))/s")
         }
         timer.resume()
         return timer

@@ -15,7 +15,8 @@ public final class Ledger: @unchecked Sendable {
         for candidate in [flag, environment["CETI_LEDGER"], config["ledger"]] {
             if let p = candidate, !p.isEmpty { return p }
         }
-        let data = environment["XDG_DATA_HOME"].flatMap { $0.isEmpty ? nil : $0 }
+        let data =
+            environment["XDG_DATA_HOME"].flatMap { $0.isEmpty ? nil : $0 }
             ?? ((environment["HOME"] ?? NSHomeDirectory()) + "/.local/share")
         return data + "/ceti/ledger.sqlite"
     }
@@ -25,8 +26,9 @@ public final class Ledger: @unchecked Sendable {
         self.path = path
         let dir = (path as NSString).deletingLastPathComponent
         if !dir.isEmpty {
-            try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true,
-                                                     attributes: [.posixPermissions: 0o700])
+            try? FileManager.default.createDirectory(
+                atPath: dir, withIntermediateDirectories: true,
+                attributes: [.posixPermissions: 0o700])
         }
         // Create it 0600 ourselves: SQLite would use the umask, and the ledger names every file.
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
@@ -159,13 +161,17 @@ public final class Ledger: @unchecked Sendable {
 
     public func saveFile(_ f: FileRecord) throws {
         try locked {
-            try db.query("""
+            try db.query(
+                """
                 INSERT INTO files (path, size, mtime_ns, inode, sha256, planned_date, hashed_at) VALUES (?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns, inode = excluded.inode,
                     sha256 = excluded.sha256, hashed_at = excluded.hashed_at
-                """, [.text(f.path), .int(f.fingerprint.size), .int(f.fingerprint.mtimeNanoseconds),
-                      .int(Int64(bitPattern: f.fingerprint.inode)), f.sha256.map(SQLValue.text) ?? .null,
-                      .text(f.plannedDate), f.sha256 == nil ? .null : .text(Timestamp.now())])
+                """,
+                [
+                    .text(f.path), .int(f.fingerprint.size), .int(f.fingerprint.mtimeNanoseconds),
+                    .int(Int64(bitPattern: f.fingerprint.inode)), f.sha256.map(SQLValue.text) ?? .null,
+                    .text(f.plannedDate), f.sha256 == nil ? .null : .text(Timestamp.now()),
+                ])
         }
     }
 
@@ -176,9 +182,12 @@ public final class Ledger: @unchecked Sendable {
         try locked {
             try transaction {
                 for f in files {
-                    try db.query("INSERT OR IGNORE INTO files (path, size, mtime_ns, inode, planned_date) VALUES (?, ?, ?, ?, ?)",
-                                 [.text(f.path), .int(f.fingerprint.size), .int(f.fingerprint.mtimeNanoseconds),
-                                  .int(Int64(bitPattern: f.fingerprint.inode)), .text(f.plannedDate)])
+                    try db.query(
+                        "INSERT OR IGNORE INTO files (path, size, mtime_ns, inode, planned_date) VALUES (?, ?, ?, ?, ?)",
+                        [
+                            .text(f.path), .int(f.fingerprint.size), .int(f.fingerprint.mtimeNanoseconds),
+                            .int(Int64(bitPattern: f.fingerprint.inode)), .text(f.plannedDate),
+                        ])
                 }
             }
         }
@@ -194,8 +203,9 @@ public final class Ledger: @unchecked Sendable {
     /// unchanged (size, mtime, inode) since it was hashed, and the object has that hash and size.
     public func proof(record: FileRecord, fingerprint: FileFingerprint, bucket: String, key: String) throws -> ObjectRecord? {
         guard record.fingerprint == fingerprint, let sha = record.sha256,
-              let object = try object(bucket: bucket, key: key),
-              object.sha256 == sha, object.size == fingerprint.size else { return nil }
+            let object = try object(bucket: bucket, key: key),
+            object.sha256 == sha, object.size == fingerprint.size
+        else { return nil }
         return object
     }
 
@@ -204,11 +214,15 @@ public final class Ledger: @unchecked Sendable {
     public func recordVerified(_ o: ObjectRecord, closingUpload uploadID: String? = nil) throws {
         try locked {
             try transaction {
-                try db.query("""
+                try db.query(
+                    """
                     INSERT OR REPLACE INTO objects (bucket, key, device, local_path, size, sha256, etag, part_size, verified_at)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """, [.text(o.bucket), .text(o.key), .text(o.device), .text(o.localPath), .int(o.size),
-                          .text(o.sha256), .text(o.etag), .int(o.partSize), .text(o.verifiedAt)])
+                    """,
+                    [
+                        .text(o.bucket), .text(o.key), .text(o.device), .text(o.localPath), .int(o.size),
+                        .text(o.sha256), .text(o.etag), .int(o.partSize), .text(o.verifiedAt),
+                    ])
                 if let uploadID {
                     try db.query("DELETE FROM uploads WHERE upload_id = ?", [.text(uploadID)])
                 }
@@ -227,12 +241,16 @@ public final class Ledger: @unchecked Sendable {
         try locked {
             try transaction {
                 try db.query("DELETE FROM uploads WHERE bucket = ? AND key = ?", [.text(u.bucket), .text(u.key)])
-                try db.query("""
+                try db.query(
+                    """
                     INSERT INTO uploads (bucket, key, upload_id, device, local_path, size, mtime_ns, inode, sha256, part_size, started_at)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """, [.text(u.bucket), .text(u.key), .text(u.uploadID), .text(u.device), .text(u.localPath),
-                          .int(u.fingerprint.size), .int(u.fingerprint.mtimeNanoseconds), .int(Int64(bitPattern: u.fingerprint.inode)),
-                          .text(u.sha256), .int(u.partSize), .text(u.startedAt)])
+                    """,
+                    [
+                        .text(u.bucket), .text(u.key), .text(u.uploadID), .text(u.device), .text(u.localPath),
+                        .int(u.fingerprint.size), .int(u.fingerprint.mtimeNanoseconds), .int(Int64(bitPattern: u.fingerprint.inode)),
+                        .text(u.sha256), .int(u.partSize), .text(u.startedAt),
+                    ])
             }
         }
     }
@@ -243,8 +261,9 @@ public final class Ledger: @unchecked Sendable {
 
     public func recordPart(uploadID: String, _ p: PartRecord) throws {
         try locked {
-            try db.query("INSERT OR REPLACE INTO upload_parts (upload_id, part_number, size, md5, etag) VALUES (?, ?, ?, ?, ?)",
-                         [.text(uploadID), .int(Int64(p.number)), .int(p.size), .text(p.md5), .text(p.etag)])
+            try db.query(
+                "INSERT OR REPLACE INTO upload_parts (upload_id, part_number, size, md5, etag) VALUES (?, ?, ?, ?, ?)",
+                [.text(uploadID), .int(Int64(p.number)), .int(p.size), .text(p.md5), .text(p.etag)])
         }
     }
 
@@ -256,15 +275,20 @@ public final class Ledger: @unchecked Sendable {
 
     /// The verified local copy of a device file with this size and mtime, if one was pulled.
     public func copy(device: String, remotePath: String, size: Int64, mtime: Int64) throws -> CopyRecord? {
-        try select(CopyRecord.self, """
+        try select(
+            CopyRecord.self,
+            """
             FROM sources s JOIN copies c ON c.source_id = s.id
             WHERE s.device = ? AND s.remote_path = ? AND s.size = ? AND s.mtime = ? ORDER BY c.id DESC LIMIT 1
-            """, [.text(device), .text(remotePath), .int(size), .int(mtime)]).first
+            """, [.text(device), .text(remotePath), .int(size), .int(mtime)]
+        ).first
     }
 
     /// Every recorded copy of a device file with this size and mtime (backup and staging, say).
     public func copies(device: String, remotePath: String, size: Int64, mtime: Int64) throws -> [CopyRecord] {
-        try select(CopyRecord.self, """
+        try select(
+            CopyRecord.self,
+            """
             FROM sources s JOIN copies c ON c.source_id = s.id
             WHERE s.device = ? AND s.remote_path = ? AND s.size = ? AND s.mtime = ? ORDER BY c.id
             """, [.text(device), .text(remotePath), .int(size), .int(mtime)])
@@ -274,16 +298,23 @@ public final class Ledger: @unchecked Sendable {
     public func recordCopy(_ c: CopyRecord) throws {
         try locked {
             try transaction {
-                try db.query("""
+                try db.query(
+                    """
                     INSERT INTO sources (device, remote_path, size, mtime, sha256, remote_verified, first_seen) VALUES (?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT(device, remote_path, sha256) DO UPDATE SET size = excluded.size, mtime = excluded.mtime,
                         remote_verified = max(remote_verified, excluded.remote_verified)
-                    """, [.text(c.device), .text(c.remotePath), .int(c.size), .int(c.mtime), .text(c.sha256),
-                          .int(c.remoteVerified ? 1 : 0), .text(c.verifiedAt)])
-                let id = try db.query("SELECT id FROM sources WHERE device = ? AND remote_path = ? AND sha256 = ?",
-                                      [.text(c.device), .text(c.remotePath), .text(c.sha256)]).first![0]
-                try db.query("INSERT OR REPLACE INTO copies (source_id, path, size, sha256, verified_at) VALUES (?, ?, ?, ?, ?)",
-                             [id, .text(c.localPath), .int(c.size), .text(c.sha256), .text(c.verifiedAt)])
+                    """,
+                    [
+                        .text(c.device), .text(c.remotePath), .int(c.size), .int(c.mtime), .text(c.sha256),
+                        .int(c.remoteVerified ? 1 : 0), .text(c.verifiedAt),
+                    ])
+                let id = try db.query(
+                    "SELECT id FROM sources WHERE device = ? AND remote_path = ? AND sha256 = ?",
+                    [.text(c.device), .text(c.remotePath), .text(c.sha256)]
+                ).first![0]
+                try db.query(
+                    "INSERT OR REPLACE INTO copies (source_id, path, size, sha256, verified_at) VALUES (?, ?, ?, ?, ?)",
+                    [id, .text(c.localPath), .int(c.size), .text(c.sha256), .text(c.verifiedAt)])
             }
         }
     }
@@ -296,12 +327,16 @@ public final class Ledger: @unchecked Sendable {
 
     public func recordDerivative(_ d: DerivativeRecord) throws {
         try locked {
-            try db.query("""
+            try db.query(
+                """
                 INSERT OR REPLACE INTO derivatives (input_path, input_sha256, input_size, output_path, output_sha256, output_size,
                     codec, parameters, flac_md5, verified_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, [.text(d.inputPath), .text(d.inputSHA256), .int(d.inputSize), .text(d.outputPath), .text(d.outputSHA256),
-                      .int(d.outputSize), .text(d.codec), .text(d.parameters), d.flacMD5.map(SQLValue.text) ?? .null,
-                      .text(d.verifiedAt)])
+                """,
+                [
+                    .text(d.inputPath), .text(d.inputSHA256), .int(d.inputSize), .text(d.outputPath), .text(d.outputSHA256),
+                    .int(d.outputSize), .text(d.codec), .text(d.parameters), d.flacMD5.map(SQLValue.text) ?? .null,
+                    .text(d.verifiedAt),
+                ])
         }
     }
 
@@ -309,8 +344,9 @@ public final class Ledger: @unchecked Sendable {
     /// the rename did not happen.
     func forgetDerivative(outputPath: String, outputSHA256: String) throws {
         try locked {
-            _ = try db.query("DELETE FROM derivatives WHERE output_path = ? AND output_sha256 = ?",
-                             [.text(outputPath), .text(outputSHA256)])
+            _ = try db.query(
+                "DELETE FROM derivatives WHERE output_path = ? AND output_sha256 = ?",
+                [.text(outputPath), .text(outputSHA256)])
         }
     }
 
@@ -318,8 +354,9 @@ public final class Ledger: @unchecked Sendable {
 
     public func recordFailure(bucket: String, key: String, device: String, localPath: String, message: String) throws {
         try locked {
-            try db.query("INSERT OR REPLACE INTO failures (bucket, key, device, local_path, message, at) VALUES (?, ?, ?, ?, ?, ?)",
-                         [.text(bucket), .text(key), .text(device), .text(localPath), .text(message), .text(Timestamp.now())])
+            try db.query(
+                "INSERT OR REPLACE INTO failures (bucket, key, device, local_path, message, at) VALUES (?, ?, ?, ?, ?, ?)",
+                [.text(bucket), .text(key), .text(device), .text(localPath), .text(message), .text(Timestamp.now())])
         }
     }
 
@@ -341,9 +378,11 @@ public final class Ledger: @unchecked Sendable {
                 s.inFlightBytes = r[2].int ?? 0
                 byDevice[s.device] = s
             }
-            for r in try db.query("""
+            for r in try db.query(
+                """
                 SELECT device, COUNT(*), SUM(size) FROM sources WHERE id IN (SELECT source_id FROM copies) GROUP BY device
-                """) {
+                """)
+            {
                 var s = entry(r[0].text!)
                 s.pulledFiles = Int(r[1].int!)
                 s.pulledBytes = r[2].int ?? 0

@@ -10,7 +10,9 @@ extension Ledger {
     /// is, or the verified FLAC/gzip made of one of its copies. Only candidates: S3 must still be
     /// asked (`ObjectCheck`) before anything is deleted.
     public func objectsProving(_ copy: CopyRecord, bucket: String?) throws -> [ObjectRecord] {
-        try select(ObjectRecord.self, """
+        try select(
+            ObjectRecord.self,
+            """
             FROM objects o JOIN (
                 WITH own AS (
                     SELECT c.path, c.sha256, c.size FROM copies c JOIN sources s ON s.id = c.source_id
@@ -29,12 +31,14 @@ extension Ledger {
     /// after ceti verified it and must not be passed on as that file.
     public func recordedContent(localPath: String) throws -> RecordedContent? {
         try locked {
-            try db.query("""
+            try db.query(
+                """
                 SELECT sha256, size, verified_at, 'copy' FROM copies WHERE path = ?
                 UNION ALL
                 SELECT output_sha256, output_size, verified_at, 'derivative' FROM derivatives WHERE output_path = ?
                 ORDER BY 3 DESC LIMIT 1
-                """, [.text(localPath), .text(localPath)]).first.map { r in
+                """, [.text(localPath), .text(localPath)]
+            ).first.map { r in
                 RecordedContent(sha256: r[0].text!, size: r[1].int!, isDerivative: r[3].text == "derivative")
             }
         }

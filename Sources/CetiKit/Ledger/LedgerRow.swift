@@ -27,26 +27,29 @@ protocol LedgerRow {
 extension FileRecord: LedgerRow {
     static let columns = "path, size, mtime_ns, inode, sha256, planned_date"
     init(_ r: Row) throws {
-        self.init(path: try r.text(0),
-                  fingerprint: FileFingerprint(size: try r.int(1), mtimeNanoseconds: try r.int(2), inode: UInt64(bitPattern: try r.int(3))),
-                  sha256: r.optionalText(4), plannedDate: try r.text(5))
+        self.init(
+            path: try r.text(0),
+            fingerprint: FileFingerprint(size: try r.int(1), mtimeNanoseconds: try r.int(2), inode: UInt64(bitPattern: try r.int(3))),
+            sha256: r.optionalText(4), plannedDate: try r.text(5))
     }
 }
 
 extension ObjectRecord: LedgerRow {
     static let columns = "o.bucket, o.key, o.device, o.local_path, o.size, o.sha256, o.etag, o.part_size, o.verified_at"
     init(_ r: Row) throws {
-        self.init(bucket: try r.text(0), key: try r.text(1), device: try r.text(2), localPath: try r.text(3), size: try r.int(4),
-                  sha256: try r.text(5), etag: try r.text(6), partSize: try r.int(7), verifiedAt: try r.text(8))
+        self.init(
+            bucket: try r.text(0), key: try r.text(1), device: try r.text(2), localPath: try r.text(3), size: try r.int(4),
+            sha256: try r.text(5), etag: try r.text(6), partSize: try r.int(7), verifiedAt: try r.text(8))
     }
 }
 
 extension UploadRecord: LedgerRow {
     static let columns = "bucket, key, upload_id, device, local_path, size, mtime_ns, inode, sha256, part_size, started_at"
     init(_ r: Row) throws {
-        self.init(bucket: try r.text(0), key: try r.text(1), uploadID: try r.text(2), device: try r.text(3), localPath: try r.text(4),
-                  fingerprint: FileFingerprint(size: try r.int(5), mtimeNanoseconds: try r.int(6), inode: UInt64(bitPattern: try r.int(7))),
-                  sha256: try r.text(8), partSize: try r.int(9), startedAt: try r.text(10))
+        self.init(
+            bucket: try r.text(0), key: try r.text(1), uploadID: try r.text(2), device: try r.text(3), localPath: try r.text(4),
+            fingerprint: FileFingerprint(size: try r.int(5), mtimeNanoseconds: try r.int(6), inode: UInt64(bitPattern: try r.int(7))),
+            sha256: try r.text(8), partSize: try r.int(9), startedAt: try r.text(10))
     }
 }
 
@@ -61,8 +64,9 @@ extension CopyRecord: LedgerRow {
     /// From `sources s JOIN copies c ON c.source_id = s.id`.
     static let columns = "s.device, s.remote_path, s.size, s.mtime, s.sha256, c.path, s.remote_verified, c.verified_at"
     init(_ r: Row) throws {
-        self.init(device: try r.text(0), remotePath: try r.text(1), size: try r.int(2), mtime: try r.int(3), sha256: try r.text(4),
-                  localPath: try r.text(5), remoteVerified: try r.int(6) == 1, verifiedAt: try r.text(7))
+        self.init(
+            device: try r.text(0), remotePath: try r.text(1), size: try r.int(2), mtime: try r.int(3), sha256: try r.text(4),
+            localPath: try r.text(5), remoteVerified: try r.int(6) == 1, verifiedAt: try r.text(7))
     }
 }
 
@@ -71,9 +75,10 @@ extension DerivativeRecord: LedgerRow {
         input_path, input_sha256, input_size, output_path, output_sha256, output_size, codec, parameters, flac_md5, verified_at
         """
     init(_ r: Row) throws {
-        self.init(inputPath: try r.text(0), inputSHA256: try r.text(1), inputSize: try r.int(2), outputPath: try r.text(3),
-                  outputSHA256: try r.text(4), outputSize: try r.int(5), codec: try r.text(6), parameters: try r.text(7),
-                  flacMD5: r.optionalText(8), verifiedAt: try r.text(9))
+        self.init(
+            inputPath: try r.text(0), inputSHA256: try r.text(1), inputSize: try r.int(2), outputPath: try r.text(3),
+            outputSHA256: try r.text(4), outputSize: try r.int(5), codec: try r.text(6), parameters: try r.text(7),
+            flacMD5: r.optionalText(8), verifiedAt: try r.text(9))
     }
 }
 

@@ -23,14 +23,18 @@ extension Ledger {
     /// id, so a rerun writes the same manifests under the same prefix and never a second `_COMPLETE`.
     public func openRun(now: Date = Date()) throws -> IngestRunRecord {
         try locked {
-            if let r = try db.query("SELECT id, started_at, local_date FROM runs WHERE finished_at IS NULL ORDER BY started_at DESC LIMIT 1").first {
+            if let r = try db.query(
+                "SELECT id, started_at, local_date FROM runs WHERE finished_at IS NULL ORDER BY started_at DESC LIMIT 1"
+            ).first {
                 return IngestRunRecord(id: r[0].text!, startedAt: r[1].text!, localDate: r[2].text!, resumed: true)
             }
             let suffix = (0..<4).map { _ in String(UInt8.random(in: 0...15), radix: 16) }.joined()
-            let run = IngestRunRecord(id: Timestamp.compact(now) + "-" + suffix, startedAt: Timestamp.iso8601(now),
-                                      localDate: Timestamp.localDate(now), resumed: false)
-            try db.query("INSERT INTO runs (id, started_at, local_date) VALUES (?, ?, ?)",
-                         [.text(run.id), .text(run.startedAt), .text(run.localDate)])
+            let run = IngestRunRecord(
+                id: Timestamp.compact(now) + "-" + suffix, startedAt: Timestamp.iso8601(now),
+                localDate: Timestamp.localDate(now), resumed: false)
+            try db.query(
+                "INSERT INTO runs (id, started_at, local_date) VALUES (?, ?, ?)",
+                [.text(run.id), .text(run.startedAt), .text(run.localDate)])
             return run
         }
     }
@@ -39,7 +43,8 @@ extension Ledger {
     /// the next run resumes this one and writes the marker under the same prefix.
     public func finishRun(_ id: String) throws {
         try locked {
-            try db.query("""
+            try db.query(
+                """
                 UPDATE runs SET finished_at = ? WHERE id = ? AND NOT EXISTS (SELECT 1 FROM run_devices
                     WHERE run_id = ? AND manifest_key IS NOT NULL AND completed_at IS NULL)
                 """, [.text(Timestamp.now()), .text(id), .text(id)])
@@ -48,8 +53,10 @@ extension Ledger {
 
     public func runDevice(run: String, device: String) throws -> RunDeviceRecord? {
         try locked {
-            try db.query("SELECT host, manifest_key, manifest_etag, completed_at FROM run_devices WHERE run_id = ? AND device = ?",
-                         [.text(run), .text(device)]).first.map {
+            try db.query(
+                "SELECT host, manifest_key, manifest_etag, completed_at FROM run_devices WHERE run_id = ? AND device = ?",
+                [.text(run), .text(device)]
+            ).first.map {
                 RunDeviceRecord(host: $0[0].text!, manifestKey: $0[1].text, manifestETag: $0[2].text, completedAt: $0[3].text)
             }
         }
@@ -58,10 +65,12 @@ extension Ledger {
     /// The run whose manifest lists this device file, and whether that manifest is complete.
     public func ingestedIn(device: String, remotePath: String, sha256: String) throws -> (run: String, complete: Bool)? {
         try locked {
-            try db.query("""
+            try db.query(
+                """
                 SELECT f.run_id, d.completed_at FROM run_files f LEFT JOIN run_devices d ON d.run_id = f.run_id AND d.device = f.device
                 WHERE f.device = ? AND f.remote_path = ? AND f.sha256 = ?
-                """, [.text(device), .text(remotePath), .text(sha256)]).first.map { ($0[0].text!, $0[1].text != nil) }
+                """, [.text(device), .text(remotePath), .text(sha256)]
+            ).first.map { ($0[0].text!, $0[1].text != nil) }
         }
     }
 
@@ -74,13 +83,17 @@ extension Ledger {
         try locked {
             var assigned = false
             try transaction {
-                try db.query("INSERT OR IGNORE INTO run_devices (run_id, device, host) VALUES (?, ?, ?)",
-                             [.text(run), .text(device), .text(host)])
-                if try db.query("SELECT 1 FROM run_devices WHERE run_id = ? AND device = ? AND completed_at IS NOT NULL",
-                                [.text(run), .text(device)]).first != nil {
+                try db.query(
+                    "INSERT OR IGNORE INTO run_devices (run_id, device, host) VALUES (?, ?, ?)",
+                    [.text(run), .text(device), .text(host)])
+                if try db.query(
+                    "SELECT 1 FROM run_devices WHERE run_id = ? AND device = ? AND completed_at IS NOT NULL",
+                    [.text(run), .text(device)]
+                ).first != nil {
                     return
                 }
-                try db.query("""
+                try db.query(
+                    """
                     INSERT INTO run_files (device, remote_path, sha256, run_id, entry) VALUES (?, ?, ?, ?, ?)
                     ON CONFLICT(device, remote_path, sha256) DO UPDATE SET run_id = excluded.run_id, entry = excluded.entry
                     WHERE NOT EXISTS (SELECT 1 FROM run_devices d WHERE d.run_id = run_files.run_id AND d.device = run_files.device
@@ -104,10 +117,12 @@ extension Ledger {
                         AND d.manifest_key IS NULL AND d.completed_at IS NULL)
                     """
                 guard try db.query("SELECT 1 " + pending + " LIMIT 1", [.text(device), .text(run)]).first != nil else { return }
-                try db.query("INSERT OR IGNORE INTO run_devices (run_id, device, host) VALUES (?, ?, ?)",
-                             [.text(run), .text(device), .text(host)])
-                try db.query("UPDATE run_files SET run_id = ?2 WHERE rowid IN (SELECT rowid " + pending + ")",
-                             [.text(device), .text(run)])
+                try db.query(
+                    "INSERT OR IGNORE INTO run_devices (run_id, device, host) VALUES (?, ?, ?)",
+                    [.text(run), .text(device), .text(host)])
+                try db.query(
+                    "UPDATE run_files SET run_id = ?2 WHERE rowid IN (SELECT rowid " + pending + ")",
+                    [.text(device), .text(run)])
             }
         }
     }
@@ -115,8 +130,10 @@ extension Ledger {
     /// The manifest entries (JSON) of one device in one run, by remote path.
     public func runEntries(run: String, device: String) throws -> [String] {
         try locked {
-            try db.query("SELECT entry FROM run_files WHERE run_id = ? AND device = ? ORDER BY remote_path",
-                         [.text(run), .text(device)]).map { $0[0].text! }
+            try db.query(
+                "SELECT entry FROM run_files WHERE run_id = ? AND device = ? ORDER BY remote_path",
+                [.text(run), .text(device)]
+            ).map { $0[0].text! }
         }
     }
 
@@ -125,11 +142,14 @@ extension Ledger {
     public func release(run: String, device: String, keeping: Set<String>) throws {
         try locked {
             try transaction {
-                let listed = try db.query("SELECT remote_path FROM run_files WHERE run_id = ? AND device = ?",
-                                          [.text(run), .text(device)]).map { $0[0].text! }
+                let listed = try db.query(
+                    "SELECT remote_path FROM run_files WHERE run_id = ? AND device = ?",
+                    [.text(run), .text(device)]
+                ).map { $0[0].text! }
                 for path in listed where !keeping.contains(path) {
-                    try db.query("DELETE FROM run_files WHERE run_id = ? AND device = ? AND remote_path = ?",
-                                 [.text(run), .text(device), .text(path)])
+                    try db.query(
+                        "DELETE FROM run_files WHERE run_id = ? AND device = ? AND remote_path = ?",
+                        [.text(run), .text(device), .text(path)])
                 }
             }
         }
@@ -137,15 +157,17 @@ extension Ledger {
 
     public func recordManifest(run: String, device: String, key: String, etag: String) throws {
         try locked {
-            try db.query("UPDATE run_devices SET manifest_key = ?, manifest_etag = ? WHERE run_id = ? AND device = ?",
-                         [.text(key), .text(etag), .text(run), .text(device)])
+            try db.query(
+                "UPDATE run_devices SET manifest_key = ?, manifest_etag = ? WHERE run_id = ? AND device = ?",
+                [.text(key), .text(etag), .text(run), .text(device)])
         }
     }
 
     public func recordComplete(run: String, device: String) throws {
         try locked {
-            try db.query("UPDATE run_devices SET completed_at = ? WHERE run_id = ? AND device = ?",
-                         [.text(Timestamp.now()), .text(run), .text(device)])
+            try db.query(
+                "UPDATE run_devices SET completed_at = ? WHERE run_id = ? AND device = ?",
+                [.text(Timestamp.now()), .text(run), .text(device)])
         }
     }
 
@@ -160,24 +182,31 @@ extension Ledger {
 
     public func recordBackup(path: String, sha256: String, size: Int64) throws {
         try locked {
-            try db.query("INSERT OR REPLACE INTO backups (path, sha256, size, verified_at) VALUES (?, ?, ?, ?)",
-                         [.text(path), .text(sha256), .int(size), .text(Timestamp.now())])
+            try db.query(
+                "INSERT OR REPLACE INTO backups (path, sha256, size, verified_at) VALUES (?, ?, ?, ?)",
+                [.text(path), .text(sha256), .int(size), .text(Timestamp.now())])
         }
     }
 
     /// The newest ingest run that had work, and where each of its devices stands (`ceti status`).
     public func lastRun() throws -> RunStatus? {
         try locked {
-            guard let r = try db.query("""
-                SELECT id, started_at, finished_at FROM runs WHERE id IN (SELECT run_id FROM run_devices)
-                ORDER BY started_at DESC LIMIT 1
-                """).first else { return nil }
+            guard
+                let r = try db.query(
+                    """
+                    SELECT id, started_at, finished_at FROM runs WHERE id IN (SELECT run_id FROM run_devices)
+                    ORDER BY started_at DESC LIMIT 1
+                    """
+                ).first
+            else { return nil }
             let id = r[0].text!
-            let devices = try db.query("""
+            let devices = try db.query(
+                """
                 SELECT d.device, d.completed_at IS NOT NULL,
                        (SELECT COUNT(*) FROM run_files f WHERE f.run_id = d.run_id AND f.device = d.device)
                 FROM run_devices d WHERE d.run_id = ? ORDER BY d.device
-                """, [.text(id)]).map { RunStatus.Device(device: $0[0].text!, files: Int($0[2].int!), complete: $0[1].int == 1) }
+                """, [.text(id)]
+            ).map { RunStatus.Device(device: $0[0].text!, files: Int($0[2].int!), complete: $0[1].int == 1) }
             return RunStatus(id: id, startedAt: r[1].text!, finished: r[2].text != nil, devices: devices)
         }
     }

@@ -91,7 +91,8 @@ final class SQLiteDatabase {
 
     init(path: String, readOnly: Bool) throws {
         self.path = path
-        let flags = readOnly
+        let flags =
+            readOnly
             ? SQLITE_OPEN_READONLY
             : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
         var handle: OpaquePointer?

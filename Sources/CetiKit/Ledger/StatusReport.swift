@@ -14,17 +14,20 @@ public struct StatusReport: Sendable, Codable {
 
     public var text: String {
         guard !devices.isEmpty else { return "ledger \(ledger): nothing recorded yet" }
-        var lines = ["ledger \(ledger)",
-                     "DEVICE".padding(toLength: 24, withPad: " ", startingAt: 0)
-                        + "PULLED/COPIED           VERIFIED IN S3          IN FLIGHT       FAILED"]
+        var lines = [
+            "ledger \(ledger)",
+            "DEVICE".padding(toLength: 24, withPad: " ", startingAt: 0)
+                + "PULLED/COPIED           VERIFIED IN S3          IN FLIGHT       FAILED",
+        ]
         for d in devices {
             let pulled = "\(d.pulledFiles) (\(ByteSize.format(d.pulledBytes)))"
             let verified = "\(d.verifiedObjects) (\(ByteSize.format(d.verifiedBytes)))"
             let inFlight = "\(d.inFlightUploads) (\(ByteSize.format(d.inFlightBytes)))"
-            lines.append(d.device.padding(toLength: 24, withPad: " ", startingAt: 0)
-                         + pulled.padding(toLength: 24, withPad: " ", startingAt: 0)
-                         + verified.padding(toLength: 24, withPad: " ", startingAt: 0)
-                         + inFlight.padding(toLength: 16, withPad: " ", startingAt: 0) + "\(d.failed)")
+            lines.append(
+                d.device.padding(toLength: 24, withPad: " ", startingAt: 0)
+                    + pulled.padding(toLength: 24, withPad: " ", startingAt: 0)
+                    + verified.padding(toLength: 24, withPad: " ", startingAt: 0)
+                    + inFlight.padding(toLength: 16, withPad: " ", startingAt: 0) + "\(d.failed)")
             for f in d.failures { lines.append("    failed: \(f)") }
         }
         if let run = lastIngestRun {

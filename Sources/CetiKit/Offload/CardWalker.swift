@@ -14,8 +14,10 @@ struct CardFile {
 /// Every regular file below a card's root, in every folder, without the litter operating systems
 /// leave on cards, never through a symbolic link.
 enum CardWalker {
-    static let litter: Set = [".Trashes", ".Spotlight-V100", ".fseventsd", "System Volume Information", ".DS_Store",
-                              ".TemporaryItems", "$RECYCLE.BIN"]
+    static let litter: Set = [
+        ".Trashes", ".Spotlight-V100", ".fseventsd", "System Volume Information", ".DS_Store",
+        ".TemporaryItems", "$RECYCLE.BIN",
+    ]
 
     static func isLitter(_ name: String) -> Bool { litter.contains(name) || name.hasPrefix("._") }
 
@@ -43,8 +45,10 @@ enum CardWalker {
         var out: [CardFile] = []
         var failures: [Failure] = []
         visit(root, relative: "", into: &out, failures: &failures)
-        return (out.sorted { ($0.epochMilliseconds, $0.relative) < ($1.epochMilliseconds, $1.relative) },
-                failures.sorted { $0.relative < $1.relative })
+        return (
+            out.sorted { ($0.epochMilliseconds, $0.relative) < ($1.epochMilliseconds, $1.relative) },
+            failures.sorted { $0.relative < $1.relative }
+        )
     }
 
     private static func visit(_ dir: String, relative: String, into out: inout [CardFile], failures: inout [Failure]) {
@@ -87,7 +91,8 @@ enum CardWalker {
                 }
                 var sec: Int64 = 0
                 var nsec: UInt32 = 0
-                let ms = ceti_birth_time(fsPath(path), &sec, &nsec) == 0
+                let ms =
+                    ceti_birth_time(fsPath(path), &sec, &nsec) == 0
                     ? sec * 1000 + Int64(nsec) / 1_000_000
                     : Int64(st.st_mtim.tv_sec) * 1000 + Int64(st.st_mtim.tv_nsec) / 1_000_000
                 out.append(CardFile(path: path, relative: rel, size: Int64(st.st_size), mtime: st.st_mtim, epochMilliseconds: ms))

@@ -14,7 +14,8 @@ public struct DeviceRegistry: Sendable {
     }
 
     public static func cachePath(bucket: String, environment: [String: String]) -> String {
-        let base = environment["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : $0 }
+        let base =
+            environment["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : $0 }
             ?? ((environment["HOME"] ?? NSHomeDirectory()) + "/.cache")
         return "\(base)/ceti/device-ids-\(bucket).txt"
     }
@@ -32,16 +33,19 @@ public struct DeviceRegistry: Sendable {
             guard let (body, _) = try await s3.getObject(bucket: bucket, key: objectKey) else {
                 throw UsageError("s3://\(bucket)/\(objectKey) does not exist: register the devices there, or pass --registry FILE")
             }
-            try? FileManager.default.createDirectory(atPath: (cachePath as NSString).deletingLastPathComponent,
-                                                     withIntermediateDirectories: true)
+            try? FileManager.default.createDirectory(
+                atPath: (cachePath as NSString).deletingLastPathComponent,
+                withIntermediateDirectories: true)
             try? Data(body).write(to: URL(fileURLWithPath: cachePath), options: .atomic)
             return DeviceRegistry(ids: parse(String(decoding: body, as: UTF8.self)), source: "s3://\(bucket)/\(objectKey)")
         } catch let e as S3Error where !e.isFatal {
             // Offline (or S3 failing): the last copy we fetched, saying how old it is.
             guard let text = try? String(contentsOfFile: cachePath, encoding: .utf8),
-                  let mtime = (try? FileManager.default.attributesOfItem(atPath: cachePath))?[.modificationDate] as? Date else {
-                throw UsageError("cannot fetch s3://\(bucket)/\(objectKey) (\(e)) and there is no cached copy: "
-                                 + "pass --registry FILE with the registered device IDs")
+                let mtime = (try? FileManager.default.attributesOfItem(atPath: cachePath))?[.modificationDate] as? Date
+            else {
+                throw UsageError(
+                    "cannot fetch s3://\(bucket)/\(objectKey) (\(e)) and there is no cached copy: "
+                        + "pass --registry FILE with the registered device IDs")
             }
             let hours = Date().timeIntervalSince(mtime) / 3600
             let age = hours < 1 ? "\(Int(hours * 60)) min" : hours < 48 ? "\(Int(hours)) h" : "\(Int(hours / 24)) days"

@@ -34,9 +34,10 @@ public enum OffloadRun {
     public static func checkDevice(_ id: String, in registry: DeviceRegistry) throws {
         guard registry.ids.contains(id) else {
             let near = registry.suggestions(for: id)
-            throw UsageError("device ID '\(id)' is not registered (list: \(registry.source))"
-                             + (near.isEmpty ? "; check the label on the device" : "; did you mean \(near.joined(separator: ", "))?")
-                             + " Nothing was copied")
+            throw UsageError(
+                "device ID '\(id)' is not registered (list: \(registry.source))"
+                    + (near.isEmpty ? "; check the label on the device" : "; did you mean \(near.joined(separator: ", "))?")
+                    + " Nothing was copied")
         }
     }
 
@@ -53,8 +54,9 @@ public enum OffloadRun {
         var outcomes: [OffloadOutcome] = []
         // Never a silent skip: what could not be read is a failed file (the rest is still copied).
         for f in unreadable {
-            let o = OffloadOutcome(action: .failed, original: f.relative.isEmpty ? f.path : f.relative, name: "", size: 0,
-                                   message: f.description)
+            let o = OffloadOutcome(
+                action: .failed, original: f.relative.isEmpty ? f.path : f.relative, name: "", size: 0,
+                message: f.description)
             report(o, console: console)
             outcomes.append(o)
         }
@@ -74,23 +76,28 @@ public enum OffloadRun {
                 o.message = "\(error)"
             }
             meter.sent(o.action == .copied || o.action == .restaged ? file.size : 0)
-            meter.fileFinished(skippedBytes: o.action == .alreadySaved || o.action == .wouldCopy ? file.size : 0,
-                               skipped: o.action == .alreadySaved, failed: o.action == .failed)
+            meter.fileFinished(
+                skippedBytes: o.action == .alreadySaved || o.action == .wouldCopy ? file.size : 0,
+                skipped: o.action == .alreadySaved, failed: o.action == .failed)
             report(o, console: console)
             outcomes.append(o)
         }
         if !names.isEmpty { try appendNames(names, to: options.backupFolder + "/names.tsv") }
         if !stagedNames.isEmpty { try appendNames(stagedNames, to: options.stagingFolder + "/names.tsv") }
-        return Summary(device: options.deviceID, registry: registry.source,
-                       backup: names.isEmpty ? nil : options.backupFolder,
-                       staging: stagedNames.isEmpty ? nil : options.stagingFolder, dryRun: options.dryRun, files: outcomes,
-                       seconds: Date().timeIntervalSince(start))
+        return Summary(
+            device: options.deviceID, registry: registry.source,
+            backup: names.isEmpty ? nil : options.backupFolder,
+            staging: stagedNames.isEmpty ? nil : options.stagingFolder, dryRun: options.dryRun, files: outcomes,
+            seconds: Date().timeIntervalSince(start))
     }
 
-    private static func offload(_ file: CardFile, options: OffloadOptions, ledger: Ledger, used: inout Set<String>,
-                                outcome o: inout OffloadOutcome) throws {
-        let saved = try ledger.copies(device: options.deviceID, remotePath: file.relative, size: file.size,
-                                      mtime: Int64(file.mtime.tv_sec))
+    private static func offload(
+        _ file: CardFile, options: OffloadOptions, ledger: Ledger, used: inout Set<String>,
+        outcome o: inout OffloadOutcome
+    ) throws {
+        let saved = try ledger.copies(
+            device: options.deviceID, remotePath: file.relative, size: file.size,
+            mtime: Int64(file.mtime.tv_sec))
         // Saved means a backup under *this* backup root (any date) that still holds the bytes
         // recorded: a backup on another disk is not the one this command was asked for.
         let intact = saved.first {
@@ -106,15 +113,18 @@ public enum OffloadRun {
             // staging copy is gone (another device's identical bytes prove nothing).
             let staged = options.stagingFolder + "/" + o.name
             guard !options.dryRun, try ledger.objectsProving(backup, bucket: nil).isEmpty,
-                  !FileManager.default.fileExists(atPath: staged) else { return }
+                !FileManager.default.fileExists(atPath: staged)
+            else { return }
             let sha = try VerifiedCopy.copy(file.path, to: [staged], mtime: file.mtime)
             guard sha == backup.sha256 else {
                 unlink(staged)
                 throw UsageError("\(file.relative) on the card no longer matches its backup \(backup.localPath); nothing was staged")
             }
-            try ledger.recordCopy(CopyRecord(device: options.deviceID, remotePath: file.relative, size: file.size,
-                                             mtime: Int64(file.mtime.tv_sec), sha256: sha, localPath: staged,
-                                             remoteVerified: false, verifiedAt: Timestamp.now()))
+            try ledger.recordCopy(
+                CopyRecord(
+                    device: options.deviceID, remotePath: file.relative, size: file.size,
+                    mtime: Int64(file.mtime.tv_sec), sha256: sha, localPath: staged,
+                    remoteVerified: false, verifiedAt: Timestamp.now()))
             o.action = .restaged
             return
         }
@@ -127,9 +137,11 @@ public enum OffloadRun {
         let staged = options.stagingFolder + "/" + o.name
         let sha = try VerifiedCopy.copy(file.path, to: [backup, staged], mtime: file.mtime)
         for path in [backup, staged] {
-            try ledger.recordCopy(CopyRecord(device: options.deviceID, remotePath: file.relative, size: file.size,
-                                             mtime: Int64(file.mtime.tv_sec), sha256: sha, localPath: path,
-                                             remoteVerified: false, verifiedAt: Timestamp.now()))
+            try ledger.recordCopy(
+                CopyRecord(
+                    device: options.deviceID, remotePath: file.relative, size: file.size,
+                    mtime: Int64(file.mtime.tv_sec), sha256: sha, localPath: path,
+                    remoteVerified: false, verifiedAt: Timestamp.now()))
         }
         o.sha256 = sha
         o.action = .copied
@@ -143,7 +155,8 @@ public enum OffloadRun {
         var n = 0
         while true {
             let name = stem + (n == 0 ? "" : "-\(n)") + (ext.isEmpty ? "" : ".\(ext)")
-            let taken = used.contains(name)
+            let taken =
+                used.contains(name)
                 || FileManager.default.fileExists(atPath: options.backupFolder + "/" + name)
                 || FileManager.default.fileExists(atPath: options.stagingFolder + "/" + name)
             if !taken {
@@ -171,8 +184,9 @@ public enum OffloadRun {
             return
         }
         guard console.showsResults else { return }
-        console.result(o.action.rawValue.padding(toLength: 14, withPad: " ", startingAt: 0)
-                       + ByteSize.format(o.size).padding(toLength: 11, withPad: " ", startingAt: 0)
-                       + " \(o.original.printable) → \(o.name)")
+        console.result(
+            o.action.rawValue.padding(toLength: 14, withPad: " ", startingAt: 0)
+                + ByteSize.format(o.size).padding(toLength: 11, withPad: " ", startingAt: 0)
+                + " \(o.original.printable) → \(o.name)")
     }
 }

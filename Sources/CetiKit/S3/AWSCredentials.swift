@@ -27,11 +27,13 @@ extension AWSCredentials: CustomStringConvertible, CustomDebugStringConvertible,
     public var debugDescription: String { description }
 
     public var customMirror: Mirror {
-        Mirror(self, children: [
-            "accessKeyID": accessKeyID,
-            "secretAccessKey": "<redacted>",
-            "sessionToken": sessionToken == nil ? "nil" : "<redacted>",
-            "source": source,
-        ])
+        Mirror(
+            self,
+            children: [
+                "accessKeyID": accessKeyID,
+                "secretAccessKey": "<redacted>",
+                "sessionToken": sessionToken == nil ? "nil" : "<redacted>",
+                "source": source,
+            ])
     }
 }

@@ -86,20 +86,24 @@ public struct CredentialChain {
             }
         }
         if let section = credentialsSection, let path = credentialsFile?.path,
-           let credentials = try staticKeys(section, source: "profile '\(name)' in \(path)") {
+            let credentials = try staticKeys(section, source: "profile '\(name)' in \(path)")
+        {
             return credentials
         }
         // The credentials file overrides the config file setting by setting, as botocore merges them.
         if let path = credentialsFile?.path, let command = nonEmpty(credentialsSection?["credential_process"]) {
-            return try runCredentialProcess(command, source: "credential_process of profile '\(name)' in \(path)",
-                                            environment: environment)
+            return try runCredentialProcess(
+                command, source: "credential_process of profile '\(name)' in \(path)",
+                environment: environment)
         }
         if let path = configFile?.path, let command = nonEmpty(configSection?["credential_process"]) {
-            return try runCredentialProcess(command, source: "credential_process of profile '\(name)' in \(path)",
-                                            environment: environment)
+            return try runCredentialProcess(
+                command, source: "credential_process of profile '\(name)' in \(path)",
+                environment: environment)
         }
         if let section = configSection, let path = configFile?.path,
-           let credentials = try staticKeys(section, source: "profile '\(name)' in \(path)") {
+            let credentials = try staticKeys(section, source: "profile '\(name)' in \(path)")
+        {
             return credentials
         }
 
@@ -108,11 +112,15 @@ public struct CredentialChain {
                 profile: namedProfile, files: [credentialsFile?.path, configFile?.path].compactMap { $0 })
         }
 
-        lookedAt.append(describe(name, file: credentialsFile, sectionFound: credentialsSection != nil,
-                                 section: "[\(name)]", fallback: "~/.aws/credentials"))
-        lookedAt.append(describe(name, file: configFile, sectionFound: configSection != nil,
-                                 section: name == "default" ? "[default]" : "[profile \(name)]",
-                                 fallback: "~/.aws/config"))
+        lookedAt.append(
+            describe(
+                name, file: credentialsFile, sectionFound: credentialsSection != nil,
+                section: "[\(name)]", fallback: "~/.aws/credentials"))
+        lookedAt.append(
+            describe(
+                name, file: configFile, sectionFound: configSection != nil,
+                section: name == "default" ? "[default]" : "[profile \(name)]",
+                fallback: "~/.aws/config"))
         throw CredentialError.notFound(lookedAt: lookedAt)
     }
 
@@ -121,12 +129,14 @@ public struct CredentialChain {
     /// no region here; `resolve` reports it.
     public static func region(explicit: String?, profile: String?, environment: [String: String]) -> String? {
         if let region = nonEmpty(explicit) ?? nonEmpty(environment["AWS_REGION"])
-            ?? nonEmpty(environment["AWS_DEFAULT_REGION"]) {
+            ?? nonEmpty(environment["AWS_DEFAULT_REGION"])
+        {
             return region
         }
         let name = nonEmpty(profile) ?? nonEmpty(environment["AWS_PROFILE"]) ?? "default"
         guard let path = SharedFiles(environment: environment).configPath,
-              let ini = try? load(path), let section = profileSection(name, in: ini) else { return nil }
+            let ini = try? load(path), let section = profileSection(name, in: ini)
+        else { return nil }
         return nonEmpty(section["region"])
     }
 
@@ -145,13 +155,15 @@ public struct CredentialChain {
         case let (key?, secret?):
             // AWS_SECURITY_TOKEN is the older name, still honoured by botocore.
             let token = nonEmpty(environment["AWS_SESSION_TOKEN"]) ?? nonEmpty(environment["AWS_SECURITY_TOKEN"])
-            return AWSCredentials(accessKeyID: key, secretAccessKey: secret, sessionToken: token,
-                                  source: environmentSource)
+            return AWSCredentials(
+                accessKeyID: key, secretAccessKey: secret, sessionToken: token,
+                source: environmentSource)
         }
     }
 
     private static func staticKeys(_ section: [String: String], source: String) throws(CredentialError)
-        -> AWSCredentials? {
+        -> AWSCredentials?
+    {
         let key = nonEmpty(section["aws_access_key_id"])
         let secret = nonEmpty(section["aws_secret_access_key"])
         switch (key, secret) {
@@ -162,15 +174,17 @@ public struct CredentialChain {
         case (_, nil):
             throw .incomplete(source: source, missing: "aws_secret_access_key")
         case let (key?, secret?):
-            return AWSCredentials(accessKeyID: key, secretAccessKey: secret,
-                                  sessionToken: nonEmpty(section["aws_session_token"]), source: source)
+            return AWSCredentials(
+                accessKeyID: key, secretAccessKey: secret,
+                sessionToken: nonEmpty(section["aws_session_token"]), source: source)
         }
     }
 
     /// Runs `command` with /bin/sh -c and reads the credential_process JSON from its stdout.
     /// `Expiration` is not read: ceti resolves credentials once per run.
     static func runCredentialProcess(_ command: String, source: String, environment: [String: String])
-        throws(CredentialError) -> AWSCredentials {
+        throws(CredentialError) -> AWSCredentials
+    {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
         process.arguments = ["-c", command]
@@ -198,7 +212,8 @@ public struct CredentialChain {
         process.waitUntilExit()
 
         guard process.terminationReason == .exit, process.terminationStatus == 0 else {
-            let how = process.terminationReason == .exit
+            let how =
+                process.terminationReason == .exit
                 ? "exited with status \(process.terminationStatus)"
                 : "was killed by signal \(process.terminationStatus)"
             let message = firstLine(of: errorOutput.data)
@@ -220,8 +235,9 @@ public struct CredentialChain {
         guard let secret = nonEmpty(json["SecretAccessKey"] as? String) else {
             throw .credentialProcessBadOutput(source: source, reason: "no \"SecretAccessKey\" string")
         }
-        return AWSCredentials(accessKeyID: key, secretAccessKey: secret,
-                              sessionToken: nonEmpty(json["SessionToken"] as? String), source: source)
+        return AWSCredentials(
+            accessKeyID: key, secretAccessKey: secret,
+            sessionToken: nonEmpty(json["SessionToken"] as? String), source: source)
     }
 
     /// Written by the drain thread and read after its semaphore is signalled, which orders the accesses.
@@ -283,8 +299,10 @@ public struct CredentialChain {
         return name == "default" ? ini["default"] : nil
     }
 
-    private static func describe(_ name: String, file: (path: String, ini: INIFile?)?, sectionFound: Bool,
-                                 section: String, fallback: String) -> String {
+    private static func describe(
+        _ name: String, file: (path: String, ini: INIFile?)?, sectionFound: Bool,
+        section: String, fallback: String
+    ) -> String {
         guard let file else { return "\(fallback) (HOME is not set)" }
         let why = file.ini == nil ? "no such file" : sectionFound ? "no credentials in \(section)" : "no \(section) section"
         return "profile '\(name)' in \(file.path) (\(why))"

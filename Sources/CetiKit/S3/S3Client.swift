@@ -30,8 +30,10 @@ public final class S3Client: @unchecked Sendable {
     /// Called after each retry decision, for --verbose.
     public var log: (@Sendable (String) -> Void)?
 
-    public init(endpoint: S3Endpoint, region: String, credentials: AWSCredentials, http: CurlClient,
-                retry: RetryPolicy = RetryPolicy()) {
+    public init(
+        endpoint: S3Endpoint, region: String, credentials: AWSCredentials, http: CurlClient,
+        retry: RetryPolicy = RetryPolicy()
+    ) {
         self.endpoint = endpoint
         self.region = region
         self.credentials = credentials
@@ -57,8 +59,10 @@ public final class S3Client: @unchecked Sendable {
 
     /// Proves the credentials and the bucket before anything is written anywhere.
     public func checkBucket(_ bucket: String) async throws {
-        _ = try await send(Operation(name: "ListObjectsV2", method: "GET", bucket: bucket, key: nil,
-                                     query: [("list-type", "2"), ("max-keys", "1")]))
+        _ = try await send(
+            Operation(
+                name: "ListObjectsV2", method: "GET", bucket: bucket, key: nil,
+                query: [("list-type", "2"), ("max-keys", "1")]))
     }
 
     /// The objects directly under `prefix` (not in its sub-folders), all pages.
@@ -72,8 +76,9 @@ public final class S3Client: @unchecked Sendable {
             let xml = r.bodyText
             for block in S3XML.blocks("Contents", in: xml) {
                 guard let key = S3XML.value("Key", in: block) else { continue }
-                out[key] = ObjectHead(size: S3XML.value("Size", in: block).flatMap { Int64($0) } ?? -1,
-                                      etag: Self.unquote(S3XML.value("ETag", in: block) ?? ""), sha256: nil)
+                out[key] = ObjectHead(
+                    size: S3XML.value("Size", in: block).flatMap { Int64($0) } ?? -1,
+                    etag: Self.unquote(S3XML.value("ETag", in: block) ?? ""), sha256: nil)
             }
             let next = S3XML.value("NextContinuationToken", in: xml)
             token = S3XML.value("IsTruncated", in: xml) == "true" && next != token ? next : nil
@@ -84,9 +89,10 @@ public final class S3Client: @unchecked Sendable {
     public func headObject(bucket: String, key: String) async throws -> ObjectHead? {
         let r = try await send(Operation(name: "HeadObject", method: "HEAD", bucket: bucket, key: key), allow404: true)
         if r.status == 404 { return nil }
-        return ObjectHead(size: Int64(r.header("content-length") ?? "") ?? 0,
-                          etag: Self.unquote(r.header("etag") ?? ""),
-                          sha256: r.header("x-amz-meta-sha256"))
+        return ObjectHead(
+            size: Int64(r.header("content-length") ?? "") ?? 0,
+            etag: Self.unquote(r.header("etag") ?? ""),
+            sha256: r.header("x-amz-meta-sha256"))
     }
 
     public func getObject(bucket: String, key: String) async throws -> (body: [UInt8], etag: String)? {
@@ -98,44 +104,59 @@ public final class S3Client: @unchecked Sendable {
     /// `count` bytes of an object from `offset` (a ranged GET): reading an object back in bounded
     /// memory.
     public func getObjectRange(bucket: String, key: String, offset: Int64, count: Int64) async throws -> [UInt8] {
-        let r = try await send(Operation(name: "GetObject", method: "GET", bucket: bucket, key: key,
-                                         headers: [("range", "bytes=\(offset)-\(offset + count - 1)")]))
+        let r = try await send(
+            Operation(
+                name: "GetObject", method: "GET", bucket: bucket, key: key,
+                headers: [("range", "bytes=\(offset)-\(offset + count - 1)")]))
         return r.body
     }
 
     /// A single PUT; returns the ETag the server computed. `createOnly` adds `If-None-Match: *`:
     /// the server refuses (412, or 409 on a race) when the key exists, so two uploaders never
     /// overwrite each other (`S3Error.isPreconditionFailed`).
-    public func putObject(bucket: String, key: String, body: HTTPRequest.Body, md5: [UInt8], sha256: [UInt8],
-                          metadata: [(String, String)], createOnly: Bool = false,
-                          onBytesSent: (@Sendable (Int64) -> Void)? = nil) async throws -> String {
-        var headers = [("content-md5", md5.base64), ("x-amz-checksum-sha256", sha256.base64),
-                       ("content-type", "application/octet-stream")]
+    public func putObject(
+        bucket: String, key: String, body: HTTPRequest.Body, md5: [UInt8], sha256: [UInt8],
+        metadata: [(String, String)], createOnly: Bool = false,
+        onBytesSent: (@Sendable (Int64) -> Void)? = nil
+    ) async throws -> String {
+        var headers = [
+            ("content-md5", md5.base64), ("x-amz-checksum-sha256", sha256.base64),
+            ("content-type", "application/octet-stream"),
+        ]
         if createOnly { headers.append(("if-none-match", "*")) }
         headers += metadata.map { ("x-amz-meta-\($0.0)", $0.1) }
-        let r = try await send(Operation(name: "PutObject", method: "PUT", bucket: bucket, key: key, headers: headers,
-                                         body: body, payloadSHA256: sha256.hex), onBytesSent: onBytesSent)
+        let r = try await send(
+            Operation(
+                name: "PutObject", method: "PUT", bucket: bucket, key: key, headers: headers,
+                body: body, payloadSHA256: sha256.hex), onBytesSent: onBytesSent)
         return Self.unquote(r.header("etag") ?? "")
     }
 
     public func createMultipartUpload(bucket: String, key: String, metadata: [(String, String)]) async throws -> String {
         var headers = [("content-type", "application/octet-stream")]
         headers += metadata.map { ("x-amz-meta-\($0.0)", $0.1) }
-        let r = try await send(Operation(name: "CreateMultipartUpload", method: "POST", bucket: bucket, key: key,
-                                         query: [("uploads", "")], headers: headers))
+        let r = try await send(
+            Operation(
+                name: "CreateMultipartUpload", method: "POST", bucket: bucket, key: key,
+                query: [("uploads", "")], headers: headers))
         guard let id = S3XML.value("UploadId", in: r.bodyText), !id.isEmpty else {
-            throw S3Error.service(operation: "CreateMultipartUpload", key: key, status: r.status, code: "NoUploadId",
-                                  message: "the server's answer had no UploadId")
+            throw S3Error.service(
+                operation: "CreateMultipartUpload", key: key, status: r.status, code: "NoUploadId",
+                message: "the server's answer had no UploadId")
         }
         return id
     }
 
-    public func uploadPart(bucket: String, key: String, uploadID: String, number: Int, body: HTTPRequest.Body,
-                           md5: [UInt8], sha256: [UInt8], onBytesSent: (@Sendable (Int64) -> Void)? = nil) async throws -> String {
-        let r = try await send(Operation(name: "UploadPart", method: "PUT", bucket: bucket, key: key,
-                                         query: [("partNumber", String(number)), ("uploadId", uploadID)],
-                                         headers: [("content-md5", md5.base64)],
-                                         body: body, payloadSHA256: sha256.hex), onBytesSent: onBytesSent)
+    public func uploadPart(
+        bucket: String, key: String, uploadID: String, number: Int, body: HTTPRequest.Body,
+        md5: [UInt8], sha256: [UInt8], onBytesSent: (@Sendable (Int64) -> Void)? = nil
+    ) async throws -> String {
+        let r = try await send(
+            Operation(
+                name: "UploadPart", method: "PUT", bucket: bucket, key: key,
+                query: [("partNumber", String(number)), ("uploadId", uploadID)],
+                headers: [("content-md5", md5.base64)],
+                body: body, payloadSHA256: sha256.hex), onBytesSent: onBytesSent)
         return Self.unquote(r.header("etag") ?? "")
     }
 
@@ -155,9 +176,12 @@ public final class S3Client: @unchecked Sendable {
             let xml = r.bodyText
             for block in S3XML.blocks("Part", in: xml) {
                 guard let n = S3XML.value("PartNumber", in: block).flatMap({ Int($0) }),
-                      let etag = S3XML.value("ETag", in: block) else { continue }
-                parts.append(RemotePart(number: n, etag: Self.unquote(etag),
-                                        size: S3XML.value("Size", in: block).flatMap { Int64($0) } ?? -1))
+                    let etag = S3XML.value("ETag", in: block)
+                else { continue }
+                parts.append(
+                    RemotePart(
+                        number: n, etag: Self.unquote(etag),
+                        size: S3XML.value("Size", in: block).flatMap { Int64($0) } ?? -1))
             }
             let truncated = S3XML.value("IsTruncated", in: xml) == "true"
             let next = S3XML.value("NextPartNumberMarker", in: xml)
@@ -167,31 +191,38 @@ public final class S3Client: @unchecked Sendable {
     }
 
     /// `createOnly` as for `putObject`.
-    public func completeMultipartUpload(bucket: String, key: String, uploadID: String,
-                                        parts: [(number: Int, etag: String)], createOnly: Bool = false) async throws -> String {
+    public func completeMultipartUpload(
+        bucket: String, key: String, uploadID: String,
+        parts: [(number: Int, etag: String)], createOnly: Bool = false
+    ) async throws -> String {
         var xml = "<CompleteMultipartUpload>"
         for p in parts.sorted(by: { $0.number < $1.number }) {
             xml += "<Part><PartNumber>\(p.number)</PartNumber><ETag>\"\(S3XML.escape(p.etag))\"</ETag></Part>"
         }
         xml += "</CompleteMultipartUpload>"
         let body = Array(xml.utf8)
-        let r = try await send(Operation(name: "CompleteMultipartUpload", method: "POST", bucket: bucket, key: key,
-                                         query: [("uploadId", uploadID)],
-                                         headers: [("content-type", "application/xml"), ("content-md5", Digest.md5(body).base64)]
-                                             + (createOnly ? [("if-none-match", "*")] : []),
-                                         body: .bytes(body), payloadSHA256: Digest.sha256(body).hex))
+        let r = try await send(
+            Operation(
+                name: "CompleteMultipartUpload", method: "POST", bucket: bucket, key: key,
+                query: [("uploadId", uploadID)],
+                headers: [("content-type", "application/xml"), ("content-md5", Digest.md5(body).base64)]
+                    + (createOnly ? [("if-none-match", "*")] : []),
+                body: .bytes(body), payloadSHA256: Digest.sha256(body).hex))
         let text = r.bodyText
         // S3 may answer 200 and still report an error in the body.
         if let code = S3XML.value("Code", in: text), text.contains("<Error>") {
-            throw S3Error.service(operation: "CompleteMultipartUpload", key: key, status: r.status, code: code,
-                                  message: S3XML.value("Message", in: text) ?? "")
+            throw S3Error.service(
+                operation: "CompleteMultipartUpload", key: key, status: r.status, code: code,
+                message: S3XML.value("Message", in: text) ?? "")
         }
         return Self.unquote(S3XML.value("ETag", in: text) ?? r.header("etag") ?? "")
     }
 
     public func abortMultipartUpload(bucket: String, key: String, uploadID: String) async throws {
-        _ = try await send(Operation(name: "AbortMultipartUpload", method: "DELETE", bucket: bucket, key: key,
-                                     query: [("uploadId", uploadID)]), allow404: true)
+        _ = try await send(
+            Operation(
+                name: "AbortMultipartUpload", method: "DELETE", bucket: bucket, key: key,
+                query: [("uploadId", uploadID)]), allow404: true)
     }
 
     static func unquote(_ etag: String) -> String {
@@ -213,8 +244,9 @@ public final class S3Client: @unchecked Sendable {
         if op.body.length > 0 || op.method == "PUT" || op.method == "POST" {
             headers.append(("content-length", String(op.body.length)))
         }
-        let signed = signer.sign(method: op.method, path: path, query: op.query, headers: headers,
-                                 payloadSHA256: op.payloadSHA256, date: now)
+        let signed = signer.sign(
+            method: op.method, path: path, query: op.query, headers: headers,
+            payloadSHA256: op.payloadSHA256, date: now)
         let query = op.query
             .map { (S3URI.encode($0.0, encodeSlash: true), S3URI.encode($0.1, encodeSlash: true)) }
             .sorted { $0 < $1 }
@@ -226,8 +258,10 @@ public final class S3Client: @unchecked Sendable {
     }
 
     /// Sends with retries. Returns any 2xx response (and 404 when `allow404`); throws S3Error otherwise.
-    func send(_ op: Operation, allow404: Bool = false,
-              onBytesSent: (@Sendable (Int64) -> Void)? = nil) async throws -> HTTPResponse {
+    func send(
+        _ op: Operation, allow404: Bool = false,
+        onBytesSent: (@Sendable (Int64) -> Void)? = nil
+    ) async throws -> HTTPResponse {
         var attempt = 0
         var correctedClock = false
         while true {
@@ -252,8 +286,9 @@ public final class S3Client: @unchecked Sendable {
                 }
                 lastProblem = "HTTP \(r.status) \(code)"
                 if attempt >= retry.maxAttempts {
-                    throw S3Error.service(operation: op.name, key: op.key ?? op.bucket, status: r.status, code: code,
-                                          message: message.isEmpty ? "after \(attempt) attempts" : "\(message) (after \(attempt) attempts)")
+                    throw S3Error.service(
+                        operation: op.name, key: op.key ?? op.bucket, status: r.status, code: code,
+                        message: message.isEmpty ? "after \(attempt) attempts" : "\(message) (after \(attempt) attempts)")
                 }
             } catch let e as HTTPError {
                 if case .bodyRead(let errno) = e {
@@ -265,7 +300,9 @@ public final class S3Client: @unchecked Sendable {
                 }
             }
             let delay = retry.delay(afterAttempt: attempt)
-            log?("retrying \(op.name) \(op.key ?? op.bucket) in \(String(format: "%.1f", delay)) s after \(lastProblem) (attempt \(attempt) of \(retry.maxAttempts))")
+            log?(
+                "retrying \(op.name) \(op.key ?? op.bucket) in \(String(format: "%.1f", delay)) s after \(lastProblem) (attempt \(attempt) of \(retry.maxAttempts))"
+            )
             try await Task.sleep(nanoseconds: UInt64(delay * 1e9))
         }
     }
@@ -276,8 +313,10 @@ public final class S3Client: @unchecked Sendable {
 
     private func fatalError(op: Operation, status: Int, code: String) -> S3Error? {
         if code == "NoSuchBucket" { return .noSuchBucket(bucket: op.bucket, endpoint: endpoint.description) }
-        let denied: Set = ["AccessDenied", "SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidToken",
-                           "ExpiredToken", "TokenRefreshRequired", "RequestTimeTooSkewed", "AuthorizationHeaderMalformed"]
+        let denied: Set = [
+            "AccessDenied", "SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidToken",
+            "ExpiredToken", "TokenRefreshRequired", "RequestTimeTooSkewed", "AuthorizationHeaderMalformed",
+        ]
         if status == 403 || denied.contains(code) {
             return .accessDenied(bucket: op.bucket, code: code, credentialSource: credentials.source, endpoint: endpoint.description)
         }
@@ -286,8 +325,10 @@ public final class S3Client: @unchecked Sendable {
 
     static func isRetryable(status: Int, code: String) -> Bool {
         // BadDigest and friends mean the bytes were damaged on the way: sending them again cures it.
-        let transient: Set = ["SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable", "BadDigest",
-                              "InvalidDigest", "XAmzContentSHA256Mismatch", "IncompleteBody", "RequestTimeTooSkewed"]
+        let transient: Set = [
+            "SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable", "BadDigest",
+            "InvalidDigest", "XAmzContentSHA256Mismatch", "IncompleteBody", "RequestTimeTooSkewed",
+        ]
         return status >= 500 || status == 429 || status == 408 || transient.contains(code)
     }
 

@@ -16,7 +16,8 @@ public struct S3Endpoint: Sendable, Equatable {
     /// Parses `--endpoint-url`; nil when it is not an http(s) URL with a host.
     public init?(url: String) {
         guard let c = URLComponents(string: url), let scheme = c.scheme?.lowercased(),
-              scheme == "http" || scheme == "https", let host = c.host, !host.isEmpty else { return nil }
+            scheme == "http" || scheme == "https", let host = c.host, !host.isEmpty
+        else { return nil }
         let bracketed = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
         self.scheme = scheme
         self.authority = c.port.map { "\(bracketed):\($0)" } ?? bracketed

@@ -29,10 +29,12 @@ public enum S3Error: Error, CustomStringConvertible, Sendable {
     public var description: String {
         switch self {
         case .accessDenied(let bucket, let code, let source, let endpoint):
-            let hint = code == "SignatureDoesNotMatch"
+            let hint =
+                code == "SignatureDoesNotMatch"
                 ? "the secret access key is wrong"
-                : code == "InvalidAccessKeyId" ? "the access key id is unknown to the server"
-                : code == "RequestTimeTooSkewed" ? "this machine's clock is wrong" : "access was denied"
+                : code == "InvalidAccessKeyId"
+                    ? "the access key id is unknown to the server"
+                    : code == "RequestTimeTooSkewed" ? "this machine's clock is wrong" : "access was denied"
             return "S3 refused the request to bucket '\(bucket)' at \(endpoint) (\(code)): \(hint); check the credentials from \(source)"
         case .noSuchBucket(let bucket, let endpoint):
             return "bucket '\(bucket)' does not exist at \(endpoint): check --bucket / CETI_BUCKET and --endpoint-url"

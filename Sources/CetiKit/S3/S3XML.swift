@@ -3,7 +3,8 @@
 enum S3XML {
     static func value(_ tag: String, in xml: Substring) -> String? {
         guard let open = find("<\(tag)>", in: xml, from: xml.startIndex),
-              let close = find("</\(tag)>", in: xml, from: open.upperBound) else { return nil }
+            let close = find("</\(tag)>", in: xml, from: open.upperBound)
+        else { return nil }
         return unescape(xml[open.upperBound..<close.lowerBound])
     }
 

@@ -37,10 +37,14 @@ public struct SigV4Signer: Sendable {
     /// `query` holds decoded name/value pairs; `headers` are the headers that will be sent and must include
     /// "host" (names in any case; "content-length" is signed when present, `unsignedHeaders` never are);
     /// `payloadSHA256` is the lowercase hex SHA-256 of the body, or "UNSIGNED-PAYLOAD".
-    public func sign(method: String, path: String, query: [(String, String)], headers: [(String, String)],
-                     payloadSHA256: String, date: Date) -> [(String, String)] {
-        signature(method: method, path: path, query: query, headers: headers,
-                  payloadSHA256: payloadSHA256, date: date).addedHeaders
+    public func sign(
+        method: String, path: String, query: [(String, String)], headers: [(String, String)],
+        payloadSHA256: String, date: Date
+    ) -> [(String, String)] {
+        signature(
+            method: method, path: path, query: query, headers: headers,
+            payloadSHA256: payloadSHA256, date: date
+        ).addedHeaders
     }
 
     /// Every intermediate value of one signature, for tests and debugging.
@@ -51,8 +55,10 @@ public struct SigV4Signer: Sendable {
         var addedHeaders: [(String, String)]
     }
 
-    func signature(method: String, path: String, query: [(String, String)], headers: [(String, String)],
-                   payloadSHA256: String, date: Date) -> Signature {
+    func signature(
+        method: String, path: String, query: [(String, String)], headers: [(String, String)],
+        payloadSHA256: String, date: Date
+    ) -> Signature {
         let amzDate = Self.amzDate(date)
         let day = String(amzDate.prefix(8))
 
@@ -74,18 +80,24 @@ public struct SigV4Signer: Sendable {
             key = Digest.hmacSHA256(key: key, data: Array(part.utf8))
         }
         let signature = Digest.hmacSHA256(key: key, data: Array(toSign.utf8)).hex
-        let authorization = "AWS4-HMAC-SHA256 Credential=\(credentials.accessKeyID)/\(scope), "
+        let authorization =
+            "AWS4-HMAC-SHA256 Credential=\(credentials.accessKeyID)/\(scope), "
             + "SignedHeaders=\(signedHeaders), Signature=\(signature)"
-        return Signature(canonicalRequest: canonical, stringToSign: toSign, authorization: authorization,
-                         addedHeaders: [("Authorization", authorization)] + added)
+        return Signature(
+            canonicalRequest: canonical, stringToSign: toSign, authorization: authorization,
+            addedHeaders: [("Authorization", authorization)] + added)
     }
 
     /// The canonical request and its signed-headers list. `headers` must already hold everything signed
     /// (x-amz-date etc.); names in `unsignedHeaders` are left out.
-    static func canonicalRequest(method: String, path: String, query: [(String, String)],
-                                 headers: [(String, String)], payloadSHA256: String)
-        -> (canonicalRequest: String, signedHeaders: String) {
-        let canonicalQuery = query
+    static func canonicalRequest(
+        method: String, path: String, query: [(String, String)],
+        headers: [(String, String)], payloadSHA256: String
+    )
+        -> (canonicalRequest: String, signedHeaders: String)
+    {
+        let canonicalQuery =
+            query
             .map { (S3URI.encode($0.0, encodeSlash: true), S3URI.encode($0.1, encodeSlash: true)) }
             .sorted { $0.0 != $1.0 ? utf8Less($0.0, $1.0) : utf8Less($0.1, $1.1) }
             .map { "\($0.0)=\($0.1)" }
@@ -102,8 +114,10 @@ public struct SigV4Signer: Sendable {
         let canonicalHeaders = names.map { "\($0):\(values[$0]!.joined(separator: ","))\n" }.joined()
         let signedHeaders = names.joined(separator: ";")
 
-        let canonical = [method.uppercased(), path.isEmpty ? "/" : path, canonicalQuery,
-                         canonicalHeaders, signedHeaders, payloadSHA256].joined(separator: "\n")
+        let canonical = [
+            method.uppercased(), path.isEmpty ? "/" : path, canonicalQuery,
+            canonicalHeaders, signedHeaders, payloadSHA256,
+        ].joined(separator: "\n")
         return (canonical, signedHeaders)
     }
 
@@ -137,8 +151,8 @@ public enum S3URI {
         for byte in s.utf8 {
             switch byte {
             case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                 UInt8(ascii: "0")...UInt8(ascii: "9"),
-                 UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
+                UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
                 out.append(byte)
             case UInt8(ascii: "/") where !encodeSlash:
                 out.append(byte)

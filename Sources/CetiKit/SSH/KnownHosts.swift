@@ -62,7 +62,8 @@ public final class KnownHosts: @unchecked Sendable {
             try (lines.joined(separator: "\n") + "\n").write(toFile: tmp, atomically: false, encoding: .utf8)
             chmod(tmp, 0o600)
             guard rename(tmp, path) == 0 else {
-                throw SSHError.protocolError(host: name, operation: "pinning its host key in \(path)", message: String(cString: strerror(errno)))
+                throw SSHError.protocolError(
+                    host: name, operation: "pinning its host key in \(path)", message: String(cString: strerror(errno)))
             }
         }
     }

@@ -32,8 +32,14 @@ public final class SFTPClient {
     private func failure(_ operation: String) -> SSHError {
         guard session.lastErrno == LIBSSH2_ERROR_SFTP_PROTOCOL else { return session.failure(operation) }
         let code = libssh2_sftp_last_error(sftp)
-        let detail = code == 2 ? "no such file" : code == 3 ? "permission denied" : code == 4 ? "failure"
-            : "SFTP status \(code)"
+        let detail =
+            code == 2
+            ? "no such file"
+            : code == 3
+                ? "permission denied"
+                : code == 4
+                    ? "failure"
+                    : "SFTP status \(code)"
         return .protocolError(host: session.label, operation: operation, message: detail)
     }
 
@@ -79,8 +85,9 @@ public final class SFTPClient {
 
     static func file(_ name: String, _ a: LIBSSH2_SFTP_ATTRIBUTES) -> RemoteFile {
         let type = UInt(a.permissions) & UInt(LIBSSH2_SFTP_S_IFMT)
-        return RemoteFile(name: name, size: Int64(a.filesize), mtime: Int64(a.mtime),
-                          isRegular: type == UInt(LIBSSH2_SFTP_S_IFREG), isDirectory: type == UInt(LIBSSH2_SFTP_S_IFDIR))
+        return RemoteFile(
+            name: name, size: Int64(a.filesize), mtime: Int64(a.mtime),
+            isRegular: type == UInt(LIBSSH2_SFTP_S_IFREG), isDirectory: type == UInt(LIBSSH2_SFTP_S_IFDIR))
     }
 
     /// Streams `path` from `offset` to its end into `consume`, which sees each chunk once.
@@ -88,7 +95,8 @@ public final class SFTPClient {
     @discardableResult
     public func read(_ path: String, from offset: Int64, _ consume: (UnsafeRawBufferPointer) throws -> Void) throws -> Int64 {
         try session.ensureUsable("reading \(path)")
-        guard let handle = Self.withBytes(path, { libssh2_sftp_open_ex(sftp, $0, $1, UInt(LIBSSH2_FXF_READ), 0, LIBSSH2_SFTP_OPENFILE) }) else {
+        guard let handle = Self.withBytes(path, { libssh2_sftp_open_ex(sftp, $0, $1, UInt(LIBSSH2_FXF_READ), 0, LIBSSH2_SFTP_OPENFILE) })
+        else {
             throw failure("opening \(path)")
         }
         defer { libssh2_sftp_close_handle(handle) }

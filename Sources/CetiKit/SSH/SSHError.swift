@@ -34,4 +34,3 @@ public enum SSHError: Error, CustomStringConvertible, Sendable {
         }
     }
 }
-

@@ -43,8 +43,10 @@ public final class SSHSession {
     /// Connects and completes the key exchange; authenticate before anything else.
     /// `handshakeTimeout` bounds the wait for the banner and the key exchange (a port that
     /// accepts and stays silent), `ioTimeoutSeconds` every later blocking call.
-    public init(host: String, port: Int, connectTimeout: Double = 5, handshakeTimeout: Int = 20,
-                ioTimeoutSeconds: Int = 60) throws {
+    public init(
+        host: String, port: Int, connectTimeout: Double = 5, handshakeTimeout: Int = 20,
+        ioTimeoutSeconds: Int = 60
+    ) throws {
         _ = Self.globalInit
         let label = port == 22 ? host : (host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")
         let fd: Int32
@@ -114,11 +116,14 @@ public final class SSHSession {
             if ready < 0 && errno == EINTR { continue }
             let n = ready > 0 ? recv(fd, &buffer, buffer.count, Int32(MSG_PEEK)) : 0
             if ready > 0 && n == 0 {
-                throw SSHError.handshake(host: label, message: "it closed the connection without sending an SSH banner: "
-                                         + "not an SSH server, or one that refuses this machine")
+                throw SSHError.handshake(
+                    host: label,
+                    message: "it closed the connection without sending an SSH banner: "
+                        + "not an SSH server, or one that refuses this machine")
             }
             if ready > 0 && n < 0 {
-                throw SSHError.handshake(host: label, message: "the connection was lost before the SSH banner (\(String(cString: strerror(errno))))")
+                throw SSHError.handshake(
+                    host: label, message: "the connection was lost before the SSH banner (\(String(cString: strerror(errno))))")
             }
             let got = Array(buffer[0..<max(0, n)])
             // SSH, or too short to tell: let libssh2 go on.
@@ -163,10 +168,12 @@ public final class SSHSession {
 
     /// Error codes that mean the connection itself is gone or unusable.
     static func isTransport(_ rc: Int32) -> Bool {
-        [LIBSSH2_ERROR_SOCKET_NONE, LIBSSH2_ERROR_BANNER_RECV, LIBSSH2_ERROR_BANNER_SEND, LIBSSH2_ERROR_KEX_FAILURE,
-         LIBSSH2_ERROR_SOCKET_SEND, LIBSSH2_ERROR_TIMEOUT, LIBSSH2_ERROR_SOCKET_DISCONNECT, LIBSSH2_ERROR_SOCKET_TIMEOUT,
-         LIBSSH2_ERROR_SOCKET_RECV, LIBSSH2_ERROR_DECRYPT, LIBSSH2_ERROR_PROTO,
-         LIBSSH2_ERROR_HOSTKEY_INIT, LIBSSH2_ERROR_HOSTKEY_SIGN, LIBSSH2_ERROR_OUT_OF_BOUNDARY].contains(rc)
+        [
+            LIBSSH2_ERROR_SOCKET_NONE, LIBSSH2_ERROR_BANNER_RECV, LIBSSH2_ERROR_BANNER_SEND, LIBSSH2_ERROR_KEX_FAILURE,
+            LIBSSH2_ERROR_SOCKET_SEND, LIBSSH2_ERROR_TIMEOUT, LIBSSH2_ERROR_SOCKET_DISCONNECT, LIBSSH2_ERROR_SOCKET_TIMEOUT,
+            LIBSSH2_ERROR_SOCKET_RECV, LIBSSH2_ERROR_DECRYPT, LIBSSH2_ERROR_PROTO,
+            LIBSSH2_ERROR_HOSTKEY_INIT, LIBSSH2_ERROR_HOSTKEY_SIGN, LIBSSH2_ERROR_OUT_OF_BOUNDARY,
+        ].contains(rc)
     }
 
     var lastError: String { Self.lastError(of: session) }
@@ -205,8 +212,9 @@ public final class SSHSession {
         guard let password = login.password else {
             throw SSHError.authentication(user: login.user, host: label, method: "no password or key")
         }
-        let rc = libssh2_userauth_password_ex(session, login.user, UInt32(login.user.utf8.count),
-                                              password, UInt32(password.utf8.count), nil)
+        let rc = libssh2_userauth_password_ex(
+            session, login.user, UInt32(login.user.utf8.count),
+            password, UInt32(password.utf8.count), nil)
         if rc == 0 { return }
         if Self.isTransport(rc) { throw failure("logging in", rc: rc) }
         let method = login.identity.map { "key \($0) or the password" } ?? "the password"
@@ -230,7 +238,9 @@ public final class SSHSession {
         // Read both streams until EOF; stderr is drained in between so the remote never blocks on it.
         while true {
             let n = buffer.withUnsafeMutableBytes { libssh2_channel_read_ex(channel, 0, $0.baseAddress, $0.count) }
-            if n > 0 { if out.count < limit { out += buffer[0..<n] } } else if n < 0 && n != Int(LIBSSH2_ERROR_EAGAIN) {
+            if n > 0 {
+                if out.count < limit { out += buffer[0..<n] }
+            } else if n < 0 && n != Int(LIBSSH2_ERROR_EAGAIN) {
                 throw failure("reading from \(what)", rc: Int32(truncatingIfNeeded: n))
             }
             var e = 0

@@ -83,8 +83,9 @@ public final class Console: @unchecked Sendable {
         Self.put(text, fd)
         if let logFD {
             let stamp = Timestamp.now() + (fd == 1 ? " out " : " err ")
-            Self.put(text.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
-                .map { stamp + $0 }.joined(separator: "\n") + "\n", logFD)
+            Self.put(
+                text.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+                    .map { stamp + $0 }.joined(separator: "\n") + "\n", logFD)
         }
         if let statusLine { Self.put(statusLine, 2) }
     }

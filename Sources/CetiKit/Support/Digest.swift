@@ -50,8 +50,9 @@ public struct Digest: ~Copyable {
         var length: UInt32 = 0
         key.withUnsafeBytes { k in
             data.withUnsafeBytes { d in
-                _ = HMAC(EVP_sha256(), k.baseAddress, Int32(k.count),
-                         d.baseAddress?.assumingMemoryBound(to: UInt8.self), d.count, &out, &length)
+                _ = HMAC(
+                    EVP_sha256(), k.baseAddress, Int32(k.count),
+                    d.baseAddress?.assumingMemoryBound(to: UInt8.self), d.count, &out, &length)
             }
         }
         return out

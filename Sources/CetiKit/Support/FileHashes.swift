@@ -55,8 +55,10 @@ public struct FileHashes: Sendable, Equatable {
 
     /// A large file's SHA-256s (whole and per part) on this thread and its part MD5s on a second
     /// one (both read through the page cache): the first byte of a big upload waits ~1/3 less.
-    private static func computeOnTwoThreads(fd: Int32, path: String, layout: PartLayout,
-                                            fingerprint: FileFingerprint) throws -> FileHashes {
+    private static func computeOnTwoThreads(
+        fd: Int32, path: String, layout: PartLayout,
+        fingerprint: FileFingerprint
+    ) throws -> FileHashes {
         let parts = PartMD5s(fd: fd, path: path, layout: layout)
         let finished = DispatchSemaphore(value: 0)
         let thread = Thread {
@@ -149,8 +151,10 @@ public struct FileHashes: Sendable, Equatable {
         close(fd)
     }
 
-    fileprivate static func read(fd: Int32, path: String, offset: Int64, length: Int64, buffer: UnsafeMutableRawBufferPointer,
-                             _ consume: (UnsafeRawBufferPointer) -> Void) throws {
+    fileprivate static func read(
+        fd: Int32, path: String, offset: Int64, length: Int64, buffer: UnsafeMutableRawBufferPointer,
+        _ consume: (UnsafeRawBufferPointer) -> Void
+    ) throws {
         var done: Int64 = 0
         while done < length {
             let want = Int(min(Int64(buffer.count), length - done))

@@ -17,8 +17,10 @@ public enum FileIOError: Error, CustomStringConvertible {
 /// Whole reads and writes on file descriptors: short transfers continued, EINTR retried.
 enum FileIO {
     /// Reads up to `want` bytes at `offset`; fewer only at the end of the file.
-    static func readFully(_ fd: Int32, _ path: String, _ buffer: UnsafeMutableRawBufferPointer, _ want: Int,
-                          at offset: Int64) throws -> Int {
+    static func readFully(
+        _ fd: Int32, _ path: String, _ buffer: UnsafeMutableRawBufferPointer, _ want: Int,
+        at offset: Int64
+    ) throws -> Int {
         var got = 0
         while got < want {
             let n = pread(fd, buffer.baseAddress! + got, want - got, off_t(offset + Int64(got)))
@@ -36,7 +38,8 @@ enum FileIO {
     static func writeAll(_ fd: Int32, _ path: String, _ bytes: UnsafeRawBufferPointer, at offset: Int64? = nil) throws {
         var done = 0
         while done < bytes.count {
-            let n = offset.map { pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t($0 + Int64(done))) }
+            let n =
+                offset.map { pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t($0 + Int64(done))) }
                 ?? write(fd, bytes.baseAddress! + done, bytes.count - done)
             if n < 0 {
                 if errno == EINTR { continue }

@@ -88,8 +88,9 @@ public final class Interrupt: @unchecked Sendable {
         let n = request(s)
         if n == 1 {
             DispatchQueue.global().asyncAfter(deadline: .now() + Self.graceSeconds) { [self] in
-                finish("the work in hand did not end within \(Int(Self.graceSeconds)) s and was abandoned; rerun to resume",
-                       runActions: true)
+                finish(
+                    "the work in hand did not end within \(Int(Self.graceSeconds)) s and was abandoned; rerun to resume",
+                    runActions: true)
             }
         } else {
             finish("stopped at once (second signal); rerun to resume", runActions: true)

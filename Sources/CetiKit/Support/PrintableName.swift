@@ -18,10 +18,10 @@ extension String {
 
     static func needsEscape(_ s: Unicode.Scalar) -> Bool {
         switch s.value {
-        case 0x00...0x1F, 0x7F...0x9F: return true              // C0, DEL, C1 (ESC, CSI, NEL…)
-        case 0x2028, 0x2029: return true                        // line and paragraph separators
+        case 0x00...0x1F, 0x7F...0x9F: return true  // C0, DEL, C1 (ESC, CSI, NEL…)
+        case 0x2028, 0x2029: return true  // line and paragraph separators
         case 0x061C, 0x200E, 0x200F, 0x202A...0x202E, 0x2066...0x2069: return true  // bidi controls
-        case 0xFFFD: return true                                // a replacement character, said as such
+        case 0xFFFD: return true  // a replacement character, said as such
         default: return false
         }
     }

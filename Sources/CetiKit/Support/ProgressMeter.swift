@@ -18,7 +18,9 @@ public final class ProgressMeter: @unchecked Sendable {
     }
 
     public func begin(files: Int, bytes: Int64) {
-        lock.withLock { totalFiles = files; totalBytes = bytes }
+        lock.withLock {
+            totalFiles = files; totalBytes = bytes
+        }
         guard console.stderrIsTTY else { return }
         let t = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "ceti.progress"))
         t.schedule(deadline: .now() + 0.5, repeating: 0.5)
@@ -29,7 +31,9 @@ public final class ProgressMeter: @unchecked Sendable {
 
     /// Work found after the start (a tag's files, once its folder is listed).
     public func add(files: Int, bytes: Int64) {
-        lock.withLock { totalFiles += files; totalBytes += bytes }
+        lock.withLock {
+            totalFiles += files; totalBytes += bytes
+        }
     }
 
     public func end() {
@@ -40,7 +44,9 @@ public final class ProgressMeter: @unchecked Sendable {
 
     /// Bytes that went over the wire, either way (negative when a failed attempt is undone).
     public func sent(_ n: Int64) {
-        lock.withLock { sentBytes += n; doneBytes += n }
+        lock.withLock {
+            sentBytes += n; doneBytes += n
+        }
     }
 
     public func fileFinished(skippedBytes: Int64 = 0, skipped wasSkipped: Bool = false, failed wasFailed: Bool = false) {

@@ -51,9 +51,10 @@ final class CaptureService: @unchecked Sendable {
         try service.lock.withLock {
             let (name, r) = try service.arm()
             guard r.status == 0 else {
-                throw SSHError.remoteCommand(host: service.host, command: service.armCommand(name), status: r.status,
-                                             stderr: r.stderr + " (could not arm the restart timer for \(unit); the recorder was left running "
-                                                 + "and nothing was pulled: the tag user needs passwordless sudo and systemd-run, or leave out --stop-capture)")
+                throw SSHError.remoteCommand(
+                    host: service.host, command: service.armCommand(name), status: r.status,
+                    stderr: r.stderr + " (could not arm the restart timer for \(unit); the recorder was left running "
+                        + "and nothing was pulled: the tag user needs passwordless sudo and systemd-run, or leave out --stop-capture)")
             }
             service.armed = [name]
         }
@@ -69,8 +70,9 @@ final class CaptureService: @unchecked Sendable {
         }
         guard r.status == 0 else {
             service.abandon()
-            throw SSHError.remoteCommand(host: service.host, command: command, status: r.status,
-                                         stderr: r.stderr + " (nothing was pulled; the tag user needs passwordless sudo, or leave out --stop-capture)")
+            throw SSHError.remoteCommand(
+                host: service.host, command: command, status: r.status,
+                stderr: r.stderr + " (nothing was pulled; the tag user needs passwordless sudo, or leave out --stop-capture)")
         }
         let renewer = Thread { [service] in service.renewLoop() }
         renewer.name = "ceti-capture-switch"
@@ -79,8 +81,10 @@ final class CaptureService: @unchecked Sendable {
     }
 
     private func armCommand(_ name: String) -> String {
-        let args = ["sudo", "-n", "systemd-run", "--quiet", "--collect", "--on-active=\(grace)s",
-                    "--timer-property=AccuracySec=1s", "--unit=\(name)", "systemctl", "start", Self.unit]
+        let args = [
+            "sudo", "-n", "systemd-run", "--quiet", "--collect", "--on-active=\(grace)s",
+            "--timer-property=AccuracySec=1s", "--unit=\(name)", "systemctl", "start", Self.unit,
+        ]
         return args.map(SSHSession.quote).joined(separator: " ")
     }
 
@@ -134,8 +138,9 @@ final class CaptureService: @unchecked Sendable {
                 }
                 if let problem, !renewalWarned {
                     renewalWarned = true
-                    console.info("\(host): could not renew the restart timer of \(Self.unit) (\(problem)); "
-                                 + "unless a later renewal works, it starts the recorder within \(grace) s, during the pull")
+                    console.info(
+                        "\(host): could not renew the restart timer of \(Self.unit) (\(problem)); "
+                            + "unless a later renewal works, it starts the recorder within \(grace) s, during the pull")
                 }
                 return false
             }
@@ -155,7 +160,9 @@ final class CaptureService: @unchecked Sendable {
                 let r = try session.exec(command)
                 if r.status == 0 {
                     if !cancel(armed) {
-                        console.verbose("\(host): could not stop the restart timer(s) \(armed.joined(separator: ", ")); they start the running recorder again, which does no harm")
+                        console.verbose(
+                            "\(host): could not stop the restart timer(s) \(armed.joined(separator: ", ")); they start the running recorder again, which does no harm"
+                        )
                     }
                     armed = []
                     return nil

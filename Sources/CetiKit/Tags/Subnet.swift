@@ -15,7 +15,8 @@ public struct Subnet: Sendable, Equatable, CustomStringConvertible {
     public init?(cidr: String) {
         let parts = cidr.split(separator: "/")
         guard parts.count == 2, let prefix = Int(parts[1]), (16...32).contains(prefix),
-              let address = Self.parse(String(parts[0])) else { return nil }
+            let address = Self.parse(String(parts[0]))
+        else { return nil }
         self.init(network: address, prefix: prefix)
     }
 
@@ -61,7 +62,8 @@ public struct Subnet: Sendable, Equatable, CustomStringConvertible {
         while let ifa = p {
             p = ifa.pointee.ifa_next
             guard let addr = ifa.pointee.ifa_addr, addr.pointee.sa_family == sa_family_t(AF_INET),
-                  let mask = ifa.pointee.ifa_netmask else { continue }
+                let mask = ifa.pointee.ifa_netmask
+            else { continue }
             func ipv4(_ sa: UnsafeMutablePointer<sockaddr>) -> UInt32 {
                 sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt32(bigEndian: $0.pointee.sin_addr.s_addr) }
             }

@@ -37,15 +37,18 @@ struct TagCleaner {
 
     /// `failed`: files this run could not pull, by name, with the reason: kept, and said so; they
     /// never keep the tag's other, proven files. Names are in name form (`NameCodec`) throughout.
-    func clean(session: SSHSession, sftp: SFTPClient, device: String, remoteDir: String,
-               failed: [String: String] = [:]) throws -> [CleanOutcome] {
+    func clean(
+        session: SSHSession, sftp: SFTPClient, device: String, remoteDir: String,
+        failed: [String: String] = [:]
+    ) throws -> [CleanOutcome] {
         var outcomes: [CleanOutcome] = []
         var candidates: [(file: RemoteFile, copy: CopyRecord, objects: [ObjectRecord])] = []
         for file in try sftp.list(remoteDir) {
             func keep(_ reason: String) { outcomes.append(CleanOutcome(action: .kept, name: file.name, size: file.size, reason: reason)) }
             guard file.isRegular else { keep(file.isDirectory ? "a folder: never deleted" : "not a regular file"); continue }
             if let why = failed[file.name] { keep("not pulled in this run: \(why)"); continue }
-            guard let copy = try ledger.copy(device: device, remotePath: remoteDir + "/" + file.name, size: file.size, mtime: file.mtime) else {
+            guard let copy = try ledger.copy(device: device, remotePath: remoteDir + "/" + file.name, size: file.size, mtime: file.mtime)
+            else {
                 keep("not pulled (or changed since it was pulled)")
                 continue
             }

@@ -13,8 +13,10 @@ public struct DiscoveredTag: Sendable, Codable, Equatable {
     /// it is listed all the same, and the command exits 1.
     public var problem: String?
 
-    public init(name: String, address: String, files: Int = 0, bytes: Int64 = 0, pulled: Int = 0, uploaded: Int = 0,
-                problem: String? = nil) {
+    public init(
+        name: String, address: String, files: Int = 0, bytes: Int64 = 0, pulled: Int = 0, uploaded: Int = 0,
+        problem: String? = nil
+    ) {
         self.name = name
         self.address = address
         self.files = files
@@ -63,7 +65,8 @@ struct TagDiscovery {
     func discover(_ subnets: [Subnet], pool: BlockingPool) async throws -> [DiscoveredTag] {
         let own = Set(Subnet.ownAddresses())
         let addresses = subnets.flatMap(\.hosts).filter { !own.contains($0) }
-        console.info("scanning \(subnets.map(\.description).joined(separator: ", ")) (\(addresses.count) addresses) for SSH on port \(options.port)")
+        console.info(
+            "scanning \(subnets.map(\.description).joined(separator: ", ")) (\(addresses.count) addresses) for SSH on port \(options.port)")
         let port = options.port
         let ssh = try await pool.run { SSHScanner.scan(addresses, port: port) }
         console.verbose("SSH answers at: \(ssh.joined(separator: ", "))")
@@ -211,7 +214,8 @@ struct TagDiscovery {
             let id = UInt16(packet[0]) << 8 | UInt16(packet[1])
             // Only the host asked may name itself.
             guard let asked = pending[id], asked.raw.s_addr == from.sin_addr.s_addr, packet[2] & 0x80 != 0,
-                  let name = ptrAnswer(packet), !name.isEmpty, name.utf8.allSatisfy({ (33..<127).contains($0) }) else { continue }
+                let name = ptrAnswer(packet), !name.isEmpty, name.utf8.allSatisfy({ (33..<127).contains($0) })
+            else { continue }
             names[asked.address] = name
             pending[id] = nil
         }

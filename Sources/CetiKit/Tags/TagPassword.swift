@@ -22,7 +22,8 @@ public enum TagPassword {
         guard let path else { return }
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
-              FileManager.default.isReadableFile(atPath: path) else {
+            FileManager.default.isReadableFile(atPath: path)
+        else {
             throw UsageError("cannot read --identity \(path): give the path of a readable private key file (ed25519)")
         }
     }

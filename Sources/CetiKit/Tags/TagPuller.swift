@@ -16,8 +16,10 @@ final class TagPuller: @unchecked Sendable {
     /// tag (its name and an address, or two addresses) pull it once.
     private let claims = ClaimRegistry()
 
-    init(options: PullOptions, ledger: Ledger, knownHosts: KnownHosts, console: Console, meter: ProgressMeter,
-         objectCheck: ObjectCheck? = nil) {
+    init(
+        options: PullOptions, ledger: Ledger, knownHosts: KnownHosts, console: Console, meter: ProgressMeter,
+        objectCheck: ObjectCheck? = nil
+    ) {
         self.options = options
         self.ledger = ledger
         self.knownHosts = knownHosts
@@ -34,7 +36,9 @@ final class TagPuller: @unchecked Sendable {
 
     /// Connects, checks the host key, logs in; returns the session and the tag's own hostname and
     /// clock. With `tagsOnly`, a host whose name is not a tag's is left before its key is pinned.
-    func open(address: String, port: Int? = nil, expectedName: String?, tagsOnly: Bool = false) throws -> (SSHSession, name: String, now: Int64) {
+    func open(address: String, port: Int? = nil, expectedName: String?, tagsOnly: Bool = false) throws -> (
+        SSHSession, name: String, now: Int64
+    ) {
         let session = try SSHSession(host: address, port: port ?? options.port)
         let key = session.hostKey
         // Check what can be checked before the password is sent: a key pinned under a name.
@@ -66,8 +70,9 @@ final class TagPuller: @unchecked Sendable {
             try knownHosts.pin(name: name, type: key.type, key: key.base64)
         case .changed(let pinned):
             guard options.acceptNewHostKey.contains(name) else {
-                throw SSHError.hostKeyChanged(name: name, address: address, pinned: pinned, presented: key.fingerprint,
-                                              knownHosts: knownHosts.path)
+                throw SSHError.hostKeyChanged(
+                    name: name, address: address, pinned: pinned, presented: key.fingerprint,
+                    knownHosts: knownHosts.path)
             }
             console.info("\(name) (\(address)): accepting its new host key \(key.fingerprint) (was \(pinned))")
             try knownHosts.pin(name: name, type: key.type, key: key.base64)
@@ -124,8 +129,10 @@ final class TagPuller: @unchecked Sendable {
         NameCodec.encodePath(options.remoteDir.hasSuffix("/") ? String(options.remoteDir.dropLast()) : options.remoteDir)
     }
 
-    private func pullFiles(session: SSHSession, name: String, now: Int64, hooks: PullHooks?,
-                           into report: inout TagPullReport) throws {
+    private func pullFiles(
+        session: SSHSession, name: String, now: Int64, hooks: PullHooks?,
+        into report: inout TagPullReport
+    ) throws {
         let sftp = try SFTPClient(session: session)
         let remoteDir = remoteDirectory
         // Local paths are kept in name form too (a tag file's name may not be UTF-8): `fsPath`
@@ -157,7 +164,8 @@ final class TagPuller: @unchecked Sendable {
                 outcome.action = .stillWriting
                 outcome.message = "modified \(max(0, now - file.mtime)) s ago: the tag may still be writing it; pull it later"
             } else if let copy = try ledger.copy(device: name, remotePath: remoteDir + "/" + file.name, size: file.size, mtime: file.mtime),
-                      hooks?.stillHeld(copy) ?? true {
+                hooks?.stillHeld(copy) ?? true
+            {
                 outcome.action = .skipped
                 outcome.localPath = copy.localPath
                 outcome.sha256 = copy.sha256
@@ -178,8 +186,10 @@ final class TagPuller: @unchecked Sendable {
                         continue
                     }
                     // Handed on at once, so compression and upload overlap the next download.
-                    for (o, copy) in try confirm([(outcome, file, sha, part)], session: session, name: name,
-                                                 remoteDir: remoteDir, localDir: localDir) {
+                    for (o, copy) in try confirm(
+                        [(outcome, file, sha, part)], session: session, name: name,
+                        remoteDir: remoteDir, localDir: localDir)
+                    {
                         report.files.append(o)
                         if let copy { hooks.ready(copy, true) } else { hooks.abandoned(file.size) }
                     }
@@ -211,14 +221,17 @@ final class TagPuller: @unchecked Sendable {
     /// ceti's own, so a 255-byte name fits and a tag's own `x.part` is never mistaken for one),
     /// continuing an earlier partial download (whose bytes are re-hashed, not re-sent). Returns
     /// the SHA-256 of the whole file.
-    private func download(_ sftp: SFTPClient, _ remotePath: String, _ file: RemoteFile,
-                          into localDir: String) throws -> (String, String, Int64, Bool) {
+    private func download(
+        _ sftp: SFTPClient, _ remotePath: String, _ file: RemoteFile,
+        into localDir: String
+    ) throws -> (String, String, Int64, Bool) {
         let part = localDir + "/" + NameCodec.partialName(for: file.name)
         // A partial left as `<name>.part` by an earlier ceti: taken over, resumed and checked like
         // any other — unless the ledger knows that name as a pulled file (a tag's own `x.part`).
         let legacy = localDir + "/" + file.name + ".part"
         if access(fsPath(part), F_OK) != 0, access(fsPath(legacy), F_OK) == 0,
-           (try? ledger.recordedContent(localPath: legacy) != nil) == false {
+            (try? ledger.recordedContent(localPath: legacy) != nil) == false
+        {
             _ = rename(fsPath(legacy), fsPath(part))
         }
         let fd = Glibc.open(fsPath(part), O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
@@ -251,8 +264,10 @@ final class TagPuller: @unchecked Sendable {
 
     /// Confirms downloads against the tag's sha256sum (one command per batch of names), then
     /// renames each `.part` to its final name and records it. A mismatch removes the copy.
-    private func confirm(_ received: [(outcome: PullOutcome, file: RemoteFile, sha: String, part: String)],
-                         session: SSHSession, name: String, remoteDir: String, localDir: String) throws -> [(PullOutcome, CopyRecord?)] {
+    private func confirm(
+        _ received: [(outcome: PullOutcome, file: RemoteFile, sha: String, part: String)],
+        session: SSHSession, name: String, remoteDir: String, localDir: String
+    ) throws -> [(PullOutcome, CopyRecord?)] {
         var remote: [String: String] = [:]
         if options.remoteVerify {
             for start in stride(from: 0, to: received.count, by: 200) {
@@ -266,16 +281,20 @@ final class TagPuller: @unchecked Sendable {
             if options.remoteVerify && remote[r.file.name] != r.sha {
                 unlink(fsPath(r.part))
                 r.outcome.action = .failed
-                r.outcome.message = remote[r.file.name] == nil
+                r.outcome.message =
+                    remote[r.file.name] == nil
                     ? "the tag could not checksum it; the copy was discarded, rerun to pull it again"
                     : "the copy's SHA-256 differs from the tag's; the copy was discarded, rerun to pull it again"
                 out.append((r.outcome, nil))
                 continue
             }
-            if let existing = FileWalker.fingerprint(path: final), existing.size != r.file.size
-                || (try? FileHashes.sha256(path: final)) != r.sha {
+            if let existing = FileWalker.fingerprint(path: final),
+                existing.size != r.file.size
+                    || (try? FileHashes.sha256(path: final)) != r.sha
+            {
                 r.outcome.action = .failed
-                r.outcome.message = "\(final) already exists with other content (an earlier file of the same name); "
+                r.outcome.message =
+                    "\(final) already exists with other content (an earlier file of the same name); "
                     + "it was kept and the new copy left as \(r.part): move one of them away and rerun"
                 out.append((r.outcome, nil))
                 continue
@@ -287,9 +306,10 @@ final class TagPuller: @unchecked Sendable {
                 continue
             }
             FileHashes.syncDirectory(localDir)
-            let copy = CopyRecord(device: name, remotePath: remoteDir + "/" + r.file.name, size: r.file.size,
-                                  mtime: r.file.mtime, sha256: r.sha, localPath: final,
-                                  remoteVerified: options.remoteVerify, verifiedAt: Timestamp.now())
+            let copy = CopyRecord(
+                device: name, remotePath: remoteDir + "/" + r.file.name, size: r.file.size,
+                mtime: r.file.mtime, sha256: r.sha, localPath: final,
+                remoteVerified: options.remoteVerify, verifiedAt: Timestamp.now())
             try ledger.recordCopy(copy)
             r.outcome.localPath = final
             r.outcome.sha256 = r.sha

@@ -28,12 +28,16 @@ public struct TagTarget: Sendable, Equatable {
             host = String(text[text.index(after: text.startIndex)..<close])
             let rest = text[text.index(after: close)...]
             if !rest.isEmpty {
-                guard rest.hasPrefix(":"), let p = Int(rest.dropFirst()) else { throw UsageError("-t \(text): give HOST, HOST:PORT or [IPv6]:PORT") }
+                guard rest.hasPrefix(":"), let p = Int(rest.dropFirst()) else {
+                    throw UsageError("-t \(text): give HOST, HOST:PORT or [IPv6]:PORT")
+                }
                 port = p
             }
         } else if text.filter({ $0 == ":" }).count == 1, let colon = text.firstIndex(of: ":") {
             host = String(text[..<colon])
-            guard let p = Int(text[text.index(after: colon)...]) else { throw UsageError("-t \(text): the port after ':' must be a number") }
+            guard let p = Int(text[text.index(after: colon)...]) else {
+                throw UsageError("-t \(text): the port after ':' must be a number")
+            }
             port = p
         }
         if let port, !(1...65535).contains(port) { throw UsageError("-t \(text): ports run from 1 to 65535") }

@@ -17,8 +17,11 @@ public enum WhaleTagRun {
             // not be pulled is counted with the files, never as a tag.
             let failedTags = tags.filter { $0.error != nil }.count
             let cleaned = tags.flatMap(\.cleaned)
-            let cleanPart = cleaned.isEmpty ? "" : "; on the tags: \(cleaned.filter { $0.action != .kept }.count) "
-                + (dryRun ? "to delete" : "deleted") + ", \(cleaned.filter { $0.action == .kept }.count) kept"
+            let cleanPart =
+                cleaned.isEmpty
+                ? ""
+                : "; on the tags: \(cleaned.filter { $0.action != .kept }.count) "
+                    + (dryRun ? "to delete" : "deleted") + ", \(cleaned.filter { $0.action == .kept }.count) kept"
             return "\(tags.count) tag(s)\(failedTags > 0 ? " (\(failedTags) unreachable or refused)" : ""): "
                 + (dryRun ? "\(n(.wouldPull)) to pull, " : "\(n(.pulled)) pulled, \(n(.resumed)) resumed, ")
                 + "\(n(.skipped)) already pulled, \(n(.stillWriting)) still being written, \(n(.failed)) failed; "
@@ -51,8 +54,10 @@ public enum WhaleTagRun {
     /// `-t HOST...` (targets given) or `-a` (subnets given: discover, then pull every tag found).
     /// Cleaning with `--require uploaded` needs `s3`: the bucket whose objects prove each file, asked
     /// just before each delete.
-    public static func pull(targets: [String], discovering subnets: [Subnet]? = nil, options: PullOptions,
-                            s3 settings: S3Settings? = nil, console: Console) async throws -> Summary {
+    public static func pull(
+        targets: [String], discovering subnets: [Subnet]? = nil, options: PullOptions,
+        s3 settings: S3Settings? = nil, console: Console
+    ) async throws -> Summary {
         let start = Date()
         var work = try targets.map(TagTarget.parse)
         var check: ObjectCheck?
@@ -93,36 +98,44 @@ public enum WhaleTagRun {
                 reports.append(report)
             }
         }
-        return Summary(dryRun: options.dryRun, tags: reports.sorted { $0.tag < $1.tag },
-                       seconds: Date().timeIntervalSince(start))
+        return Summary(
+            dryRun: options.dryRun, tags: reports.sorted { $0.tag < $1.tag },
+            seconds: Date().timeIntervalSince(start))
     }
 
-    private static func setUp(_ options: PullOptions, console: Console, readOnly: Bool = false,
-                              objectCheck: ObjectCheck? = nil) throws -> TagPuller {
+    private static func setUp(
+        _ options: PullOptions, console: Console, readOnly: Bool = false,
+        objectCheck: ObjectCheck? = nil
+    ) throws -> TagPuller {
         let ledger = options.dryRun || readOnly ? try Ledger(readOnlyPath: options.ledgerPath) : try Ledger(path: options.ledgerPath)
         let knownHosts = KnownHosts(path: options.knownHostsPath)
-        return TagPuller(options: options, ledger: ledger, knownHosts: knownHosts, console: console,
-                         meter: ProgressMeter(console: console), objectCheck: objectCheck)
+        return TagPuller(
+            options: options, ledger: ledger, knownHosts: knownHosts, console: console,
+            meter: ProgressMeter(console: console), objectCheck: objectCheck)
     }
 
     public static func listText(_ tags: [DiscoveredTag]) -> String {
         guard !tags.isEmpty else { return "no tags found" }
         let problems = tags.contains { $0.problem != nil }
-        var lines = ["HOSTNAME".padding(toLength: 20, withPad: " ", startingAt: 0) + "ADDRESS          FILES  BYTES        PULLED  UPLOADED"
-                     + (problems ? "  PROBLEM" : "")]
+        var lines = [
+            "HOSTNAME".padding(toLength: 20, withPad: " ", startingAt: 0) + "ADDRESS          FILES  BYTES        PULLED  UPLOADED"
+                + (problems ? "  PROBLEM" : "")
+        ]
         for t in tags {
             guard let problem = t.problem else {
-                lines.append(t.name.padding(toLength: 20, withPad: " ", startingAt: 0)
-                             + t.address.padding(toLength: 17, withPad: " ", startingAt: 0)
-                             + String(t.files).padding(toLength: 7, withPad: " ", startingAt: 0)
-                             + ByteSize.format(t.bytes).padding(toLength: 13, withPad: " ", startingAt: 0)
-                             + String(t.pulled).padding(toLength: 8, withPad: " ", startingAt: 0)
-                             + (problems ? String(t.uploaded).padding(toLength: 10, withPad: " ", startingAt: 0) : String(t.uploaded)))
+                lines.append(
+                    t.name.padding(toLength: 20, withPad: " ", startingAt: 0)
+                        + t.address.padding(toLength: 17, withPad: " ", startingAt: 0)
+                        + String(t.files).padding(toLength: 7, withPad: " ", startingAt: 0)
+                        + ByteSize.format(t.bytes).padding(toLength: 13, withPad: " ", startingAt: 0)
+                        + String(t.pulled).padding(toLength: 8, withPad: " ", startingAt: 0)
+                        + (problems ? String(t.uploaded).padding(toLength: 10, withPad: " ", startingAt: 0) : String(t.uploaded)))
                 continue
             }
-            lines.append(t.name.padding(toLength: 20, withPad: " ", startingAt: 0)
-                         + t.address.padding(toLength: 17, withPad: " ", startingAt: 0)
-                         + "-      -            -       -         " + Self.shortProblem(problem))
+            lines.append(
+                t.name.padding(toLength: 20, withPad: " ", startingAt: 0)
+                    + t.address.padding(toLength: 17, withPad: " ", startingAt: 0)
+                    + "-      -            -       -         " + Self.shortProblem(problem))
         }
         return lines.joined(separator: "\n")
     }
@@ -159,9 +172,10 @@ public enum WhaleTagRun {
                 console.verbose("\(r.tag): \(f.name.printable): already pulled to \((f.localPath ?? "?").printable)")
             default:
                 guard results, console.showsResults else { continue }
-                console.result(f.action.rawValue.padding(toLength: 13, withPad: " ", startingAt: 0)
-                               + ByteSize.format(f.size).padding(toLength: 11, withPad: " ", startingAt: 0)
-                               + " \(r.tag)/\(f.name.printable)")
+                console.result(
+                    f.action.rawValue.padding(toLength: 13, withPad: " ", startingAt: 0)
+                        + ByteSize.format(f.size).padding(toLength: 11, withPad: " ", startingAt: 0)
+                        + " \(r.tag)/\(f.name.printable)")
             }
         }
         reportCleaned(r.cleaned, tag: r.tag, console: console)
@@ -169,9 +183,10 @@ public enum WhaleTagRun {
 
     static func reportCleaned(_ cleaned: [CleanOutcome], tag: String, console: Console) {
         for c in cleaned {
-            console.result(c.action.rawValue.padding(toLength: 13, withPad: " ", startingAt: 0)
-                           + ByteSize.format(c.size).padding(toLength: 11, withPad: " ", startingAt: 0)
-                           + " \(tag)/\(c.name.printable): \(c.reason)")
+            console.result(
+                c.action.rawValue.padding(toLength: 13, withPad: " ", startingAt: 0)
+                    + ByteSize.format(c.size).padding(toLength: 11, withPad: " ", startingAt: 0)
+                    + " \(tag)/\(c.name.printable): \(c.reason)")
         }
     }
 }

@@ -63,8 +63,10 @@ public struct FileWalker {
             guard let entry = readdir(handle) else {
                 // NULL with errno set: the listing broke off (an I/O error), not its end.
                 if errno != 0 {
-                    failures.append(WalkFailure(path: dir, reason: String(cString: strerror(errno)), isDirectory: true,
-                                                device: relative.first ?? Self.unknownDevice))
+                    failures.append(
+                        WalkFailure(
+                            path: dir, reason: String(cString: strerror(errno)), isDirectory: true,
+                            device: relative.first ?? Self.unknownDevice))
                 }
                 break
             }
@@ -86,23 +88,29 @@ public struct FileWalker {
                 let e = errno
                 // Gone since the listing (a file renamed meanwhile): nothing to read.
                 if e == ENOENT { skipped.append((path, String(cString: strerror(e)))); continue }
-                failures.append(WalkFailure(path: path, reason: String(cString: strerror(e)), isDirectory: false,
-                                            device: relative.first ?? Self.unknownDevice))
+                failures.append(
+                    WalkFailure(
+                        path: path, reason: String(cString: strerror(e)), isDirectory: false,
+                        device: relative.first ?? Self.unknownDevice))
                 continue
             }
             switch st.st_mode & S_IFMT {
             case S_IFDIR:
                 try visit(path, relative: relative + [name], into: &out)
             case S_IFREG:
-                if Self.isCompressPart(name, beside: present) { skipped.append((path, "unfinished compressed output (ceti's own)")); continue }
+                if Self.isCompressPart(name, beside: present) {
+                    skipped.append((path, "unfinished compressed output (ceti's own)")); continue
+                }
                 let device = relative.first ?? Self.unknownDevice
                 if access(fsPath(path), R_OK) != 0 {
                     failures.append(WalkFailure(path: path, reason: String(cString: strerror(errno)), isDirectory: false, device: device))
                     continue
                 }
                 let rel = relative.isEmpty ? name : (relative.dropFirst() + [name]).joined(separator: "/")
-                out.append(LocalFile(path: path, device: device, relativePath: rel,
-                                     fingerprint: Self.fingerprint(st)))
+                out.append(
+                    LocalFile(
+                        path: path, device: device, relativePath: rel,
+                        fingerprint: Self.fingerprint(st)))
             case S_IFLNK:
                 skipped.append((path, "symbolic link (not followed)"))
             default:
@@ -112,9 +120,10 @@ public struct FileWalker {
     }
 
     static func fingerprint(_ st: stat) -> FileFingerprint {
-        FileFingerprint(size: Int64(st.st_size),
-                        mtimeNanoseconds: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec),
-                        inode: UInt64(st.st_ino))
+        FileFingerprint(
+            size: Int64(st.st_size),
+            mtimeNanoseconds: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec),
+            inode: UInt64(st.st_ino))
     }
 
     /// The fingerprint of a path now, or nil when it is gone.
@@ -130,10 +139,14 @@ public struct FileWalker {
     static func isCompressPart(_ name: String, beside names: Set<String>) -> Bool {
         guard name.hasSuffix(".part") else { return false }
         let output = String(name.dropLast(5))
-        if output.hasSuffix(".gz") { return names.contains(String(output.dropLast(3))) && Compressor.kind(of: String(output.dropLast(3))) == .gzip }
+        if output.hasSuffix(".gz") {
+            return names.contains(String(output.dropLast(3))) && Compressor.kind(of: String(output.dropLast(3))) == .gzip
+        }
         if output.hasSuffix(".flac") {
             let stem = String(output.dropLast(5))
-            return names.contains { $0.count == stem.count + 4 && $0.hasPrefix(stem) && [.flacFromRaw, .flacFromWAV].contains(Compressor.kind(of: $0)) }
+            return names.contains {
+                $0.count == stem.count + 4 && $0.hasPrefix(stem) && [.flacFromRaw, .flacFromWAV].contains(Compressor.kind(of: $0))
+            }
         }
         return false
     }

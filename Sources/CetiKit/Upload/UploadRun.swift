@@ -2,8 +2,10 @@ import Foundation
 
 /// `ceti s3upload`: walk, prove credentials and bucket, plan keys, upload, summarise.
 public enum UploadRun {
-    public static func execute(_ options: UploadOptions, settings: S3Settings, console: Console,
-                               retry: RetryPolicy = RetryPolicy()) async throws -> UploadSummary {
+    public static func execute(
+        _ options: UploadOptions, settings: S3Settings, console: Console,
+        retry: RetryPolicy = RetryPolicy()
+    ) async throws -> UploadSummary {
         // Walk first: a wrong directory is a usage error, found before any network traffic.
         let ledgerPath = FileWalker.absolute(options.ledgerPath)
         var walker = FileWalker(excludedPaths: [ledgerPath, ledgerPath + "-wal", ledgerPath + "-shm", ledgerPath + "-journal"])
@@ -23,8 +25,9 @@ public enum UploadRun {
         http.stallSeconds = options.stallSeconds
         let curl = CurlClient(options: http)
         defer { curl.shutdown() }
-        let s3 = S3Client(endpoint: settings.endpoint, region: settings.region, credentials: settings.credentials,
-                          http: curl, retry: retry)
+        let s3 = S3Client(
+            endpoint: settings.endpoint, region: settings.region, credentials: settings.credentials,
+            http: curl, retry: retry)
         s3.log = { [console] in console.verbose($0) }
 
         // Prove credentials and bucket before the ledger is opened: a wrong secret writes nothing.
@@ -39,8 +42,9 @@ public enum UploadRun {
         let pool = BlockingPool(threads: 2, name: "ceti-read")
         // Every key is checked against S3, by folder listing where many share one: a file the
         // ledger proves is skipped only while S3 still holds its object as recorded.
-        let uploader = Uploader(options: options, s3: s3, ledger: ledger, console: console, meter: meter, pool: pool,
-                                remote: try await RemoteIndex.build(s3: s3, bucket: options.bucket, keys: planned.map(\.key)))
+        let uploader = Uploader(
+            options: options, s3: s3, ledger: ledger, console: console, meter: meter, pool: pool,
+            remote: try await RemoteIndex.build(s3: s3, bucket: options.bucket, keys: planned.map(\.key)))
         var work: [PlannedFile] = []
         for (p, held) in try await confirmProofs(planned, uploader: uploader, jobs: options.jobs) {
             if held, let object = p.proof {
@@ -76,9 +80,10 @@ public enum UploadRun {
                 addNext()
             }
         }
-        return UploadSummary(bucket: options.bucket, dryRun: options.dryRun,
-                             files: outcomes.sorted { $0.path < $1.path },
-                             seconds: meter.elapsed, bytesSent: meter.bytesSent)
+        return UploadSummary(
+            bucket: options.bucket, dryRun: options.dryRun,
+            files: outcomes.sorted { $0.path < $1.path },
+            seconds: meter.elapsed, bytesSent: meter.bytesSent)
     }
 
     /// Asks S3 (a few requests at a time; listed folders need none) whether each proven file's
@@ -118,7 +123,8 @@ public enum UploadRun {
     /// (unchanged since hashed, its object verified) carries that proof, so it needs no read,
     /// only S3's word that the object is still there.
     static func plan(_ files: [LocalFile], options: UploadOptions, ledger: Ledger) throws
-        -> (settled: [UploadOutcome], work: [PlannedFile], newFiles: [FileRecord]) {
+        -> (settled: [UploadOutcome], work: [PlannedFile], newFiles: [FileRecord])
+    {
         let today = Timestamp.utcDate()
         var settled: [UploadOutcome] = []
         var work: [PlannedFile] = []
@@ -134,8 +140,9 @@ public enum UploadRun {
                 let key = options.keyTemplate.key(prefix: options.prefix, date: date, file: file)
                 if let other = owners.updateValue(file.path, forKey: key) {
                     owners[key] = other
-                    var outcome = UploadOutcome(action: .failed, path: file.path, device: file.device, key: key,
-                                                size: file.fingerprint.size)
+                    var outcome = UploadOutcome(
+                        action: .failed, path: file.path, device: file.device, key: key,
+                        size: file.fingerprint.size)
                     outcome.message = UploadError.duplicateKey(key: key, other: other).description
                     settled.append(outcome)
                     continue
@@ -156,7 +163,8 @@ public enum UploadRun {
             return
         }
         guard console.showsResults else { return }
-        let line = o.action.rawValue.padding(toLength: 15, withPad: " ", startingAt: 0)
+        let line =
+            o.action.rawValue.padding(toLength: 15, withPad: " ", startingAt: 0)
             + ByteSize.format(o.size).padding(toLength: 11, withPad: " ", startingAt: 0)
             + " \(o.path.printable) -> s3://\(options.bucket)/\(o.key.printable)"
         if console.stderrIsTTY && (o.action == .skipped || o.action == .present) {

@@ -11,8 +11,10 @@ final class Uploader: @unchecked Sendable {
     let pool: BlockingPool
     let remote: RemoteIndex
 
-    init(options: UploadOptions, s3: S3Client, ledger: Ledger, console: Console, meter: ProgressMeter, pool: BlockingPool,
-         remote: RemoteIndex) {
+    init(
+        options: UploadOptions, s3: S3Client, ledger: Ledger, console: Console, meter: ProgressMeter, pool: BlockingPool,
+        remote: RemoteIndex
+    ) {
         self.options = options
         self.s3 = s3
         self.ledger = ledger
@@ -27,8 +29,9 @@ final class Uploader: @unchecked Sendable {
 
     /// One file's fate. Only fatal S3 errors (credentials, bucket) escape: they stop the run.
     func process(_ file: LocalFile, key: String, plannedDate: String) async throws -> UploadOutcome {
-        var outcome = UploadOutcome(action: .failed, path: file.path, device: file.device, key: key,
-                                    size: file.fingerprint.size)
+        var outcome = UploadOutcome(
+            action: .failed, path: file.path, device: file.device, key: key,
+            size: file.fingerprint.size)
         do {
             outcome = try await upload(file, key: key, plannedDate: plannedDate, outcome: outcome)
         } catch let e as S3Error where e.isFatal {
@@ -37,8 +40,9 @@ final class Uploader: @unchecked Sendable {
             outcome.action = .failed
             outcome.message = "\(error)"
             if !dryRun {
-                try? ledger.recordFailure(bucket: bucket, key: key, device: file.device, localPath: file.path,
-                                          message: outcome.message!)
+                try? ledger.recordFailure(
+                    bucket: bucket, key: key, device: file.device, localPath: file.path,
+                    message: outcome.message!)
             }
         }
         return outcome
@@ -59,12 +63,15 @@ final class Uploader: @unchecked Sendable {
         outcome.sha256 = hashes.sha256.hex
         // A pulled copy or a compressed output is passed on only as the bytes ceti verified.
         if let recorded = try ledger.recordedContent(localPath: file.path), recorded.sha256 != hashes.sha256.hex {
-            throw UploadError.changedSinceRecorded(path: file.path, origin: recorded.origin, recorded: recorded.sha256,
-                                                   now: hashes.sha256.hex)
+            throw UploadError.changedSinceRecorded(
+                path: file.path, origin: recorded.origin, recorded: recorded.sha256,
+                now: hashes.sha256.hex)
         }
         if !dryRun {
-            try ledger.saveFile(FileRecord(path: file.path, fingerprint: file.fingerprint, sha256: hashes.sha256.hex,
-                                           plannedDate: plannedDate))
+            try ledger.saveFile(
+                FileRecord(
+                    path: file.path, fingerprint: file.fingerprint, sha256: hashes.sha256.hex,
+                    plannedDate: plannedDate))
         }
 
         var resumable: UploadRecord?
@@ -105,8 +112,9 @@ final class Uploader: @unchecked Sendable {
         let resumed: Bool
         do {
             if layout.isMultipart {
-                (outcome.etag, resumed) = try await multipart(file, key: key, hashes: hashes, resuming: resumable,
-                                                              createOnly: !overwriting, counter: counter)
+                (outcome.etag, resumed) = try await multipart(
+                    file, key: key, hashes: hashes, resuming: resumable,
+                    createOnly: !overwriting, counter: counter)
             } else {
                 outcome.etag = try await single(file, key: key, hashes: hashes, createOnly: !overwriting, counter: counter)
                 resumed = false
@@ -120,7 +128,8 @@ final class Uploader: @unchecked Sendable {
                 try ledger.dropUpload(uploadID: id)
             }
             guard let head = try await s3.headObject(bucket: bucket, key: key),
-                  let settled = try await settle(file, key: key, head: head, hashes: hashes, resumable: nil, outcome: outcome) else {
+                let settled = try await settle(file, key: key, head: head, hashes: hashes, resumable: nil, outcome: outcome)
+            else {
                 throw e
             }
             outcome = settled
@@ -135,8 +144,10 @@ final class Uploader: @unchecked Sendable {
     /// S3 holds an object under the key. Identical content (the same ETag, or — where the ETag
     /// cannot tell, as for another part size — the same SHA-256 read back from S3) is present and
     /// recorded; anything else is a conflict. Returns nil only when it is to be overwritten.
-    private func settle(_ file: LocalFile, key: String, head: ObjectHead, hashes: FileHashes, resumable: UploadRecord?,
-                        outcome start: UploadOutcome) async throws -> UploadOutcome? {
+    private func settle(
+        _ file: LocalFile, key: String, head: ObjectHead, hashes: FileHashes, resumable: UploadRecord?,
+        outcome start: UploadOutcome
+    ) async throws -> UploadOutcome? {
         var outcome = start
         let size = file.fingerprint.size
         var same = head.size == size && head.etag == hashes.etag
@@ -149,8 +160,10 @@ final class Uploader: @unchecked Sendable {
             outcome.etag = head.etag
             if !dryRun {
                 let partSize = head.etag.contains("-") ? hashes.layout.partSize : 0
-                try ledger.recordVerified(objectRecord(file, key: key, sha256: hashes.sha256.hex, etag: head.etag,
-                                                       partSize: partSize), closingUpload: resumable?.uploadID)
+                try ledger.recordVerified(
+                    objectRecord(
+                        file, key: key, sha256: hashes.sha256.hex, etag: head.etag,
+                        partSize: partSize), closingUpload: resumable?.uploadID)
                 if let resumable {
                     try? await s3.abortMultipartUpload(bucket: bucket, key: key, uploadID: resumable.uploadID)
                 }
@@ -160,11 +173,13 @@ final class Uploader: @unchecked Sendable {
         guard options.overwrite else {
             outcome.action = .conflict
             outcome.etag = head.etag
-            outcome.message = "s3://\(bucket)/\(key.printable) already holds different content (\(ByteSize.format(head.size)), ETag \(head.etag)); "
+            outcome.message =
+                "s3://\(bucket)/\(key.printable) already holds different content (\(ByteSize.format(head.size)), ETag \(head.etag)); "
                 + "the local file is \(ByteSize.format(size)), ETag \(hashes.etag). Left untouched: rename the file or rerun with --overwrite to replace it"
             if !dryRun {
-                try ledger.recordFailure(bucket: bucket, key: key, device: file.device, localPath: file.path,
-                                         message: "conflict: remote object differs")
+                try ledger.recordFailure(
+                    bucket: bucket, key: key, device: file.device, localPath: file.path,
+                    message: "conflict: remote object differs")
             }
             return outcome
         }
@@ -204,8 +219,9 @@ final class Uploader: @unchecked Sendable {
     }
 
     private func objectRecord(_ file: LocalFile, key: String, sha256: String, etag: String, partSize: Int64) -> ObjectRecord {
-        ObjectRecord(bucket: bucket, key: key, device: file.device, localPath: file.path, size: file.fingerprint.size,
-                     sha256: sha256, etag: etag, partSize: partSize, verifiedAt: Timestamp.now())
+        ObjectRecord(
+            bucket: bucket, key: key, device: file.device, localPath: file.path, size: file.fingerprint.size,
+            sha256: sha256, etag: etag, partSize: partSize, verifiedAt: Timestamp.now())
     }
 
     private func openFile(_ path: String) throws -> Int32 {
@@ -217,16 +233,19 @@ final class Uploader: @unchecked Sendable {
     private func single(_ file: LocalFile, key: String, hashes: FileHashes, createOnly: Bool, counter: ByteCounter) async throws -> String {
         let fd = try openFile(file.path)
         defer { close(fd) }
-        let etag = try await s3.putObject(bucket: bucket, key: key, body: .file(descriptor: fd, offset: 0, length: file.fingerprint.size),
-                                          md5: hashes.partMD5s[0], sha256: hashes.sha256,
-                                          metadata: [("sha256", hashes.sha256.hex)], createOnly: createOnly, onBytesSent: counter.add)
+        let etag = try await s3.putObject(
+            bucket: bucket, key: key, body: .file(descriptor: fd, offset: 0, length: file.fingerprint.size),
+            md5: hashes.partMD5s[0], sha256: hashes.sha256,
+            metadata: [("sha256", hashes.sha256.hex)], createOnly: createOnly, onBytesSent: counter.add)
         guard etag == hashes.etag else { throw UploadError.etagMismatch(key: key, expected: hashes.etag, got: etag) }
         try ledger.recordVerified(objectRecord(file, key: key, sha256: hashes.sha256.hex, etag: etag, partSize: 0))
         return etag
     }
 
-    private func multipart(_ file: LocalFile, key: String, hashes: FileHashes, resuming: UploadRecord?, createOnly: Bool,
-                           counter: ByteCounter) async throws -> (String, Bool) {
+    private func multipart(
+        _ file: LocalFile, key: String, hashes: FileHashes, resuming: UploadRecord?, createOnly: Bool,
+        counter: ByteCounter
+    ) async throws -> (String, Bool) {
         let layout = hashes.layout
         var done: [Int: String] = [:]
         var uploadID: String?
@@ -241,7 +260,8 @@ final class Uploader: @unchecked Sendable {
                     guard p.etag == md5, p.size < 0 || p.size == length else { continue }
                     done[p.number] = p.etag
                     if !known.contains(p.number) {
-                        try ledger.recordPart(uploadID: resuming.uploadID, PartRecord(number: p.number, size: length, md5: md5, etag: p.etag))
+                        try ledger.recordPart(
+                            uploadID: resuming.uploadID, PartRecord(number: p.number, size: length, md5: md5, etag: p.etag))
                     }
                 }
                 uploadID = resuming.uploadID
@@ -254,9 +274,11 @@ final class Uploader: @unchecked Sendable {
         let resumed = uploadID != nil
         if uploadID == nil {
             let id = try await s3.createMultipartUpload(bucket: bucket, key: key, metadata: [("sha256", hashes.sha256.hex)])
-            try ledger.beginUpload(UploadRecord(bucket: bucket, key: key, uploadID: id, device: file.device, localPath: file.path,
-                                                fingerprint: file.fingerprint, sha256: hashes.sha256.hex,
-                                                partSize: layout.partSize, startedAt: Timestamp.now()))
+            try ledger.beginUpload(
+                UploadRecord(
+                    bucket: bucket, key: key, uploadID: id, device: file.device, localPath: file.path,
+                    fingerprint: file.fingerprint, sha256: hashes.sha256.hex,
+                    partSize: layout.partSize, startedAt: Timestamp.now()))
             uploadID = id
         }
         let id = uploadID!
@@ -274,9 +296,10 @@ final class Uploader: @unchecked Sendable {
                     // Hashed in the one read before the upload: bytes changed since then no longer
                     // match Content-MD5 and the signed SHA-256, and S3 refuses them.
                     let md5 = hashes.partMD5s[number - 1]
-                    let etag = try await s3.uploadPart(bucket: bucket, key: key, uploadID: id, number: number,
-                                                       body: .file(descriptor: fd, offset: offset, length: length),
-                                                       md5: md5, sha256: hashes.partSHA256s[number - 1], onBytesSent: counter.add)
+                    let etag = try await s3.uploadPart(
+                        bucket: bucket, key: key, uploadID: id, number: number,
+                        body: .file(descriptor: fd, offset: offset, length: length),
+                        md5: md5, sha256: hashes.partSHA256s[number - 1], onBytesSent: counter.add)
                     guard etag == md5.hex else {
                         throw UploadError.etagMismatch(key: "\(key) part \(number)", expected: md5.hex, got: etag)
                     }
@@ -291,8 +314,9 @@ final class Uploader: @unchecked Sendable {
             }
         }
 
-        let etag = try await s3.completeMultipartUpload(bucket: bucket, key: key, uploadID: id,
-                                                        parts: done.map { (number: $0.key, etag: $0.value) }, createOnly: createOnly)
+        let etag = try await s3.completeMultipartUpload(
+            bucket: bucket, key: key, uploadID: id,
+            parts: done.map { (number: $0.key, etag: $0.value) }, createOnly: createOnly)
         guard etag == hashes.etag else { throw UploadError.etagMismatch(key: key, expected: hashes.etag, got: etag) }
         if createOnly {
             // Some servers (SeaweedFS 4.48, measured) check If-None-Match on CompleteMultipartUpload
@@ -300,12 +324,14 @@ final class Uploader: @unchecked Sendable {
             // later one replaces the earlier. So ask what the key holds now before claiming it.
             let now = try await s3.headObject(bucket: bucket, key: key)
             guard now?.etag == etag, now?.size == file.fingerprint.size else {
-                throw S3Error.service(operation: "CompleteMultipartUpload", key: key, status: 409, code: "ConditionalRequestConflict",
-                                      message: "another writer completed the same key at the same moment")
+                throw S3Error.service(
+                    operation: "CompleteMultipartUpload", key: key, status: 409, code: "ConditionalRequestConflict",
+                    message: "another writer completed the same key at the same moment")
             }
         }
-        try ledger.recordVerified(objectRecord(file, key: key, sha256: hashes.sha256.hex, etag: etag, partSize: layout.partSize),
-                                  closingUpload: id)
+        try ledger.recordVerified(
+            objectRecord(file, key: key, sha256: hashes.sha256.hex, etag: etag, partSize: layout.partSize),
+            closingUpload: id)
         return (etag, resumed)
     }
 }
