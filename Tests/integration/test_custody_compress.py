@@ -285,15 +285,21 @@ def failure_lines(stderr: str, path: Path) -> list[str]:
     return [l for l in stderr.splitlines() if str(path) in l and "Permission denied" in l]
 
 
+def tree_with_unreadable_parts(nobody_dir: Path, device: Path, files: dict[str, bytes], locked: str, secret: str) -> None:
+    """Files under `device` owned by nobody; then the folder `locked` and the file `secret` made
+    unreadable to nobody."""
+    for name, blob in files.items():
+        (device / name).parent.mkdir(parents=True, exist_ok=True)
+        (device / name).write_bytes(blob)
+    subprocess.run(["chown", "-R", "nobody:nogroup", str(nobody_dir)], check=True)
+    lock_away(device / locked, device / secret)
+
+
 @needs_nobody
 def test_compress_reports_an_unreadable_folder_and_file(ceti, nobody_dir):
     d = nobody_dir / "in"
-    (d / "wt-x" / "locked").mkdir(parents=True)
-    (d / "wt-x" / "locked" / "x.csv").write_bytes(b"a,b\n1,2\n")
-    (d / "wt-x" / "ok.csv").write_bytes(b"a,b\n3,4\n")
-    (d / "wt-x" / "secret.csv").write_bytes(b"a,b\n5,6\n")
-    subprocess.run(["chown", "-R", "nobody:nogroup", str(nobody_dir)], check=True)
-    lock_away(d / "wt-x" / "locked", d / "wt-x" / "secret.csv")
+    tree_with_unreadable_parts(nobody_dir, d / "wt-x", {"locked/x.csv": b"a,b\n1,2\n", "ok.csv": b"a,b\n3,4\n",
+                                                        "secret.csv": b"a,b\n5,6\n"}, "locked", "secret.csv")
     r = as_nobody(ceti, nobody_dir, "compress", d)
     assert r.returncode == 1, (r.stdout, r.stderr)
     assert len(failure_lines(r.stderr, d / "wt-x" / "locked")) == 1, r.stderr
@@ -306,12 +312,8 @@ def test_compress_reports_an_unreadable_folder_and_file(ceti, nobody_dir):
 @needs_nobody
 def test_s3upload_reports_an_unreadable_folder_and_file(ceti, s3, bucket, nobody_dir):
     up = nobody_dir / "up"
-    (up / "dev" / "locked").mkdir(parents=True)
-    (up / "dev" / "locked" / "inner.txt").write_bytes(b"inner")
-    (up / "dev" / "ok.txt").write_bytes(b"fine")
-    (up / "dev" / "secret.txt").write_bytes(b"secret")
-    subprocess.run(["chown", "-R", "nobody:nogroup", str(nobody_dir)], check=True)
-    lock_away(up / "dev" / "locked", up / "dev" / "secret.txt")
+    tree_with_unreadable_parts(nobody_dir, up / "dev", {"locked/inner.txt": b"inner", "ok.txt": b"fine",
+                                                        "secret.txt": b"secret"}, "locked", "secret.txt")
     r = as_nobody(ceti, nobody_dir, "s3upload", "--bucket", bucket, "--endpoint-url", ceti.s3env.endpoint, "--json", up)
     assert r.returncode == 1, (r.stdout, r.stderr)
     assert len(failure_lines(r.stderr, up / "dev" / "locked")) == 1, r.stderr

@@ -20,7 +20,7 @@ final class IngestPipeline: @unchecked Sendable {
     let budget: StagingBudget
     /// The first fatal S3 error (refused credentials, missing bucket): the run stops starting new
     /// work and ends with it.
-    let fatal = FatalError()
+    let fatal = Locked<S3Error?>(nil)
 
     init(
         options: IngestOptions, run: IngestRunRecord, ledger: Ledger, s3: S3Client, puller: TagPuller, uploader: Uploader,
@@ -48,15 +48,15 @@ final class IngestPipeline: @unchecked Sendable {
         let address = target.address
         var report = IngestTagReport(tag: target.name ?? address, address: address)
         let (stream, continuation) = AsyncStream.makeStream(of: (copy: CopyRecord, reserved: Bool).self)
-        let folderLock = LockBox()
-        defer { folderLock.release() }
+        let folderLock = Locked<FileLock?>(nil)
+        defer { folderLock.value = nil }
         let hooks = PullHooks(
             beforeDownload: { [budget] in budget.reserve($0) },
             ready: { continuation.yield(($0, $1)) },
             stillHeld: { [self] in stillHeld($0) },
             abandoned: { [budget] in budget.release($0) },
-            stopReason: { [fatal] in fatal.error.map { "\($0)" } },
-            holdLock: { folderLock.hold($0) })
+            stopReason: { [fatal] in fatal.value.map { "\($0)" } },
+            holdLock: { folderLock.value = $0 })
         let pull = Task { [tagPool, puller] in
             try await tagPool.run {
                 defer { continuation.finish() }
@@ -84,7 +84,7 @@ final class IngestPipeline: @unchecked Sendable {
         report.error = pulled.error
         report.files = outcomes.sorted { $0.name < $1.name }
         // A fatal S3 error ends the run with one line of its own; the rest waits for the rerun.
-        guard fatal.error == nil else { return report }
+        guard fatal.value == nil else { return report }
         // Interrupted: no manifest and no cleaning now; the rerun resumes this run. A
         // capture-restart problem is still said.
         if Interrupt.isRequested {
@@ -106,12 +106,12 @@ final class IngestPipeline: @unchecked Sendable {
             // A file that failed never holds back the others: each file is deleted only on its own
             // proof (TagCleaner asks S3 just before each delete). A tag that could not be reached,
             // or whose manifest could not be written, is left alone.
-            guard fatal.error == nil, options.clean, report.error == nil else { return report }
+            guard fatal.value == nil, options.clean, report.error == nil else { return report }
             let named = TagTarget(address: address, port: target.port, name: report.tag)
             report.cleaned = try await tagPool.run { [puller] in try puller.clean(named) }
             WhaleTagRun.reportCleaned(report.cleaned, tag: report.tag, console: console)
         } catch let e as S3Error where e.isFatal {
-            fatal.set(e)
+            fatal.update { $0 = $0 ?? e }
         } catch {
             report.error = "\(error)"
             console.error("\(report.tag): \(error)")
@@ -142,7 +142,7 @@ final class IngestPipeline: @unchecked Sendable {
         defer { if reserved { budget.release(copy.size) } }
         let name = (copy.remotePath as NSString).lastPathComponent
         var o = IngestFileOutcome(action: .failed, device: copy.device, name: name, size: copy.size)
-        if let e = fatal.error {
+        if let e = fatal.value {
             o.message = "\(e)"
             return o
         }
@@ -223,7 +223,7 @@ final class IngestPipeline: @unchecked Sendable {
                         + " \(copy.device)/\(name.printable) → s3://\(bucket)/\(object.key.printable) (\(object.action))")
             }
         } catch let e as S3Error where e.isFatal {
-            fatal.set(e)
+            fatal.update { $0 = $0 ?? e }
             o.message = "\(e)"
         } catch {
             o.message = "\(error)"
@@ -262,9 +262,7 @@ final class IngestPipeline: @unchecked Sendable {
         if let s = settled.first {
             outcome = s
         } else if let object = work[0].proof, try await uploader.isStillInS3(object) {
-            outcome = UploadOutcome(action: .skipped, path: path, device: device, key: object.key, size: object.size)
-            outcome.etag = object.etag
-            outcome.sha256 = object.sha256
+            outcome = .skipped(path, device: device, proof: object, size: object.size)
         } else {
             let p = work[0]
             // Keys of device files never land among the runs' manifests.
@@ -385,23 +383,4 @@ enum IngestError: Error, CustomStringConvertible {
             return "the key \(key) would fall among the runs' manifests (\(Manifest.runsFolder)/); change --key-template"
         }
     }
-}
-
-/// The first fatal error of a run, shared by its tasks.
-final class FatalError: @unchecked Sendable {
-    private let lock = NSLock()
-    private var first: S3Error?
-
-    var error: S3Error? { lock.withLock { first } }
-
-    func set(_ e: S3Error) { lock.withLock { if first == nil { first = e } } }
-}
-
-/// Holds a device folder's lock from the pull until the tag's files are done with.
-final class LockBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var held: FileLock?
-
-    func hold(_ l: FileLock) { lock.withLock { held = l } }
-    func release() { lock.withLock { held = nil } }
 }

@@ -86,7 +86,7 @@ public enum IngestRun {
         }
         // Refused credentials or a bucket gone: stop with S3's one line (exit 2); what was pulled
         // stays staged and recorded, and the rerun resumes this run.
-        if let e = pipeline.fatal.error { throw e }
+        if let e = pipeline.fatal.value { throw e }
         // SIGINT/SIGTERM: the run stays open, so the rerun resumes it with the same id.
         if !Interrupt.isRequested { try ledger.finishRun(run.id) }
         return IngestSummary(

@@ -32,4 +32,11 @@ public struct UploadOutcome: Sendable, Codable, Equatable {
     public var message: String? = nil
 
     public var isFailure: Bool { action == .failed || action == .conflict }
+
+    /// A file skipped because S3 confirmed the verified object the ledger holds for it.
+    static func skipped(_ path: String, device: String, proof object: ObjectRecord, size: Int64) -> UploadOutcome {
+        UploadOutcome(
+            action: .skipped, path: path, device: device, key: object.key, size: size, etag: object.etag,
+            sha256: object.sha256)
+    }
 }

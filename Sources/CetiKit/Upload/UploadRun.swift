@@ -48,10 +48,7 @@ public enum UploadRun {
         var work: [PlannedFile] = []
         for (p, held) in try await confirmProofs(planned, uploader: uploader, jobs: options.jobs) {
             if held, let object = p.proof {
-                var o = UploadOutcome(action: .skipped, path: p.file.path, device: p.file.device, key: p.key, size: p.file.fingerprint.size)
-                o.etag = object.etag
-                o.sha256 = object.sha256
-                settled.append(o)
+                settled.append(.skipped(p.file.path, device: p.file.device, proof: object, size: p.file.fingerprint.size))
             } else {
                 work.append(p)
             }
