@@ -65,14 +65,13 @@ struct GeneralOffload: AsyncParsableCommand {
                 var http = CurlClient.Options()
                 http.connections = 1
                 http.connectTimeoutSeconds = 10
-                let curl = CurlClient(options: http)
-                defer { curl.shutdown() }
                 // Two quick attempts: offline is normal on the boat, and the cache answers then.
-                let client = S3Client(
-                    endpoint: settings.endpoint, region: settings.region, credentials: settings.credentials,
-                    http: curl, retry: RetryPolicy(maxAttempts: 2, baseDelay: 0.5, maxDelay: 1))
+                let service = S3Service(
+                    settings: settings, transfer: http, retry: RetryPolicy(maxAttempts: 2, baseDelay: 0.5, maxDelay: 1),
+                    console: console)
+                defer { service.shutdown() }
                 devices = try await DeviceRegistry.fetch(
-                    s3: client, bucket: settings.bucket,
+                    s3: service.store, bucket: settings.bucket,
                     cachePath: DeviceRegistry.cachePath(bucket: settings.bucket, environment: env))
             }
             var options = OffloadOptions(

@@ -10,7 +10,7 @@ struct OutputOptions: ParsableArguments {
     @Flag(
         name: .shortAndLong,
         help:
-            "Also print skipped files, retries and other details (-v); -vv also the settings in force (endpoint, bucket, prefix, ledger, config file, limits)."
+            "Also print skipped files, retries and other details (-v); -vv also the settings in force (endpoint, bucket, prefix, ledger, config file, limits) and one line per S3 request and SSH step."
     )
     var verbose: Int
     @Option(

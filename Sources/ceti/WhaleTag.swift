@@ -76,8 +76,10 @@ struct WhaleTag: AsyncParsableCommand {
         name: [.customShort("n"), .customLong("dry-run")],
         help: "Show what would be pulled (with -c, what would be deleted); writes nothing.")
     var dryRun = false
-    @Option(name: .shortAndLong, help: "Tags pulled in parallel.")
-    var jobs = 4
+    @Option(
+        name: .customLong("tag-jobs"),
+        help: "Tags pulled in parallel, one SSH session each (default 4). As in ingest; -j counts files elsewhere.")
+    var tagJobs = 4
     @OptionGroup(title: "S3 (for -c: where the files' objects must be)") var s3: S3Options
     @OptionGroup var ledger: LedgerOption
     @OptionGroup var output: OutputOptions
@@ -92,12 +94,12 @@ struct WhaleTag: AsyncParsableCommand {
                 throw UsageError("say what to do: -l (list tags), -a (pull all tags) or -t HOST (pull one tag)")
             }
             if list && (all || !tag.isEmpty || clean) { throw UsageError("-l only lists: use it without -a, -t or -c") }
-            guard (1...64).contains(jobs) else { throw UsageError("--jobs \(jobs): give a number from 1 to 64") }
+            guard (1...64).contains(tagJobs) else { throw UsageError("--tag-jobs \(tagJobs): give a number from 1 to 64") }
             let env = ProcessInfo.processInfo.environment
             let config = try ConfigFile.load(explicit: s3.config, environment: env)
             var options = try login.pullOptions(dataDir: dataDir, ledgerFlag: ledger.ledger, environment: env, config: config)
             options.dryRun = dryRun
-            options.jobs = jobs
+            options.jobs = tagJobs
             options.clean = clean
             options.require = proof
             if list {

@@ -80,8 +80,16 @@ import Testing
         let gone = ObjectCheck(bucket: "field") { _ in nil }
         let other = ObjectCheck(bucket: "field") { _ in ObjectHead(size: 10, etag: "different", sha256: nil) }
         let held = ObjectCheck(bucket: "field") { _ in ObjectHead(size: 10, etag: "e-k", sha256: nil) }
-        #expect(gone.problem(with: o)?.contains("gone from S3") == true)
-        #expect(other.problem(with: o)?.contains("other content") == true)
-        #expect(held.problem(with: o) == nil)
+        #expect(try gone.problem(with: o)?.contains("gone from S3") == true)
+        #expect(try other.problem(with: o)?.contains("other content") == true)
+        #expect(try held.problem(with: o) == nil)
+        // A network failure keeps the file (said why); a refused credential ends the run.
+        let down = ObjectCheck(bucket: "field") { _ in throw S3Error.unreachable(operation: "HeadObject", key: "k", attempts: 8, last: "x")
+        }
+        #expect(try down.problem(with: o)?.contains("could not confirm") == true)
+        let refused = ObjectCheck(bucket: "field") { _ in
+            throw S3Error.accessDenied(bucket: "field", code: "AccessDenied", credentialSource: "env", endpoint: "e")
+        }
+        #expect(throws: S3Error.self) { try refused.problem(with: o) }
     }
 }

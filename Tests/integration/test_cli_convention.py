@@ -138,9 +138,13 @@ def test_bwlimit_off_and_bucket_url_prefix(ceti, s3, bucket, tmp_path):
     (key,) = keys(s3, bucket)
     assert key.startswith("pre/") and key.endswith("/wt-1/x.flac"), key
     assert "bwlimit off" in r.stderr and "prefix pre" in r.stderr
+    # -vv: one line per S3 request (method, operation, key, status, time), never a header.
+    assert f"PUT PutObject {key}: HTTP 200 in " in r.stderr, r.stderr
+    assert "GET ListObjectsV2" in r.stderr and ceti.s3env.secret_key not in r.stderr
+    assert "Authorization" not in r.stderr and "Signature=" not in r.stderr
     # -v alone does not print the settings.
     r = ceti("s3upload", "--bucket", f"s3://{bucket}/", "--endpoint-url", ceti.s3env.endpoint, "-v", "-n", root, check=0)
-    assert "bwlimit" not in r.stderr
+    assert "bwlimit" not in r.stderr and "HTTP 200 in" not in r.stderr
     # A plain name still works, with the default prefix.
     ceti("s3upload", "--bucket", bucket, "--endpoint-url", ceti.s3env.endpoint, root, check=0)
     assert any(k.startswith("raw/") for k in keys(s3, bucket))
@@ -165,6 +169,18 @@ def test_every_help_ends_with_examples(ceti, command):
         assert 2 <= len(lines) <= 4
         assert all(l.strip().startswith("ceti " + (command or "")) for l in lines)
         assert "OPTIONS:" in head or "SUBCOMMANDS:" in head
+
+
+def test_j_counts_files_everywhere_and_tags_have_their_own_name(ceti):
+    """-j/--jobs is files worked on at once (compressed, or sent to S3); tags at once are
+    --tag-jobs in whaletag and ingest alike, so -j never means a third thing."""
+    for command in ("compress", "s3upload", "ingest"):
+        text = ceti(command, "--help").stdout
+        assert "-j, --jobs" in text, command
+    for command in ("whaletag", "ingest"):
+        assert "--tag-jobs" in ceti(command, "--help").stdout, command
+    r = ceti("whaletag", "-j", "2", "-t", NOWHERE, check=2)
+    assert "-j" in r.stderr, r.stderr
 
 
 def test_make_install_man_pages_and_completions(ceti, tmp_path):

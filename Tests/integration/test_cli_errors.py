@@ -66,7 +66,7 @@ def test_unknown_flag_exits_2(ceti, tmp_path, sub):
 
 
 # Each subcommand's own numeric option (general_offload and status have none).
-NUMERIC = {"ingest": "--jobs", "whaletag": "--jobs", "compress": "--jobs", "s3upload": "--jobs"}
+NUMERIC = {"ingest": "--jobs", "whaletag": "--tag-jobs", "compress": "--jobs", "s3upload": "--jobs"}
 
 
 @pytest.mark.parametrize("sub", SUBCOMMANDS)

@@ -172,6 +172,19 @@ def test_dry_run_writes_nothing(ceti, sshd_tag, tmp_path):
     assert not ceti.ledger.exists()
 
 
+def test_vv_logs_every_ssh_step_and_never_the_password(ceti, sshd_tag, tmp_path):
+    put(sshd_tag, "a.csv", b"a")
+    r = pull(ceti, sshd_tag, tmp_path, "-vv", check=0)
+    assert r.returncode == 0, r.stderr
+    assert f"logged in, hostname {HOSTNAME}" in r.stderr
+    assert f"listed {sshd_tag.data}" in r.stderr
+    assert "reading " in r.stderr and "ran cd " in r.stderr
+    assert sshd_tag.password not in r.stderr
+    # -v alone: none of it.
+    r = pull(ceti, sshd_tag, tmp_path, "-v", check=0)
+    assert "logged in, hostname" not in r.stderr
+
+
 def test_unreachable_tag_does_not_stop_the_others(ceti, sshd_tag, tmp_path):
     put(sshd_tag, "a.csv", b"a")
     r = ceti("whaletag", "-t", "127.0.0.1", "-t", "127.0.0.2", "--port", sshd_tag.port, "--user", sshd_tag.user,

@@ -67,6 +67,7 @@ public enum CompressRun {
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let compressor = Compressor(options: options, ledger: ledger, gzipThreads: max(1, cores))
         let pool = BlockingPool(threads: max(1, options.jobs), name: "ceti-compress")
+        defer { pool.shutdown() }
         let meter = ProgressMeter(console: console)
         meter.begin(files: work.count, bytes: work.reduce(0) { $0 + $1.size })
         defer { meter.end() }

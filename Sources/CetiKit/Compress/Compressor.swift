@@ -6,6 +6,15 @@ struct Compressor: Sendable {
     let options: CompressOptions
     let ledger: Ledger
     let gzipThreads: Int
+    /// The part size the output will be uploaded in: its hashes are made in the read that verifies it.
+    var partSize: Int64 = 8 << 20
+    var clock: any WallClock = SystemClock()
+
+    /// A verified derivative and, when it was made just now, the hashes of the read that verified it.
+    struct Derived: Sendable {
+        var record: DerivativeRecord
+        var hashed: HashedFile?
+    }
 
     enum Kind: String { case flacFromRaw = "raw", flacFromWAV = "wav", gzip = "csv" }
 
@@ -45,7 +54,7 @@ struct Compressor: Sendable {
     /// record, nil on a dry run. Throws what went wrong, typed: `ceti ingest` acts on it.
     /// Safe to call from several threads at once: an output path is claimed by one input at a
     /// time in this process, and its `.part` is locked against other processes.
-    func produce(_ path: String, kind: Kind, outcome: inout CompressOutcome) throws -> DerivativeRecord? {
+    func produce(_ path: String, kind: Kind, outcome: inout CompressOutcome) throws -> Derived? {
         let output = Self.outputPath(path, kind)
         if let owner = Self.claims.claim(output, by: path) {
             throw owner == path
@@ -54,17 +63,17 @@ struct Compressor: Sendable {
         }
         defer { Self.claims.release(output, by: path) }
         if access(fsPath(output), F_OK) == 0 {
-            return try settleExisting(path, output: output, outcome: &outcome)
+            return Derived(record: try settleExisting(path, output: output, outcome: &outcome), hashed: nil)
         }
         if options.dryRun {
             outcome.action = .wouldCompress
             return nil
         }
-        let record = try encode(path, kind: kind, output: output)
-        outcome.outputSize = record.outputSize
+        let made = try encode(path, kind: kind, output: output)
+        outcome.outputSize = made.record.outputSize
         outcome.action = .compressed
         if !options.keep { try removeOriginal(path); outcome.originalRemoved = true }
-        return record
+        return made
     }
 
     /// The output exists: skip it if the ledger proves it is the verified output of this very
@@ -92,7 +101,7 @@ struct Compressor: Sendable {
         return d
     }
 
-    private func encode(_ path: String, kind: Kind, output: String) throws -> DerivativeRecord {
+    private func encode(_ path: String, kind: Kind, output: String) throws -> Derived {
         let input = open(fsPath(path), O_RDONLY | O_CLOEXEC)
         guard input >= 0 else { throw FileIOError.read(path: path, message: String(cString: strerror(errno))) }
         defer { close(input) }
@@ -154,18 +163,21 @@ struct Compressor: Sendable {
             throw CompressError.changedSincePulled(input: path, recorded: pulled.sha256, now: inputSHA.hex)
         }
         guard fsync(out) == 0 else { throw FileIOError.write(path: part, errno: errno) }
-        if kind == .gzip {
-            // Re-inflate with zlib: the same size and SHA-256 as the input, or it does not count.
-            let (inflated, sha) = try GzipWriter.inflate(path: part)
+        guard FileWalker.fingerprint(path: path) == FileWalker.fingerprint(st) else {
+            throw CompressError.inputChanged(input: path, output: output)
+        }
+        // The SHA-256 recorded is that of the bytes on the disk, read again after the fsync; the
+        // same read gives the upload its part hashes and, for gzip, re-inflates it with zlib (the
+        // same size and SHA-256 as the input, or it does not count).
+        let inflater = kind == .gzip ? try GzipWriter.Inflater(path: part) : nil
+        let hashed = try Self.hashFromDisk(part, partSize: partSize, observe: inflater.map { i in { i.feed($0) } })
+        if let inflater {
+            let (inflated, sha) = try inflater.finish()
             guard inflated == size, sha == inputSHA else {
                 throw GzipWriter.GzipError.verify(path: part, message: "it inflates to other bytes than \(path)")
             }
         }
-        guard FileWalker.fingerprint(path: path) == FileWalker.fingerprint(st) else {
-            throw CompressError.inputChanged(input: path, output: output)
-        }
-        // The SHA-256 recorded is that of the bytes on the disk, read again after the fsync.
-        let outputSHA = try Self.sha256FromDisk(part)
+        let outputSHA = hashed.hashes.sha256.hex
         guard fstat(out, &mine) == 0 else { throw FileIOError.write(path: part, errno: errno) }
         let outputSize = Int64(mine.st_size)
         // Recorded before the rename: a run killed in between finds no output and encodes again,
@@ -173,7 +185,7 @@ struct Compressor: Sendable {
         let record = DerivativeRecord(
             inputPath: path, inputSHA256: inputSHA.hex, inputSize: size, outputPath: output,
             outputSHA256: outputSHA, outputSize: outputSize, codec: kind == .gzip ? "gzip" : "flac",
-            parameters: parameters, flacMD5: flacMD5, verifiedAt: Timestamp.now())
+            parameters: parameters, flacMD5: flacMD5, verifiedAt: Timestamp.iso8601(clock.now()))
         try ledger.recordDerivative(record)
         do {
             try Self.publish(part, as: output)
@@ -189,7 +201,7 @@ struct Compressor: Sendable {
         else {
             throw CompressError.outputAppeared(input: path, output: output)
         }
-        return record
+        return Derived(record: record, hashed: hashed)
     }
 
     /// Gives the `.part` its final name, never replacing a file of that name: a hard link then the
@@ -206,9 +218,12 @@ struct Compressor: Sendable {
         guard rename(fsPath(part), fsPath(output)) == 0 else { throw FileIOError.write(path: output, errno: errno) }
     }
 
-    /// SHA-256 (hex) of a file as the disk holds it: its cached pages dropped first (they are
-    /// clean after the fsync), so the bytes are read back from the device, not from memory.
-    static func sha256FromDisk(_ path: String) throws -> String {
+    /// A file as the disk holds it (its cached pages dropped first: they are clean after the
+    /// fsync, so the bytes come back from the device, not from memory), hashed for its upload in
+    /// parts of `partSize`, in one read that `observe` also sees.
+    static func hashFromDisk(
+        _ path: String, partSize: Int64, observe: ((UnsafeRawBufferPointer) -> Void)? = nil
+    ) throws -> HashedFile {
         let fd = open(fsPath(path), O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw FileIOError.read(path: path, message: String(cString: strerror(errno))) }
         defer { close(fd) }
@@ -216,7 +231,16 @@ struct Compressor: Sendable {
         guard fstat(fd, &st) == 0 else { throw FileIOError.read(path: path, message: String(cString: strerror(errno))) }
         posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)
         posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL)
-        return try FileHashes.sha256(path: path, fd: fd, offset: 0, length: Int64(st.st_size)).hex
+        let fingerprint = FileWalker.fingerprint(st)
+        let layout = PartLayout(size: fingerprint.size, requestedPartSize: partSize)
+        let hashes = try FileHashes.compute(fd: fd, path: path, layout: layout, fingerprint: fingerprint, observe: observe)
+        return HashedFile(fingerprint: fingerprint, hashes: hashes)
+    }
+
+    /// SHA-256 (hex) of a file as the disk holds it: its cached pages dropped first (they are
+    /// clean after the fsync), so the bytes are read back from the device, not from memory.
+    static func sha256FromDisk(_ path: String) throws -> String {
+        try hashFromDisk(path, partSize: .max).hashes.sha256.hex
     }
 
     private func removeOriginal(_ path: String) throws {

@@ -83,28 +83,34 @@ enum GzipWriter {
         }
     }
 
-    /// Inflates every member of a gzip file with zlib; returns the total size and SHA-256.
-    static func inflate(path: String) throws -> (size: Int64, sha256: [UInt8]) {
-        let fd = open(fsPath(path), O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw GzipError.verify(path: path, message: String(cString: strerror(errno))) }
-        defer { close(fd) }
-        var stream = z_stream()
-        guard inflateInit2_(&stream, 15 + 16, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
-            throw GzipError.verify(path: path, message: "zlib could not start")
+    /// Inflates every member of a gzip stream with zlib as its bytes are fed, hashing what comes
+    /// out: the compressed output is checked in the same read that hashes it for the upload.
+    final class Inflater {
+        private var stream = z_stream()
+        private let outBuf = UnsafeMutablePointer<UInt8>.allocate(capacity: 1 << 20)
+        private var sha: Digest? = Digest(.sha256)
+        private var total: Int64 = 0
+        private var ended = false
+        private var problem: String?
+        let path: String
+
+        init(path: String) throws {
+            self.path = path
+            guard inflateInit2_(&stream, 15 + 16, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+                outBuf.deallocate()
+                throw GzipError.verify(path: path, message: "zlib could not start")
+            }
         }
-        defer { inflateEnd(&stream) }
-        let inBuf = UnsafeMutablePointer<UInt8>.allocate(capacity: 1 << 20)
-        let outBuf = UnsafeMutablePointer<UInt8>.allocate(capacity: 1 << 20)
-        defer { inBuf.deallocate(); outBuf.deallocate() }
-        var sha = Digest(.sha256)
-        var total: Int64 = 0
-        var ended = false
-        while true {
-            let n = read(fd, inBuf, 1 << 20)
-            if n < 0 { throw GzipError.verify(path: path, message: String(cString: strerror(errno))) }
-            if n == 0 { break }
-            stream.next_in = inBuf
-            stream.avail_in = UInt32(n)
+
+        deinit {
+            inflateEnd(&stream)
+            outBuf.deallocate()
+        }
+
+        func feed(_ bytes: UnsafeRawBufferPointer) {
+            guard problem == nil, let base = bytes.baseAddress, bytes.count > 0 else { return }
+            stream.next_in = UnsafeMutablePointer(mutating: base.assumingMemoryBound(to: UInt8.self))
+            stream.avail_in = UInt32(bytes.count)
             while stream.avail_in > 0 {
                 if ended {
                     // Another member follows.
@@ -115,15 +121,22 @@ enum GzipWriter {
                 stream.avail_out = 1 << 20
                 let rc = CZlib.inflate(&stream, Z_NO_FLUSH)
                 let produced = (1 << 20) - Int(stream.avail_out)
-                sha.update(UnsafeRawBufferPointer(start: outBuf, count: produced))
+                sha?.update(UnsafeRawBufferPointer(start: outBuf, count: produced))
                 total += Int64(produced)
                 if rc == Z_STREAM_END { ended = true; continue }
                 guard rc == Z_OK || rc == Z_BUF_ERROR else {
-                    throw GzipError.verify(path: path, message: "zlib: " + (stream.msg.map { String(cString: $0) } ?? "error \(rc)"))
+                    problem = "zlib: " + (stream.msg.map { String(cString: $0) } ?? "error \(rc)")
+                    return
                 }
             }
         }
-        guard ended else { throw GzipError.verify(path: path, message: "the gzip stream is truncated") }
-        return (total, sha.finalize())
+
+        /// The inflated size and SHA-256 of everything fed.
+        func finish() throws -> (size: Int64, sha256: [UInt8]) {
+            if let problem { throw GzipError.verify(path: path, message: problem) }
+            guard ended, let digest = sha.take() else { throw GzipError.verify(path: path, message: "the gzip stream is truncated") }
+            return (total, digest.finalize())
+        }
     }
+
 }

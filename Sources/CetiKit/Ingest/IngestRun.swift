@@ -8,34 +8,62 @@ public enum IngestRun {
         retry: RetryPolicy = RetryPolicy()
     ) async throws -> IngestSummary {
         if let problem = options.compress.raw.problem { throw UsageError(problem) }
+        let service = S3Service(settings: settings, transfer: options.upload.transfer, retry: retry, console: console)
+        defer { service.shutdown() }
+        var pullOptions = options.pull
+        pullOptions.dryRun = options.dryRun
+        let ssh = SSHTagConnector(options: pullOptions, knownHosts: KnownHosts(path: options.pull.knownHostsPath), console: console)
+        let store = options.dryRun ? ReadOnlyStore(service.store) : service.store
+        return try await execute(options, context: Context(store: store, tags: ssh, discovery: ssh), console: console)
+    }
+
+    /// What a run talks to. Real runs: S3 through libcurl and tags over SSH; tests hand in memory
+    /// doubles and run the very same composition in-process.
+    public struct Context: Sendable {
+        public var store: any ObjectStore
+        public var tags: any TagConnector
+        /// Finds tags on the LAN when no target is given (SSH only).
+        var discovery: SSHTagConnector?
+        public var clock: any WallClock = SystemClock()
+        /// An open ledger to keep the records in, instead of the one at the options' path.
+        public var ledger: Ledger?
+
+        public init(store: any ObjectStore, tags: any TagConnector, clock: any WallClock = SystemClock(), ledger: Ledger? = nil) {
+            self.store = store
+            self.tags = tags
+            self.clock = clock
+            self.ledger = ledger
+        }
+
+        init(store: any ObjectStore, tags: any TagConnector, discovery: SSHTagConnector) {
+            self.init(store: store, tags: tags)
+            self.discovery = discovery
+        }
+    }
+
+    public static func execute(_ options: IngestOptions, context: Context, console: Console) async throws -> IngestSummary {
         var work = try options.targets.map(TagTarget.parse)
-        var http = CurlClient.Options()
-        http.connections = max(1, options.upload.jobs)
-        http.bytesPerSecond = options.upload.bytesPerSecond
-        http.stallSeconds = options.upload.stallSeconds
-        let curl = CurlClient(options: http)
-        defer { curl.shutdown() }
-        let s3 = S3Client(
-            endpoint: settings.endpoint, region: settings.region, credentials: settings.credentials,
-            http: curl, retry: retry)
-        s3.log = { [console] in console.verbose($0) }
+        let s3 = context.store
         // Credentials and bucket first: a wrong secret is found before a tag is touched.
         try await s3.checkBucket(options.upload.bucket)
 
         let ledgerPath = FileWalker.absolute(options.pull.ledgerPath)
-        let ledger = options.dryRun ? try Ledger(readOnlyPath: ledgerPath) : try Ledger(path: ledgerPath)
+        let ledger = try context.ledger ?? (options.dryRun ? Ledger(readOnlyPath: ledgerPath) : Ledger(path: ledgerPath))
         var pullOptions = options.pull
         pullOptions.clean = false
         pullOptions.dryRun = options.dryRun
         let pullMeter = ProgressMeter(console: console)
         let puller = TagPuller(
-            options: pullOptions, ledger: ledger, knownHosts: KnownHosts(path: options.pull.knownHostsPath),
-            console: console, meter: pullMeter,
-            objectCheck: ObjectCheck(s3: s3, bucket: options.upload.bucket))
+            options: pullOptions, ledger: ledger, connector: context.tags, console: console, meter: pullMeter, clock: context.clock)
+        // One pool for every blocking step of the run (discovery probes, tag sessions, encoders,
+        // hashing, backup copies); each kind of work is bounded by its own limit.
+        let pool = BlockingPool(threads: max(16, IngestPipeline.threads(options, tags: max(1, work.count)) + 2), name: "ceti-work")
+        defer { pool.shutdown() }
 
         if options.targets.isEmpty {
-            let found = try await TagDiscovery(puller: puller, options: pullOptions, console: console)
-                .discover(options.subnets, pool: BlockingPool(threads: 16, name: "ceti-discover"))
+            guard let ssh = context.discovery else { throw UsageError("give the tags to ingest (-t): discovery needs SSH") }
+            let found = try await TagDiscovery(connector: ssh, ledger: ledger, options: pullOptions, console: console)
+                .discover(options.subnets, pool: pool)
             console.info("found \(found.count) tag(s)" + (found.isEmpty ? "" : ": " + found.map(\.summary).joined(separator: ", ")))
             // Tags that could not be read are tried again like a -t: each gets its error line and exit 1.
             work = found.map(\.target)
@@ -46,12 +74,11 @@ public enum IngestRun {
         work = work.filter { seen.insert("\($0.address):\($0.port ?? options.pull.port)").inserted }
 
         if options.dryRun {
-            let pool = BlockingPool(threads: max(1, min(options.pull.jobs, work.count)), name: "ceti-tag")
             var tags: [IngestTagReport] = []
             for w in work {
-                let r = try await pool.run { puller.pull(w) }
+                let r = try await pool.run { puller.session(w) { tag, report in report.files = try puller.preview(tag) } }
                 if r.duplicateOf != nil { continue }
-                WhaleTagRun.report(r, console: console)
+                PullReporter.report(r, console: console)
                 tags.append(IngestTagReport(tag: r.tag, address: r.address, pulled: r.files, error: r.error))
             }
             return IngestSummary(
@@ -64,16 +91,17 @@ public enum IngestRun {
             throw UsageError("another ceti ingest is running with the ledger \(ledgerPath); let it finish (or stop it) first")
         }
         defer { withExtendedLifetime(lock) {} }
-        let run = try ledger.openRun()
+        let run = try ledger.openRun(now: context.clock.now())
         console.info(run.resumed ? "resuming interrupted run \(run.id)" : "run \(run.id)")
         let uploadMeter = ProgressMeter(console: console)
         let uploader = Uploader(
-            options: options.upload, s3: s3, ledger: ledger, console: console, meter: uploadMeter,
-            pool: BlockingPool(threads: 2, name: "ceti-read"),
+            options: options.upload, s3: s3, ledger: ledger, console: console, meter: uploadMeter, pool: pool,
             remote: try await RemoteIndex.build(s3: s3, bucket: options.upload.bucket, keys: []))
+        let cleaner = TagCleaner(
+            ledger: ledger, require: options.pull.require, dryRun: false, s3: ObjectCheck(s3: s3, bucket: options.upload.bucket))
         let pipeline = IngestPipeline(
-            options: options, run: run, ledger: ledger, s3: s3, puller: puller, uploader: uploader,
-            console: console, tags: work.count)
+            options: options, run: run, ledger: ledger, store: s3, puller: puller, uploader: uploader, cleaner: cleaner,
+            console: console, pool: pool, clock: context.clock)
         let progress = progressLine(pull: pullMeter, upload: uploadMeter, console: console)
         defer { progress?.cancel(); console.status(nil) }
 

@@ -125,6 +125,9 @@ public final class Ledger: @unchecked Sendable {
             path TEXT PRIMARY KEY, sha256 TEXT NOT NULL, size INTEGER NOT NULL, verified_at TEXT NOT NULL);
         """
 
+    /// Statements this ledger has run (for the tests that bound them per file).
+    var statements: Int { locked { db.executed } }
+
     @discardableResult
     func locked<T>(_ body: () throws -> T) rethrows -> T {
         lock.lock()
@@ -308,13 +311,15 @@ public final class Ledger: @unchecked Sendable {
                         .text(c.device), .text(c.remotePath), .int(c.size), .int(c.mtime), .text(c.sha256),
                         .int(c.remoteVerified ? 1 : 0), .text(c.verifiedAt),
                     ])
-                let id = try db.query(
-                    "SELECT id FROM sources WHERE device = ? AND remote_path = ? AND sha256 = ?",
-                    [.text(c.device), .text(c.remotePath), .text(c.sha256)]
-                ).first![0]
+                guard
+                    let id = try rows(
+                        "SELECT id FROM sources WHERE device = ? AND remote_path = ? AND sha256 = ?",
+                        [.text(c.device), .text(c.remotePath), .text(c.sha256)]
+                    ).first?.int(0)
+                else { throw SQLiteError.damaged(path: path, message: "a source just recorded is missing") }
                 try db.query(
                     "INSERT OR REPLACE INTO copies (source_id, path, size, sha256, verified_at) VALUES (?, ?, ?, ?, ?)",
-                    [id, .text(c.localPath), .int(c.size), .text(c.sha256), .text(c.verifiedAt)])
+                    [.int(id), .text(c.localPath), .int(c.size), .text(c.sha256), .text(c.verifiedAt)])
             }
         }
     }
@@ -365,33 +370,33 @@ public final class Ledger: @unchecked Sendable {
         try locked {
             var byDevice: [String: DeviceStatus] = [:]
             func entry(_ d: String) -> DeviceStatus { byDevice[d] ?? DeviceStatus(device: d) }
-            for r in try db.query("SELECT device, COUNT(*), SUM(size), MAX(verified_at) FROM objects GROUP BY device") {
-                var s = entry(r[0].text!)
-                s.verifiedObjects = Int(r[1].int!)
-                s.verifiedBytes = r[2].int ?? 0
-                s.lastVerifiedAt = r[3].text
+            for r in try rows("SELECT device, COUNT(*), SUM(size), MAX(verified_at) FROM objects GROUP BY device") {
+                var s = entry(try r.text(0))
+                s.verifiedObjects = Int(try r.int(1))
+                s.verifiedBytes = r.optionalInt(2) ?? 0
+                s.lastVerifiedAt = r.optionalText(3)
                 byDevice[s.device] = s
             }
-            for r in try db.query("SELECT device, COUNT(*), SUM(size) FROM uploads GROUP BY device") {
-                var s = entry(r[0].text!)
-                s.inFlightUploads = Int(r[1].int!)
-                s.inFlightBytes = r[2].int ?? 0
+            for r in try rows("SELECT device, COUNT(*), SUM(size) FROM uploads GROUP BY device") {
+                var s = entry(try r.text(0))
+                s.inFlightUploads = Int(try r.int(1))
+                s.inFlightBytes = r.optionalInt(2) ?? 0
                 byDevice[s.device] = s
             }
-            for r in try db.query(
+            for r in try rows(
                 """
                 SELECT device, COUNT(*), SUM(size) FROM sources WHERE id IN (SELECT source_id FROM copies) GROUP BY device
                 """)
             {
-                var s = entry(r[0].text!)
-                s.pulledFiles = Int(r[1].int!)
-                s.pulledBytes = r[2].int ?? 0
+                var s = entry(try r.text(0))
+                s.pulledFiles = Int(try r.int(1))
+                s.pulledBytes = r.optionalInt(2) ?? 0
                 byDevice[s.device] = s
             }
-            for r in try db.query("SELECT device, local_path, message FROM failures ORDER BY at") {
-                var s = entry(r[0].text!)
+            for r in try rows("SELECT device, local_path, message FROM failures ORDER BY at") {
+                var s = entry(try r.text(0))
                 s.failed += 1
-                s.failures.append("\(r[1].text!): \(r[2].text!)")
+                s.failures.append("\(try r.text(1)): \(try r.text(2))")
                 byDevice[s.device] = s
             }
             return byDevice.values.sorted { $0.device < $1.device }

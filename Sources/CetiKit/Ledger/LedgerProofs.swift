@@ -31,7 +31,7 @@ extension Ledger {
     /// after ceti verified it and must not be passed on as that file.
     public func recordedContent(localPath: String) throws -> RecordedContent? {
         try locked {
-            try db.query(
+            try rows(
                 """
                 SELECT sha256, size, verified_at, 'copy' FROM copies WHERE path = ?
                 UNION ALL
@@ -39,7 +39,7 @@ extension Ledger {
                 ORDER BY 3 DESC LIMIT 1
                 """, [.text(localPath), .text(localPath)]
             ).first.map { r in
-                RecordedContent(sha256: r[0].text!, size: r[1].int!, isDerivative: r[3].text == "derivative")
+                RecordedContent(sha256: try r.text(0), size: try r.int(1), isDerivative: r.optionalText(3) == "derivative")
             }
         }
     }
@@ -59,4 +59,47 @@ public struct RecordedContent: Sendable, Equatable {
     public var isDerivative: Bool
 
     public var origin: String { isDerivative ? "compressed" : "pulled" }
+}
+
+/// A device file's verified local copy with what became of it: the input of a plan made before
+/// a pull (`Ledger.pulledFiles`).
+public struct PulledFile: Sendable, Equatable {
+    public var copy: CopyRecord
+    /// The verified derivatives made of exactly this copy: path → size.
+    public var derivatives: [String: Int64] = [:]
+    /// Listed by a complete manifest.
+    public var complete = false
+}
+
+extension Ledger {
+    /// Every verified copy of a device's files, with its derivatives and whether a complete
+    /// manifest lists it, by remote path, newest copy first: one query for a whole tag.
+    public func pulledFiles(device: String) throws -> [String: [PulledFile]] {
+        let found = try locked {
+            try rows(
+                """
+                SELECT \(CopyRecord.columns), d.output_path, d.output_size, rd.completed_at
+                FROM sources s JOIN copies c ON c.source_id = s.id
+                LEFT JOIN derivatives d ON d.input_path = c.path AND d.input_sha256 = s.sha256
+                LEFT JOIN run_files f ON f.device = s.device AND f.remote_path = s.remote_path AND f.sha256 = s.sha256
+                LEFT JOIN run_devices rd ON rd.run_id = f.run_id AND rd.device = f.device
+                WHERE s.device = ? ORDER BY c.id DESC
+                """, [.text(device)])
+        }
+        var out: [String: [PulledFile]] = [:]
+        for row in found {
+            let copy = try CopyRecord(row)
+            var list = out[copy.remotePath, default: []]
+            // One row per derivative: rows of one copy are merged.
+            let i =
+                list.firstIndex { $0.copy == copy }
+                ?? {
+                    list.append(PulledFile(copy: copy)); return list.count - 1
+                }()
+            if let output = row.optionalText(8) { list[i].derivatives[output] = row.optionalInt(9) ?? -1 }
+            if row.optionalText(10) != nil { list[i].complete = true }
+            out[copy.remotePath] = list
+        }
+        return out
+    }
 }

@@ -16,6 +16,7 @@ struct Row {
     }
 
     func optionalText(_ i: Int) -> String? { values[i].text }
+    func optionalInt(_ i: Int) -> Int64? { values[i].int }
 }
 
 /// A record the ledger stores: the columns it is read from (in that order) and its one decoder.
@@ -83,6 +84,11 @@ extension DerivativeRecord: LedgerRow {
 }
 
 extension Ledger {
+    /// A query's rows, read through `Row` (a NULL where none may be is a damaged ledger, not a crash).
+    func rows(_ sql: String, _ args: [SQLValue] = []) throws -> [Row] {
+        try db.query(sql, args).map { Row(values: $0, path: path) }
+    }
+
     /// `SELECT <T's columns> <rest>`, each row decoded by T's one decoder.
     func select<T: LedgerRow>(_ type: T.Type, _ rest: String, _ args: [SQLValue] = []) throws -> [T] {
         try locked { try db.query("SELECT \(T.columns) " + rest, args).map { try T(Row(values: $0, path: path)) } }

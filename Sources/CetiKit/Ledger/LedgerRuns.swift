@@ -23,10 +23,10 @@ extension Ledger {
     /// id, so a rerun writes the same manifests under the same prefix and never a second `_COMPLETE`.
     public func openRun(now: Date = Date()) throws -> IngestRunRecord {
         try locked {
-            if let r = try db.query(
+            if let r = try rows(
                 "SELECT id, started_at, local_date FROM runs WHERE finished_at IS NULL ORDER BY started_at DESC LIMIT 1"
             ).first {
-                return IngestRunRecord(id: r[0].text!, startedAt: r[1].text!, localDate: r[2].text!, resumed: true)
+                return IngestRunRecord(id: try r.text(0), startedAt: try r.text(1), localDate: try r.text(2), resumed: true)
             }
             let suffix = (0..<4).map { _ in String(UInt8.random(in: 0...15), radix: 16) }.joined()
             let run = IngestRunRecord(
@@ -53,11 +53,13 @@ extension Ledger {
 
     public func runDevice(run: String, device: String) throws -> RunDeviceRecord? {
         try locked {
-            try db.query(
+            try rows(
                 "SELECT host, manifest_key, manifest_etag, completed_at FROM run_devices WHERE run_id = ? AND device = ?",
                 [.text(run), .text(device)]
             ).first.map {
-                RunDeviceRecord(host: $0[0].text!, manifestKey: $0[1].text, manifestETag: $0[2].text, completedAt: $0[3].text)
+                RunDeviceRecord(
+                    host: try $0.text(0), manifestKey: $0.optionalText(1), manifestETag: $0.optionalText(2), completedAt: $0.optionalText(3)
+                )
             }
         }
     }
@@ -65,12 +67,12 @@ extension Ledger {
     /// The run whose manifest lists this device file, and whether that manifest is complete.
     public func ingestedIn(device: String, remotePath: String, sha256: String) throws -> (run: String, complete: Bool)? {
         try locked {
-            try db.query(
+            try rows(
                 """
                 SELECT f.run_id, d.completed_at FROM run_files f LEFT JOIN run_devices d ON d.run_id = f.run_id AND d.device = f.device
                 WHERE f.device = ? AND f.remote_path = ? AND f.sha256 = ?
                 """, [.text(device), .text(remotePath), .text(sha256)]
-            ).first.map { ($0[0].text!, $0[1].text != nil) }
+            ).first.map { (try $0.text(0), $0.optionalText(1) != nil) }
         }
     }
 
@@ -86,7 +88,7 @@ extension Ledger {
                 try db.query(
                     "INSERT OR IGNORE INTO run_devices (run_id, device, host) VALUES (?, ?, ?)",
                     [.text(run), .text(device), .text(host)])
-                if try db.query(
+                if try rows(
                     "SELECT 1 FROM run_devices WHERE run_id = ? AND device = ? AND completed_at IS NOT NULL",
                     [.text(run), .text(device)]
                 ).first != nil {
@@ -116,7 +118,7 @@ extension Ledger {
                         WHERE d.run_id = run_files.run_id AND d.device = run_files.device
                         AND d.manifest_key IS NULL AND d.completed_at IS NULL)
                     """
-                guard try db.query("SELECT 1 " + pending + " LIMIT 1", [.text(device), .text(run)]).first != nil else { return }
+                guard try rows("SELECT 1 " + pending + " LIMIT 1", [.text(device), .text(run)]).first != nil else { return }
                 try db.query(
                     "INSERT OR IGNORE INTO run_devices (run_id, device, host) VALUES (?, ?, ?)",
                     [.text(run), .text(device), .text(host)])
@@ -130,10 +132,10 @@ extension Ledger {
     /// The manifest entries (JSON) of one device in one run, by remote path.
     public func runEntries(run: String, device: String) throws -> [String] {
         try locked {
-            try db.query(
+            try rows(
                 "SELECT entry FROM run_files WHERE run_id = ? AND device = ? ORDER BY remote_path",
                 [.text(run), .text(device)]
-            ).map { $0[0].text! }
+            ).map { try $0.text(0) }
         }
     }
 
@@ -142,10 +144,10 @@ extension Ledger {
     public func release(run: String, device: String, keeping: Set<String>) throws {
         try locked {
             try transaction {
-                let listed = try db.query(
+                let listed = try rows(
                     "SELECT remote_path FROM run_files WHERE run_id = ? AND device = ?",
                     [.text(run), .text(device)]
-                ).map { $0[0].text! }
+                ).map { try $0.text(0) }
                 for path in listed where !keeping.contains(path) {
                     try db.query(
                         "DELETE FROM run_files WHERE run_id = ? AND device = ? AND remote_path = ?",
@@ -176,7 +178,7 @@ extension Ledger {
     /// The verified backup copy at `path`, if one was made (its SHA-256 and size).
     public func backup(path: String) throws -> (sha256: String, size: Int64)? {
         try locked {
-            try db.query("SELECT sha256, size FROM backups WHERE path = ?", [.text(path)]).first.map { ($0[0].text!, $0[1].int!) }
+            try rows("SELECT sha256, size FROM backups WHERE path = ?", [.text(path)]).first.map { (try $0.text(0), try $0.int(1)) }
         }
     }
 
@@ -192,22 +194,22 @@ extension Ledger {
     public func lastRun() throws -> RunStatus? {
         try locked {
             guard
-                let r = try db.query(
+                let r = try rows(
                     """
                     SELECT id, started_at, finished_at FROM runs WHERE id IN (SELECT run_id FROM run_devices)
                     ORDER BY started_at DESC LIMIT 1
                     """
                 ).first
             else { return nil }
-            let id = r[0].text!
-            let devices = try db.query(
+            let id = try r.text(0)
+            let devices = try rows(
                 """
                 SELECT d.device, d.completed_at IS NOT NULL,
                        (SELECT COUNT(*) FROM run_files f WHERE f.run_id = d.run_id AND f.device = d.device)
                 FROM run_devices d WHERE d.run_id = ? ORDER BY d.device
                 """, [.text(id)]
-            ).map { RunStatus.Device(device: $0[0].text!, files: Int($0[2].int!), complete: $0[1].int == 1) }
-            return RunStatus(id: id, startedAt: r[1].text!, finished: r[2].text != nil, devices: devices)
+            ).map { RunStatus.Device(device: try $0.text(0), files: Int(try $0.int(2)), complete: $0.optionalInt(1) == 1) }
+            return RunStatus(id: id, startedAt: try r.text(1), finished: r.optionalText(2) != nil, devices: devices)
         }
     }
 }

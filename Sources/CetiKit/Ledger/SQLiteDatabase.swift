@@ -121,8 +121,12 @@ final class SQLiteDatabase {
     }
 
     /// Runs a statement and returns its rows.
+    /// Statements run so far (the ledger's callers hold its lock): tests bound the queries per file.
+    private(set) var executed = 0
+
     @discardableResult
     func query(_ sql: String, _ args: [SQLValue] = []) throws -> [[SQLValue]] {
+        executed += 1
         let stmt = try prepared(sql)
         defer {
             sqlite3_reset(stmt)

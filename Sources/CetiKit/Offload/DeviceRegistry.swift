@@ -28,7 +28,7 @@ public struct DeviceRegistry: Sendable {
     }
 
     /// The bucket's list, refreshing the cache; the cache (with its age) when S3 cannot be reached.
-    public static func fetch(s3: S3Client, bucket: String, cachePath: String) async throws -> DeviceRegistry {
+    public static func fetch(s3: any ObjectStore, bucket: String, cachePath: String) async throws -> DeviceRegistry {
         do {
             guard let (body, _) = try await s3.getObject(bucket: bucket, key: objectKey) else {
                 throw UsageError("s3://\(bucket)/\(objectKey) does not exist: register the devices there, or pass --registry FILE")

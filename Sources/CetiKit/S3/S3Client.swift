@@ -16,29 +16,28 @@ public struct RemotePart: Sendable, Equatable {
     public var size: Int64
 }
 
-/// The S3 operations ceti needs, signed with SigV4, over libcurl, each request retried on
-/// transient failures with jittered backoff.
-public final class S3Client: @unchecked Sendable {
+/// The S3 operations ceti needs, signed with SigV4, over libcurl: one attempt each (retries are
+/// `RetryingStore`'s, around it).
+public final class S3Client: ObjectStore {
     public let endpoint: S3Endpoint
     public let region: String
     public let credentials: AWSCredentials
     let http: CurlClient
-    let retry: RetryPolicy
     private let signer: SigV4Signer
-    private let clockLock = NSLock()
-    private var clockOffset: TimeInterval = 0
-    /// Called after each retry decision, for --verbose.
-    public var log: (@Sendable (String) -> Void)?
+    /// Seconds to add to this machine's clock: learnt from the server once it says we are skewed.
+    private let clockOffset = Locked<TimeInterval>(0)
+    /// One line per request (-vv): method, key, status, time. Never a header (they hold the signature).
+    let log: (@Sendable (String) -> Void)?
 
     public init(
         endpoint: S3Endpoint, region: String, credentials: AWSCredentials, http: CurlClient,
-        retry: RetryPolicy = RetryPolicy()
+        log: (@Sendable (String) -> Void)? = nil
     ) {
         self.endpoint = endpoint
         self.region = region
         self.credentials = credentials
         self.http = http
-        self.retry = retry
+        self.log = log
         self.signer = SigV4Signer(credentials: credentials, region: region)
     }
 
@@ -232,9 +231,7 @@ public final class S3Client: @unchecked Sendable {
     // MARK: sending, signing, retrying
 
     private var now: Date {
-        clockLock.lock()
-        defer { clockLock.unlock() }
-        return Date().addingTimeInterval(clockOffset)
+        Date().addingTimeInterval(clockOffset.value)
     }
 
     private func request(for op: Operation) -> HTTPRequest {
@@ -257,53 +254,44 @@ public final class S3Client: @unchecked Sendable {
         return HTTPRequest(method: op.method, url: query.isEmpty ? base : "\(base)?\(query)", headers: sent, body: op.body)
     }
 
-    /// Sends with retries. Returns any 2xx response (and 404 when `allow404`); throws S3Error otherwise.
+    /// Sends once (and once more after correcting the clock from the server's when S3 says it is
+    /// skewed). Returns any 2xx response (and 404 when `allow404`); throws `S3Error.transient` for
+    /// what another attempt may cure (the retrying layer's business), another S3Error otherwise.
     func send(
         _ op: Operation, allow404: Bool = false,
         onBytesSent: (@Sendable (Int64) -> Void)? = nil
     ) async throws -> HTTPResponse {
-        var attempt = 0
         var correctedClock = false
         while true {
-            attempt += 1
-            var lastProblem = ""
+            let started = DispatchTime.now().uptimeNanoseconds
+            let r: HTTPResponse
             do {
-                let r = try await http.perform(request(for: op), onBytesSent: onBytesSent)
-                if (200..<300).contains(r.status) || (allow404 && r.status == 404 && !isNoSuchBucket(r)) { return r }
-                let text = r.bodyText
-                let code = S3XML.value("Code", in: text) ?? Self.defaultCode(status: r.status)
-                let message = S3XML.value("Message", in: text) ?? ""
-                if code == "RequestTimeTooSkewed", !correctedClock, let serverDate = r.header("date").flatMap(Self.parseHTTPDate) {
-                    // Correct once from the server's clock, then retry at once.
-                    correctedClock = true
-                    clockLock.withLock { clockOffset = serverDate.timeIntervalSinceNow }
-                    attempt -= 1
-                    continue
-                }
-                if let fatal = fatalError(op: op, status: r.status, code: code) { throw fatal }
-                guard Self.isRetryable(status: r.status, code: code) else {
-                    throw S3Error.service(operation: op.name, key: op.key ?? op.bucket, status: r.status, code: code, message: message)
-                }
-                lastProblem = "HTTP \(r.status) \(code)"
-                if attempt >= retry.maxAttempts {
-                    throw S3Error.service(
-                        operation: op.name, key: op.key ?? op.bucket, status: r.status, code: code,
-                        message: message.isEmpty ? "after \(attempt) attempts" : "\(message) (after \(attempt) attempts)")
-                }
+                r = try await http.perform(request(for: op), onBytesSent: onBytesSent)
             } catch let e as HTTPError {
                 if case .bodyRead(let errno) = e {
                     throw S3Error.localRead(path: op.key ?? "", message: String(cString: strerror(errno)))
                 }
-                lastProblem = e.description
-                if attempt >= retry.maxAttempts {
-                    throw S3Error.unreachable(operation: op.name, key: op.key ?? op.bucket, attempts: attempt, last: e.description)
-                }
+                log?("\(op.name) \(op.key ?? op.bucket): \(e.description)")
+                throw S3Error.transient(TransientFailure(operation: op.name, key: op.key ?? op.bucket, network: e.description))
             }
-            let delay = retry.delay(afterAttempt: attempt)
-            log?(
-                "retrying \(op.name) \(op.key ?? op.bucket) in \(String(format: "%.1f", delay)) s after \(lastProblem) (attempt \(attempt) of \(retry.maxAttempts))"
-            )
-            try await Task.sleep(nanoseconds: UInt64(delay * 1e9))
+            let ms = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e6
+            log?("\(op.method) \(op.name) \(op.key ?? op.bucket): HTTP \(r.status) in \(String(format: "%.0f", ms)) ms")
+            if (200..<300).contains(r.status) || (allow404 && r.status == 404 && !isNoSuchBucket(r)) { return r }
+            let text = r.bodyText
+            let code = S3XML.value("Code", in: text) ?? Self.defaultCode(status: r.status)
+            let message = S3XML.value("Message", in: text) ?? ""
+            if code == "RequestTimeTooSkewed", !correctedClock, let serverDate = r.header("date").flatMap(Self.parseHTTPDate) {
+                // Correct once from the server's clock, then send again at once.
+                correctedClock = true
+                clockOffset.value = serverDate.timeIntervalSinceNow
+                continue
+            }
+            if let fatal = fatalError(op: op, status: r.status, code: code) { throw fatal }
+            guard Self.isRetryable(status: r.status, code: code) else {
+                throw S3Error.service(operation: op.name, key: op.key ?? op.bucket, status: r.status, code: code, message: message)
+            }
+            throw S3Error.transient(
+                TransientFailure(operation: op.name, key: op.key ?? op.bucket, status: r.status, code: code, message: message))
         }
     }
 

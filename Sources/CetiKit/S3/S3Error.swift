@@ -12,6 +12,9 @@ public enum S3Error: Error, CustomStringConvertible, Sendable {
     case noSuchUpload(key: String)
     /// A local read error while sending.
     case localRead(path: String, message: String)
+    /// One attempt failed in a way another may cure (a dropped connection, a 5xx, SlowDown):
+    /// `RetryingStore` tries again, and after its last attempt throws `failure.final(attempts:)`.
+    case transient(TransientFailure)
 
     /// A create-only write found the key taken: another uploader got there first.
     public var isPreconditionFailed: Bool {
@@ -47,6 +50,32 @@ public enum S3Error: Error, CustomStringConvertible, Sendable {
             return "the multipart upload of \(key) no longer exists on the server"
         case .localRead(let path, let message):
             return "could not read \(path) while uploading it: \(message)"
+        case .transient(let failure):
+            return failure.final(attempts: 1).description
         }
     }
+}
+
+/// What one failed attempt said: the network's error, or the server's status and code.
+public struct TransientFailure: Sendable, Equatable {
+    public var operation: String
+    public var key: String
+    public var status: Int? = nil
+    public var code: String = ""
+    public var message: String = ""
+    /// The network problem (no HTTP answer), or nil when the server answered.
+    public var network: String? = nil
+
+    /// The error to report once no attempt is left.
+    public func final(attempts: Int) -> S3Error {
+        if let network { return .unreachable(operation: operation, key: key, attempts: attempts, last: network) }
+        let after = attempts > 1 ? "after \(attempts) attempts" : ""
+        return .service(
+            operation: operation, key: key, status: status ?? 0, code: code,
+            message: [message, after.isEmpty ? "" : message.isEmpty ? after : "(\(after))"].filter { !$0.isEmpty }
+                .joined(separator: " "))
+    }
+
+    /// Short, for the retry log line.
+    var summary: String { network ?? "HTTP \(status ?? 0) \(code)" }
 }

@@ -1,5 +1,12 @@
 import Foundation
 
+/// A file's hashes with the fingerprint it had when they were made: they stand for the file as
+/// long as the fingerprint does (the compressed output handed from compress to upload).
+public struct HashedFile: Sendable, Equatable {
+    public var fingerprint: FileFingerprint
+    public var hashes: FileHashes
+}
+
 /// What one read of a file yields: its SHA-256, and the MD5 and SHA-256 of each part of its layout
 /// (Content-MD5 and the signed payload hash of each request, so no part is read twice to send it).
 public struct FileHashes: Sendable, Equatable {
@@ -22,14 +29,23 @@ public struct FileHashes: Sendable, Equatable {
 
     static let chunk = 1 << 20
 
-    /// Reads the file once (blocking: call it on a BlockingPool thread).
+    /// Reads the file once (blocking: call it on a pool thread).
     public static func compute(path: String, layout: PartLayout, fingerprint: FileFingerprint) throws -> FileHashes {
         let fd = open(fsPath(path), O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw FileIOError.read(path: path, message: String(cString: strerror(errno))) }
         defer { close(fd) }
         posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL)
+        return try compute(fd: fd, path: path, layout: layout, fingerprint: fingerprint)
+    }
+
+    /// From an open file, in one read; `observe` sees every byte in order on the calling thread
+    /// (a gzip check riding on the read that hashes the file).
+    static func compute(
+        fd: Int32, path: String, layout: PartLayout, fingerprint: FileFingerprint,
+        observe: ((UnsafeRawBufferPointer) -> Void)? = nil
+    ) throws -> FileHashes {
         if layout.isMultipart && layout.size >= 64 << 20 {
-            return try computeOnTwoThreads(fd: fd, path: path, layout: layout, fingerprint: fingerprint)
+            return try computeOnTwoThreads(fd: fd, path: path, layout: layout, fingerprint: fingerprint, observe: observe)
         }
         var sha = Digest(.sha256)
         var md5s: [[UInt8]] = []
@@ -44,6 +60,7 @@ public struct FileHashes: Sendable, Equatable {
                 sha.update(bytes)
                 md5.update(bytes)
                 if layout.isMultipart { partSHA.update(bytes) }
+                observe?(bytes)
             }
             md5s.append(md5.finalize())
             shas.append(layout.isMultipart ? partSHA.finalize() : [])
@@ -53,20 +70,20 @@ public struct FileHashes: Sendable, Equatable {
         return FileHashes(sha256: whole, partMD5s: md5s, partSHA256s: layout.isMultipart ? shas : [whole], layout: layout)
     }
 
-    /// A large file's SHA-256s (whole and per part) on this thread and its part MD5s on a second
-    /// one (both read through the page cache): the first byte of a big upload waits ~1/3 less.
+    /// A large file's SHA-256s (whole and per part) on this thread and its part MD5s beside it
+    /// (both read through the page cache): the first byte of a big upload waits ~1/3 less.
     private static func computeOnTwoThreads(
         fd: Int32, path: String, layout: PartLayout,
-        fingerprint: FileFingerprint
+        fingerprint: FileFingerprint, observe: ((UnsafeRawBufferPointer) -> Void)?
     ) throws -> FileHashes {
         let parts = PartMD5s(fd: fd, path: path, layout: layout)
         let finished = DispatchSemaphore(value: 0)
-        let thread = Thread {
+        // CPU work beside this pool thread: GCD's workers, as gzip's blocks (never our pool, whose
+        // threads may all be waiting like this one).
+        DispatchQueue.global().async {
             parts.run()
             finished.signal()
         }
-        thread.name = "ceti-md5"
-        thread.start()
         var sha = Digest(.sha256)
         var shas: [[UInt8]] = []
         let shaResult = Result {
@@ -78,6 +95,7 @@ public struct FileHashes: Sendable, Equatable {
                 try read(fd: fd, path: path, offset: offset, length: length, buffer: buffer) { bytes in
                     sha.update(bytes)
                     partSHA.update(bytes)
+                    observe?(bytes)
                 }
                 shas.append(partSHA.finalize())
             }

@@ -22,7 +22,7 @@ final class CaptureService: @unchecked Sendable {
     /// Default grace period: long enough for a few failed renewals in a row on a poor link.
     static let defaultGraceSeconds = 600
 
-    private let session: SSHSession
+    private let session: any TagConnection
     private let grace: Int
     private let console: Console
     /// Serialises every use of `session` (libssh2 sessions are not shareable between threads).
@@ -35,7 +35,7 @@ final class CaptureService: @unchecked Sendable {
     private var exitAction: Int?
     private var renewalWarned = false
 
-    private init(session: SSHSession, grace: Int, console: Console) {
+    private init(session: any TagConnection, grace: Int, console: Console) {
         self.session = session
         self.grace = max(1, grace)
         self.console = console
@@ -46,7 +46,7 @@ final class CaptureService: @unchecked Sendable {
 
     /// Arms the switch, then stops the recorder, over `control` (a session of the switch's own).
     /// Throws (with the recorder left running, and nothing pulled) when either fails.
-    static func stop(control: SSHSession, graceSeconds: Int, console: Console) throws -> CaptureService {
+    static func stop(control: any TagConnection, graceSeconds: Int, console: Console) throws -> CaptureService {
         let service = CaptureService(session: control, grace: graceSeconds, console: console)
         try service.lock.withLock {
             let (name, r) = try service.arm()

@@ -14,12 +14,13 @@ struct ObjectCheck: Sendable {
     }
 
     /// Over a real S3 client, from a blocking thread.
-    init(s3: S3Client, bucket: String) {
+    init(s3: any ObjectStore, bucket: String) {
         self.init(bucket: bucket) { key in try awaitBlocking { try await s3.headObject(bucket: bucket, key: key) } }
     }
 
-    /// nil when S3 holds the object as recorded, else why it is no proof.
-    func problem(with object: ObjectRecord) -> String? {
+    /// nil when S3 holds the object as recorded, else why it is no proof. A refusal of the
+    /// credentials or a missing bucket is thrown: it ends the run (exit 2), as everywhere.
+    func problem(with object: ObjectRecord) throws -> String? {
         let address = "s3://\(bucket)/\(object.key.printable)"
         do {
             guard let h = try head(object.key) else {
@@ -30,6 +31,8 @@ struct ObjectCheck: Sendable {
                     + "\(ByteSize.format(object.size)), ETag \(object.etag)); upload it again first"
             }
             return nil
+        } catch let e as S3Error where e.isFatal {
+            throw e
         } catch {
             return "could not confirm \(address) is still in S3 (\(error))"
         }

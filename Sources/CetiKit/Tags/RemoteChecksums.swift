@@ -7,36 +7,36 @@ enum RemoteChecksums {
     /// Keeps each command well under Linux's 128 kB limit on one argument (`sh -c COMMAND`).
     static let commandBudget = 64 * 1024
 
-    static func sha256(of names: [String], in directory: String, session: SSHSession) throws -> [String: String] {
+    static func sha256(of names: [String], in directory: String, on tag: any TagConnection) throws -> [String: String] {
         var out: [String: String] = [:]
         var batch: [String] = []
         var length = 0
         for name in names {
             let escaped = escape(NameCodec.decode(name)) + "\\000"
             if !batch.isEmpty && length + escaped.utf8.count > commandBudget {
-                out.merge(try run(batch, in: directory, session: session)) { $1 }
+                out.merge(try run(batch, in: directory, on: tag)) { $1 }
                 batch = []
                 length = 0
             }
             batch.append(escaped)
             length += escaped.utf8.count
         }
-        if !batch.isEmpty { out.merge(try run(batch, in: directory, session: session)) { $1 } }
+        if !batch.isEmpty { out.merge(try run(batch, in: directory, on: tag)) { $1 } }
         return out
     }
 
-    private static func run(_ escaped: [String], in directory: String, session: SSHSession) throws -> [String: String] {
+    private static func run(_ escaped: [String], in directory: String, on tag: any TagConnection) throws -> [String: String] {
         let dir = escape(NameCodec.decodePath(directory))
         // `cd` to the folder given as bytes too (it comes from --remote-dir).
         let command = "cd \"$(printf '\(dir)/')\" && printf '" + escaped.joined() + "' | xargs -0 sha256sum --"
-        let result = try session.exec(command)
+        let result = try tag.exec(command)
         // A missing file makes sha256sum exit 1 but still print the others: use what it printed.
         var out: [String: String] = [:]
         for line in result.stdout.split(separator: 0x0A, omittingEmptySubsequences: true) {
             if let (hash, name) = parse(line) { out[NameCodec.encode(name)] = hash }
         }
         if out.isEmpty && result.status != 0 {
-            throw SSHError.remoteCommand(host: session.host, command: "sha256sum", status: result.status, stderr: result.stderr)
+            throw SSHError.remoteCommand(host: tag.label, command: "sha256sum", status: result.status, stderr: result.stderr)
         }
         return out
     }

@@ -38,16 +38,16 @@ struct TagCleaner {
     /// `failed`: files this run could not pull, by name, with the reason: kept, and said so; they
     /// never keep the tag's other, proven files. Names are in name form (`NameCodec`) throughout.
     func clean(
-        session: SSHSession, sftp: SFTPClient, device: String, remoteDir: String,
+        tag: any TagConnection, remoteDir: String,
         failed: [String: String] = [:]
     ) throws -> [CleanOutcome] {
         var outcomes: [CleanOutcome] = []
         var candidates: [(file: RemoteFile, copy: CopyRecord, objects: [ObjectRecord])] = []
-        for file in try sftp.list(remoteDir) {
+        for file in try tag.list(remoteDir) {
             func keep(_ reason: String) { outcomes.append(CleanOutcome(action: .kept, name: file.name, size: file.size, reason: reason)) }
             guard file.isRegular else { keep(file.isDirectory ? "a folder: never deleted" : "not a regular file"); continue }
             if let why = failed[file.name] { keep("not pulled in this run: \(why)"); continue }
-            guard let copy = try ledger.copy(device: device, remotePath: remoteDir + "/" + file.name, size: file.size, mtime: file.mtime)
+            guard let copy = try ledger.copy(device: tag.name, remotePath: remoteDir + "/" + file.name, size: file.size, mtime: file.mtime)
             else {
                 keep("not pulled (or changed since it was pulled)")
                 continue
@@ -71,7 +71,7 @@ struct TagCleaner {
         }
         // Ask the tag itself that each file still holds the bytes that were proven.
         // (RemoteChecksums sends the names in batches that fit one command.)
-        let remote = try RemoteChecksums.sha256(of: candidates.map(\.file.name), in: remoteDir, session: session)
+        let remote = try RemoteChecksums.sha256(of: candidates.map(\.file.name), in: remoteDir, on: tag)
         for c in candidates {
             func outcome(_ action: CleanOutcome.Action, _ reason: String) {
                 outcomes.append(CleanOutcome(action: action, name: c.file.name, size: c.file.size, reason: reason))
@@ -86,7 +86,7 @@ struct TagCleaner {
                 var problems: [String] = []
                 var held: ObjectRecord?
                 for o in c.objects where held == nil {
-                    if let problem = s3.problem(with: o) { problems.append(problem) } else { held = o }
+                    if let problem = try s3.problem(with: o) { problems.append(problem) } else { held = o }
                 }
                 guard let held else {
                     outcome(.kept, problems.joined(separator: "; "))
@@ -100,7 +100,7 @@ struct TagCleaner {
                 outcome(.wouldDelete, proof)
                 continue
             }
-            try sftp.unlink(remoteDir + "/" + c.file.name)
+            try tag.unlink(remoteDir + "/" + c.file.name)
             outcome(.deleted, proof)
         }
         return outcomes.sorted { $0.name < $1.name }

@@ -58,7 +58,8 @@ public enum DiscoveryError: Error, CustomStringConvertible {
 /// - no name at all: the login, then `hostname` decides (not a tag: left at once, nothing pinned).
 /// A tag that refuses the login or presents a changed key is listed with its problem.
 struct TagDiscovery {
-    let puller: TagPuller
+    let connector: SSHTagConnector
+    let ledger: Ledger
     let options: PullOptions
     let console: Console
 
@@ -106,17 +107,17 @@ struct TagDiscovery {
     /// its problem.
     private func identify(_ address: String, learned: String?) -> DiscoveredTag? {
         let label = learned.flatMap { $0.split(separator: ".").first.map(String.init) }
-        var expected = label.flatMap { TagPuller.isTagName($0) ? $0 : nil }
+        var expected = label.flatMap { SSHTagConnector.isTagName($0) ? $0 : nil }
         if let learned, expected == nil {
             // A host with a name that is not a tag's: never sent the password, unless it proves to be
             // a known tag by presenting a host key pinned for one.
-            guard puller.knownHosts.hasEntries else {
+            guard connector.knownHosts.hasEntries else {
                 console.verbose("\(address) is \(learned), not a whale tag: not logged in")
                 return nil
             }
             do {
                 let probe = try SSHSession(host: address, port: options.port)
-                guard let pinned = puller.knownHosts.name(forKey: probe.hostKey.base64) else {
+                guard let pinned = connector.knownHosts.name(forKey: probe.hostKey.base64) else {
                     console.verbose("\(address) is \(learned), not a whale tag (its host key is pinned for no tag): not logged in")
                     return nil
                 }
@@ -128,17 +129,17 @@ struct TagDiscovery {
             }
         }
         do {
-            let (session, name, now) = try puller.open(address: address, expectedName: expected, tagsOnly: true)
-            let sftp = try SFTPClient(session: session)
+            let connection = try connector.open(TagTarget(address: address), expectedName: expected, tagsOnly: true)
+            let (name, now) = (connection.name, connection.now)
             let remoteDir = options.remoteDir
             var tag = DiscoveredTag(name: name, address: address)
-            for f in try sftp.list(remoteDir) where f.isRegular && f.mtime <= now - options.settleSeconds {
+            for f in try connection.list(remoteDir) where f.isRegular && f.mtime <= now - options.settleSeconds {
                 tag.files += 1
                 tag.bytes += f.size
-                if let copy = try puller.ledger.copy(device: name, remotePath: remoteDir + "/" + f.name, size: f.size, mtime: f.mtime) {
+                if let copy = try ledger.copy(device: name, remotePath: remoteDir + "/" + f.name, size: f.size, mtime: f.mtime) {
                     tag.pulled += 1
                     // The ledger's word only (-l asks S3 nothing): this file's own chain, in any bucket.
-                    if try !puller.ledger.objectsProving(copy, bucket: nil).isEmpty { tag.uploaded += 1 }
+                    if try !ledger.objectsProving(copy, bucket: nil).isEmpty { tag.uploaded += 1 }
                 }
             }
             return tag

@@ -42,6 +42,13 @@ public struct TagTarget: Sendable, Equatable {
         }
         if let port, !(1...65535).contains(port) { throw UsageError("-t \(text): ports run from 1 to 65535") }
         guard !host.isEmpty else { throw UsageError("-t \(text): give a tag's hostname or address") }
-        return TagTarget(address: host, port: port, name: WhaleTagRun.isAddress(host) ? nil : host)
+        return TagTarget(address: host, port: port, name: Self.isAddress(host) ? nil : host)
+    }
+
+    /// An IPv4 or IPv6 address (not a name).
+    static func isAddress(_ s: String) -> Bool {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        return inet_pton(AF_INET, s, &v4) == 1 || inet_pton(AF_INET6, s, &v6) == 1
     }
 }

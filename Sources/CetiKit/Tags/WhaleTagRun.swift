@@ -44,9 +44,12 @@ public enum WhaleTagRun {
     /// read (refused login, changed host key) is listed with its problem, also on stderr; the
     /// caller exits 1 when any has one.
     public static func list(subnets: [Subnet], options: PullOptions, console: Console) async throws -> [DiscoveredTag] {
-        let puller = try setUp(options, console: console, readOnly: true)
+        let ledger = try Ledger(readOnlyPath: options.ledgerPath)
+        let connector = SSHTagConnector(options: options, knownHosts: KnownHosts(path: options.knownHostsPath), console: console)
         let pool = BlockingPool(threads: 16, name: "ceti-discover")
-        let tags = try await TagDiscovery(puller: puller, options: options, console: console).discover(subnets, pool: pool)
+        defer { pool.shutdown() }
+        let tags = try await TagDiscovery(connector: connector, ledger: ledger, options: options, console: console)
+            .discover(subnets, pool: pool)
         for t in tags { if let problem = t.problem { console.error(problem) } }
         return tags
     }
@@ -61,40 +64,46 @@ public enum WhaleTagRun {
         let start = Date()
         var work = try targets.map(TagTarget.parse)
         var check: ObjectCheck?
-        var curl: CurlClient?
-        defer { curl?.shutdown() }
+        var service: S3Service?
+        defer { service?.shutdown() }
         if options.clean && options.require == .uploaded {
             guard let settings else { throw UsageError("-c needs the bucket the files were uploaded to: give --bucket (or CETI_BUCKET)") }
-            curl = CurlClient(options: CurlClient.Options())
-            let s3 = S3Client(endpoint: settings.endpoint, region: settings.region, credentials: settings.credentials, http: curl!)
-            s3.log = { [console] in console.verbose($0) }
+            let s3 = S3Service(settings: settings, console: console)
+            service = s3
             // Credentials and bucket first: a wrong secret is found before a tag is touched.
-            try await s3.checkBucket(settings.bucket)
-            check = ObjectCheck(s3: s3, bucket: settings.bucket)
+            try await s3.store.checkBucket(settings.bucket)
+            check = ObjectCheck(s3: s3.store, bucket: settings.bucket)
         }
-        let puller = try setUp(options, console: console, objectCheck: check)
+        let ledger = options.dryRun ? try Ledger(readOnlyPath: options.ledgerPath) : try Ledger(path: options.ledgerPath)
+        let connector = SSHTagConnector(options: options, knownHosts: KnownHosts(path: options.knownHostsPath), console: console)
+        let puller = TagPuller(
+            options: options, ledger: ledger, connector: connector, console: console, meter: ProgressMeter(console: console))
+        let cleaner = options.clean ? TagCleaner(ledger: ledger, require: options.require, dryRun: options.dryRun, s3: check) : nil
+        // One pool for the run: discovery's probes, then one session per tag (at most --jobs).
+        let pool = BlockingPool(threads: max(16, options.jobs), name: "ceti-tag")
+        defer { pool.shutdown() }
+        let slots = AsyncLimiter(max(1, options.jobs))
         if let subnets {
-            let pool = BlockingPool(threads: 16, name: "ceti-discover")
-            let found = try await TagDiscovery(puller: puller, options: options, console: console).discover(subnets, pool: pool)
+            let found = try await TagDiscovery(connector: connector, ledger: ledger, options: options, console: console)
+                .discover(subnets, pool: pool)
             console.info("found \(found.count) tag(s)" + (found.isEmpty ? "" : ": " + found.map(\.summary).joined(separator: ", ")))
             // Tags that could not be read are tried again like a -t: each gets its error line and exit 1.
             work += found.map(\.target)
         }
-        let pool = BlockingPool(threads: max(1, min(options.jobs, work.count)), name: "ceti-tag")
         // Totals grow as each tag's folder is listed.
         puller.meter.begin(files: 0, bytes: 0)
         defer { puller.meter.end() }
         var reports: [TagPullReport] = []
         try await withThrowingTaskGroup(of: TagPullReport.self) { group in
             for w in work {
-                group.addTask { try await pool.run { puller.pull(w) } }
+                group.addTask { try await slots.run { try await pool.run { pullTag(w, puller: puller, cleaner: cleaner) } } }
             }
             for try await report in group {
                 if let first = report.duplicateOf {
                     console.info("\(report.address): the same tag as \(first) (\(report.tag), same host key); pulled once")
                     continue
                 }
-                Self.report(report, console: console)
+                PullReporter.report(report, console: console)
                 reports.append(report)
             }
         }
@@ -103,15 +112,47 @@ public enum WhaleTagRun {
             seconds: Date().timeIntervalSince(start))
     }
 
-    private static func setUp(
-        _ options: PullOptions, console: Console, readOnly: Bool = false,
-        objectCheck: ObjectCheck? = nil
-    ) throws -> TagPuller {
-        let ledger = options.dryRun || readOnly ? try Ledger(readOnlyPath: options.ledgerPath) : try Ledger(path: options.ledgerPath)
-        let knownHosts = KnownHosts(path: options.knownHostsPath)
-        return TagPuller(
-            options: options, ledger: ledger, knownHosts: knownHosts, console: console,
-            meter: ProgressMeter(console: console), objectCheck: objectCheck)
+    /// One tag, whaletag's way: every file in the folder's order, confirmed by the tag in one
+    /// batch at the end, then (-c) what is proven deleted. Blocking.
+    static func pullTag(_ target: TagTarget, puller: TagPuller, cleaner: TagCleaner?) -> TagPullReport {
+        puller.session(target) { tag, report in
+            if puller.options.dryRun {
+                report.files = try puller.preview(tag)
+            } else {
+                let lock = try puller.lockFolder(device: tag.name)
+                defer { withExtendedLifetime(lock) {} }
+                try pullAll(tag, puller: puller, into: &report.files)
+            }
+            guard let cleaner, !Interrupt.isRequested else { return }
+            // A file that could not be pulled keeps itself, never the other files of the tag:
+            // each one is deleted only on its own proof (a tag-wide error never gets here).
+            let failed = Dictionary(report.files.filter { $0.action == .failed }.map { ($0.name, $0.message ?? "failed") }) { a, _ in a }
+            report.cleaned = try cleaner.clean(tag: tag, remoteDir: puller.remoteDirectory, failed: failed)
+        }
+    }
+
+    /// Every file of the tag in the folder's order, confirmed by the tag in one batch at the end.
+    private static func pullAll(_ tag: any TagConnection, puller: TagPuller, into outcomes: inout [PullOutcome]) throws {
+        var received: [TagPuller.Download] = []
+        for planned in try puller.plan(tag, held: { _ in true }) {
+            // SIGINT/SIGTERM: no new file; what arrived is confirmed and recorded below.
+            if Interrupt.isRequested { break }
+            let file = planned.file
+            if let settled = planned.settledOutcome {
+                if file.isRegular { puller.meter.fileFinished(skippedBytes: file.size, skipped: true) }
+                outcomes.append(settled)
+                continue
+            }
+            do {
+                received.append(try puller.download(file, from: tag))
+            } catch {
+                // Interrupted between two chunks: the partial stays for the next run to resume.
+                if error is Interrupted { break }
+                puller.meter.fileFinished(skippedBytes: file.size, failed: true)
+                outcomes.append(PullOutcome(action: .failed, name: file.name, size: file.size, message: "\(error)"))
+            }
+        }
+        outcomes += try puller.confirm(received, from: tag).map(\.0)
     }
 
     public static func listText(_ tags: [DiscoveredTag]) -> String {
@@ -147,46 +188,4 @@ public enum WhaleTagRun {
         return head.contains(" ") && !head.contains("(") ? problem : String(problem[colon.upperBound...])
     }
 
-    static func isAddress(_ s: String) -> Bool {
-        var v4 = in_addr()
-        var v6 = in6_addr()
-        return inet_pton(AF_INET, s, &v4) == 1 || inet_pton(AF_INET6, s, &v6) == 1
-    }
-
-    /// Problems always; one result line per file pulled unless `results` is false (ingest reports
-    /// its files once they are in S3).
-    static func report(_ r: TagPullReport, console: Console, results: Bool = true) {
-        if let error = r.error {
-            // SSH errors already name the address; others get the tag's name in front.
-            console.error(error.contains(r.address) ? error : "\(r.tag): \(error)")
-        }
-        for f in r.files {
-            switch f.action {
-            case .failed:
-                console.error("\(r.tag): \(f.name.printable): \(f.message ?? "failed")")
-            case .stillWriting:
-                console.info("\(r.tag): \(f.name.printable): \(f.message ?? "")")
-            case .ignored:
-                console.verbose("\(r.tag): \(f.name.printable): ignored (\(f.message ?? ""))")
-            case .skipped:
-                console.verbose("\(r.tag): \(f.name.printable): already pulled to \((f.localPath ?? "?").printable)")
-            default:
-                guard results, console.showsResults else { continue }
-                console.result(
-                    f.action.rawValue.padding(toLength: 13, withPad: " ", startingAt: 0)
-                        + ByteSize.format(f.size).padding(toLength: 11, withPad: " ", startingAt: 0)
-                        + " \(r.tag)/\(f.name.printable)")
-            }
-        }
-        reportCleaned(r.cleaned, tag: r.tag, console: console)
-    }
-
-    static func reportCleaned(_ cleaned: [CleanOutcome], tag: String, console: Console) {
-        for c in cleaned {
-            console.result(
-                c.action.rawValue.padding(toLength: 13, withPad: " ", startingAt: 0)
-                    + ByteSize.format(c.size).padding(toLength: 11, withPad: " ", startingAt: 0)
-                    + " \(tag)/\(c.name.printable): \(c.reason)")
-        }
-    }
 }

@@ -5,11 +5,11 @@ final class RemoteIndex: Sendable {
     /// Folders with fewer keys to check than this are asked key by key.
     static let listThreshold = 16
 
-    private let s3: S3Client
+    private let s3: any ObjectStore
     private let bucket: String
     private let listed: [String: [String: ObjectHead]]
 
-    private init(s3: S3Client, bucket: String, listed: [String: [String: ObjectHead]]) {
+    private init(s3: any ObjectStore, bucket: String, listed: [String: [String: ObjectHead]]) {
         self.s3 = s3
         self.bucket = bucket
         self.listed = listed
@@ -19,7 +19,7 @@ final class RemoteIndex: Sendable {
         key.lastIndex(of: "/").map { String(key[...$0]) } ?? ""
     }
 
-    static func build(s3: S3Client, bucket: String, keys: [String]) async throws -> RemoteIndex {
+    static func build(s3: any ObjectStore, bucket: String, keys: [String]) async throws -> RemoteIndex {
         var counts: [String: Int] = [:]
         for key in keys { counts[folder(of: key), default: 0] += 1 }
         var listed: [String: [String: ObjectHead]] = [:]

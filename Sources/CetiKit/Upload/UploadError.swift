@@ -5,6 +5,8 @@ public enum UploadError: Error, CustomStringConvertible {
     case unreadable(path: String, message: String)
     /// A pulled copy or compressed output whose bytes are no longer those ceti verified.
     case changedSinceRecorded(path: String, origin: String, recorded: String, now: String)
+    /// The key would fall among the runs' manifests.
+    case keyInRunsFolder(key: String)
 
     public var description: String {
         switch self {
@@ -17,6 +19,8 @@ public enum UploadError: Error, CustomStringConvertible {
         case .changedSinceRecorded(let path, let origin, let recorded, let now):
             return "\(path.printable) changed since it was \(origin) (SHA-256 recorded \(recorded.prefix(16))…, now \(now.prefix(16))…): "
                 + "not uploaded. Restore it from the device or the backup, or move it away and pull it again"
+        case .keyInRunsFolder(let key):
+            return "the key \(key) would fall among the runs' manifests (\(Manifest.runsFolder)/); change --key-template"
         }
     }
 }

@@ -20,3 +20,14 @@ public struct UploadOptions: Sendable {
         self.ledgerPath = ledgerPath
     }
 }
+
+extension UploadOptions {
+    /// The connections that carry it: one per transfer in flight, capped and stall-bounded.
+    public var transfer: CurlClient.Options {
+        var http = CurlClient.Options()
+        http.connections = max(1, jobs)
+        http.bytesPerSecond = bytesPerSecond
+        http.stallSeconds = stallSeconds
+        return http
+    }
+}

@@ -2,9 +2,9 @@ import Foundation
 
 /// Uploads the files the ledger could not prove: dedups against what S3 holds, resumes
 /// interrupted multipart uploads, and records every verified object in the ledger.
-final class Uploader: @unchecked Sendable {
+final class Uploader: Sendable {
     let options: UploadOptions
-    let s3: S3Client
+    let s3: any ObjectStore
     let ledger: Ledger
     let console: Console
     let meter: ProgressMeter
@@ -12,7 +12,7 @@ final class Uploader: @unchecked Sendable {
     let remote: RemoteIndex
 
     init(
-        options: UploadOptions, s3: S3Client, ledger: Ledger, console: Console, meter: ProgressMeter, pool: BlockingPool,
+        options: UploadOptions, s3: any ObjectStore, ledger: Ledger, console: Console, meter: ProgressMeter, pool: BlockingPool,
         remote: RemoteIndex
     ) {
         self.options = options
@@ -28,12 +28,14 @@ final class Uploader: @unchecked Sendable {
     private var dryRun: Bool { options.dryRun }
 
     /// One file's fate. Only fatal S3 errors (credentials, bucket) escape: they stop the run.
-    func process(_ file: LocalFile, key: String, plannedDate: String) async throws -> UploadOutcome {
+    /// `hashed`: the file's hashes from the read that verified it (compress), used while its
+    /// fingerprint and part size still match, so it is not read once more before it is sent.
+    func process(_ file: LocalFile, key: String, plannedDate: String, hashed: HashedFile? = nil) async throws -> UploadOutcome {
         var outcome = UploadOutcome(
             action: .failed, path: file.path, device: file.device, key: key,
             size: file.fingerprint.size)
         do {
-            outcome = try await upload(file, key: key, plannedDate: plannedDate, outcome: outcome)
+            outcome = try await upload(file, key: key, plannedDate: plannedDate, hashed: hashed, outcome: outcome)
         } catch let e as S3Error where e.isFatal {
             throw e
         } catch {
@@ -48,7 +50,9 @@ final class Uploader: @unchecked Sendable {
         return outcome
     }
 
-    private func upload(_ file: LocalFile, key: String, plannedDate: String, outcome start: UploadOutcome) async throws -> UploadOutcome {
+    private func upload(
+        _ file: LocalFile, key: String, plannedDate: String, hashed: HashedFile?, outcome start: UploadOutcome
+    ) async throws -> UploadOutcome {
         var outcome = start
         let size = file.fingerprint.size
 
@@ -59,7 +63,12 @@ final class Uploader: @unchecked Sendable {
         if let inFlight, inFlight.fingerprint.size == size {
             layout = PartLayout(size: size, exactPartSize: inFlight.partSize)
         }
-        var hashes = try await hash(file, layout: layout)
+        var hashes =
+            if let hashed, hashed.fingerprint == file.fingerprint, hashed.hashes.layout == layout {
+                hashed.hashes
+            } else {
+                try await hash(file, layout: layout)
+            }
         outcome.sha256 = hashes.sha256.hex
         // A pulled copy or a compressed output is passed on only as the bytes ceti verified.
         if let recorded = try ledger.recordedContent(localPath: file.path), recorded.sha256 != hashes.sha256.hex {
@@ -200,6 +209,20 @@ final class Uploader: @unchecked Sendable {
         return sha.finalize().hex
     }
 
+    /// The upload step: one local file under its key → a verified object: sent (or resumed),
+    /// found identical in S3, or skipped on the ledger's proof once S3 confirms it. Failures come
+    /// back as the outcome; only fatal S3 errors are thrown.
+    func save(_ file: LocalFile, hashed: HashedFile? = nil) async throws -> UploadOutcome {
+        let (settled, work, newFiles) = try UploadPlanner.plan([file], options: options, ledger: ledger)
+        if !dryRun { try ledger.insertNewFiles(newFiles) }
+        if let s = settled.first { return s }
+        let p = work[0]
+        if let object = p.proof, try await isStillInS3(object) {
+            return .skipped(file.path, device: file.device, proof: object, size: object.size)
+        }
+        return try await process(p.file, key: p.key, plannedDate: p.date, hashed: hashed)
+    }
+
     /// Whether S3 still holds a verified object as the ledger recorded it (size and ETag). The
     /// ledger's memory alone proves nothing: an object it no longer matches is forgotten.
     func isStillInS3(_ object: ObjectRecord) async throws -> Bool {
@@ -316,7 +339,7 @@ final class Uploader: @unchecked Sendable {
 
         let etag = try await s3.completeMultipartUpload(
             bucket: bucket, key: key, uploadID: id,
-            parts: done.map { (number: $0.key, etag: $0.value) }, createOnly: createOnly)
+            parts: done.sorted { $0.key < $1.key }.map { (number: $0.key, etag: $0.value) }, createOnly: createOnly)
         guard etag == hashes.etag else { throw UploadError.etagMismatch(key: key, expected: hashes.etag, got: etag) }
         if createOnly {
             // Some servers (SeaweedFS 4.48, measured) check If-None-Match on CompleteMultipartUpload
@@ -337,18 +360,17 @@ final class Uploader: @unchecked Sendable {
 }
 
 /// Bytes sent for one file, also fed to the run's progress meter.
-final class ByteCounter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var total: Int64 = 0
+final class ByteCounter: Sendable {
+    private let total = Locked<Int64>(0)
     private let meter: ProgressMeter
 
     init(meter: ProgressMeter) { self.meter = meter }
 
-    var value: Int64 { lock.withLock { total } }
+    var value: Int64 { total.value }
 
     var add: @Sendable (Int64) -> Void {
-        { [self] n in
-            lock.withLock { total += n }
+        { [total, meter] n in
+            total.update { $0 += n }
             meter.sent(n)
         }
     }

@@ -1,0 +1,65 @@
+import Foundation
+
+/// The manifest step: lists each ingested file for its device's manifest in this run, and
+/// completes a device-run — `manifest.json`, then `_COMPLETE` — once every file it lists is a
+/// verified object. Writes nothing the ledger has not verified; a rerun writes the same bytes.
+struct ManifestWriter: Sendable {
+    let ledger: Ledger
+    let store: any ObjectStore
+    let bucket: String
+    let prefix: String
+    let console: Console
+
+    /// Lists one file (its manifest entry) for the device's manifest of `run`. False when that
+    /// manifest is already complete: the file then waits for the next run.
+    func list(_ entry: Manifest.Entry, run: IngestRunRecord, copy: CopyRecord, host: String) throws -> Bool {
+        let json = String(decoding: try Manifest.encoder.encode(entry), as: UTF8.self)
+        return try ledger.assign(
+            run: run.id, device: copy.device, host: host, remotePath: copy.remotePath, sha256: copy.sha256, entry: json)
+    }
+
+    /// Writes the device's manifest, then `_COMPLETE`; returns the manifest's s3:// address, or nil
+    /// when nothing of this device belongs to this run.
+    func complete(run: IngestRunRecord, device: String, host: String) async throws -> String? {
+        try ledger.adoptPending(run: run.id, device: device, host: host)
+        guard let state = try ledger.runDevice(run: run.id, device: device) else { return nil }
+        let folder = Manifest.folder(prefix: prefix, run: run.id, device: device)
+        let manifestKey = folder + Manifest.fileName
+        let completeKey = folder + Manifest.completeMarker
+        if state.completedAt != nil { return "s3://\(bucket)/\(manifestKey)" }
+        var entries = try ledger.runEntries(run: run.id, device: device).map {
+            try Manifest.decoder.decode(Manifest.Entry.self, from: Data($0.utf8))
+        }
+        guard !entries.isEmpty else { return nil }
+
+        // A run stopped right after writing _COMPLETE: the manifest there is final; files listed
+        // since then wait for the next run.
+        if try await store.headObject(bucket: bucket, key: completeKey) != nil,
+            let existing = try await store.getObject(bucket: bucket, key: manifestKey)
+        {
+            let written = try Manifest.decode(existing.body)
+            let listed = Set(written.files.map(\.remotePath))
+            try ledger.release(run: run.id, device: device, keeping: listed)
+            try ledger.recordManifest(run: run.id, device: device, key: manifestKey, etag: existing.etag)
+            try ledger.recordComplete(run: run.id, device: device)
+            return "s3://\(bucket)/\(manifestKey)"
+        }
+
+        // No manifest lists an object the ledger has not verified.
+        for e in entries {
+            guard let o = try ledger.object(bucket: bucket, key: e.object.key), o.etag == e.object.etag, o.sha256 == e.object.sha256 else {
+                throw IngestError.unverified(key: e.object.key)
+            }
+        }
+        entries.sort { $0.remotePath < $1.remotePath }
+        let manifest = Manifest(
+            schemaVersion: Manifest.currentSchema, runId: run.id, runStartedAt: run.startedAt,
+            device: device, host: state.host, bucket: bucket, files: entries)
+        let etag = try await store.putSmall(try manifest.encoded(), bucket: bucket, key: manifestKey)
+        try ledger.recordManifest(run: run.id, device: device, key: manifestKey, etag: etag)
+        _ = try await store.putSmall([], bucket: bucket, key: completeKey)
+        try ledger.recordComplete(run: run.id, device: device)
+        console.info("\(device): \(entries.count) file(s) in s3://\(bucket)/\(manifestKey), then \(Manifest.completeMarker)")
+        return "s3://\(bucket)/\(manifestKey)"
+    }
+}

@@ -1,0 +1,329 @@
+import Foundation
+import Testing
+
+@testable import CetiKit
+
+/// A boat in one process: memory tags and a memory object store (with the real retrying layer
+/// around it), a real staging folder, ledger, FLAC encoder and gzip, wired through
+/// `IngestRun.execute(_:context:)` exactly as `ceti ingest` wires S3 and SSH.
+final class Boat {
+    static let bucket = "field"
+    let dir: String
+    let store = MemoryObjectStore(buckets: [Boat.bucket])
+    let tags: [MemoryTag]
+    var options: IngestOptions
+    /// The tag's originals, by name, as they were before anything ran.
+    let originals: [String: [UInt8]]
+
+    /// One tag `wt-0a1b2c3d` with a raw recording (3 channels, 16-bit: 6-byte frames), a sensor
+    /// CSV, a FLAC written by the firmware and a log; `rawFrames` sets the recording's length.
+    convenience init(rawFrames: Int = 20_000, noiseBits: Int = 6) throws {
+        let tag = MemoryTag(hostname: "wt-0a1b2c3d")
+        var files: [String: [UInt8]] = [:]
+        files["1700000000000.raw"] = Boat.pcm(frames: rawFrames, noiseBits: noiseBits)
+        files["sensors.csv"] = Array((0..<2_000).map { "\($0),\(1000 + $0 % 17),\(20 + $0 % 3)\n" }.joined().utf8)
+        files["1700000100000.flac"] = Boat.noise(count: 50_000, seed: 7)
+        files["ceti.log"] = Array("boot\nrecording\n".utf8)
+        for (name, bytes) in files { tag.add(name, bytes: bytes) }
+        try self.init(tags: [tag], originals: files)
+    }
+
+    init(tags: [MemoryTag], originals: [String: [UInt8]]) throws {
+        self.tags = tags
+        self.originals = originals
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("ceti-boat-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: dir + "/staging", withIntermediateDirectories: true)
+        let ledger = dir + "/ledger.sqlite"
+        var pull = PullOptions(
+            dataDir: dir + "/staging", login: SSHLogin(user: "cetitag", password: "x", identity: nil),
+            knownHostsPath: dir + "/known_hosts", ledgerPath: ledger)
+        pull.jobs = 2
+        let compress = CompressOptions(directories: [], ledgerPath: ledger, jobs: 2)
+        var upload = UploadOptions(
+            directories: [], bucket: Boat.bucket, keyTemplate: try KeyTemplate(KeyTemplate.default), ledgerPath: ledger)
+        upload.jobs = 2
+        options = IngestOptions(pull: pull, compress: compress, upload: upload)
+        options.targets = tags.map(\.hostname)
+        options.clean = true
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: dir) }
+
+    var tag: MemoryTag { tags[0] }
+
+    /// `ceti ingest` once, retries without waiting. Throws what the command would exit 2 on.
+    @discardableResult
+    func ingest(ledger: Ledger? = nil) async throws -> IngestSummary {
+        let context = IngestRun.Context(
+            store: RetryingStore(store, policy: RetryPolicy(maxAttempts: 3, baseDelay: 0, maxDelay: 0)),
+            tags: MemoryTagConnector(tags), ledger: ledger)
+        return try await IngestRun.execute(options, context: context, console: Console(verbosity: .quiet))
+    }
+
+    func staging(_ device: String = "wt-0a1b2c3d") -> String { dir + "/staging/" + device }
+
+    func ledger() throws -> Ledger { try Ledger(path: options.pull.ledgerPath) }
+
+    /// Big-endian 16-bit PCM: a tone plus noise (`noiseBits` of it) on three channels.
+    static func pcm(frames: Int, noiseBits: Int = 6) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(frames * 6)
+        var x: UInt32 = 1
+        for i in 0..<frames {
+            for c in 0..<3 {
+                x = x &* 1_664_525 &+ 1_013_904_223
+                let v = Int16(truncatingIfNeeded: Int(3000 * sin(Double(i * (c + 1)) / 40)) + Int(x >> (32 - noiseBits)))
+                out += [UInt8(truncatingIfNeeded: v >> 8), UInt8(truncatingIfNeeded: v)]
+            }
+        }
+        return out
+    }
+
+    static func noise(count: Int, seed: UInt32) -> [UInt8] {
+        var x = seed
+        return (0..<count).map { _ in
+            x = x &* 1_664_525 &+ 1_013_904_223
+            return UInt8(truncatingIfNeeded: x >> 24)
+        }
+    }
+
+    /// The object holding a tag file: its key ends in the file's name or its derivative's.
+    func object(for name: String) -> [UInt8]? {
+        let device = tag.hostname
+        let wanted: Set = [name, String(name.dropLast(4)) + ".flac", name + ".gz"]
+        let key = store.keys(bucket: Boat.bucket).first {
+            $0.contains("/\(device)/") && wanted.contains(($0 as NSString).lastPathComponent)
+        }
+        return key.flatMap { store.object(bucket: Boat.bucket, key: $0)?.bytes }
+    }
+
+    /// The complete manifest of the device, if `_COMPLETE` is written beside it.
+    func manifests(_ device: String = "wt-0a1b2c3d") throws -> [Manifest] {
+        let keys = store.keys(bucket: Boat.bucket)
+        return try keys.filter { $0.hasSuffix("/\(device)/\(Manifest.completeMarker)") }.map {
+            let folder = String($0.dropLast(Manifest.completeMarker.count))
+            return try Manifest.decode(try #require(store.object(bucket: Boat.bucket, key: folder + Manifest.fileName)).bytes)
+        }
+    }
+
+    /// What must hold after a run that went through: every original is listed by one complete
+    /// manifest with its own SHA-256; every listed object holds the recorded bytes; an object
+    /// holding the original itself (or its gzip, inflated) equals the original; the tag is empty.
+    func expectDelivered(sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let listed = try manifests().flatMap(\.files)
+        #expect(Set(listed.map(\.name)) == Set(originals.keys), sourceLocation: sourceLocation)
+        #expect(listed.count == originals.count, "each file in exactly one manifest", sourceLocation: sourceLocation)
+        for e in listed {
+            #expect(e.sha256 == Digest.sha256(originals[e.name] ?? []).hex, sourceLocation: sourceLocation)
+            let held = try #require(store.object(bucket: Boat.bucket, key: e.object.key), sourceLocation: sourceLocation)
+            #expect(Digest.sha256(held.bytes).hex == e.object.sha256 && held.etag == e.object.etag, sourceLocation: sourceLocation)
+            if e.derivative == nil {
+                #expect(held.bytes == originals[e.name], sourceLocation: sourceLocation)
+            } else {
+                #expect(e.derivative?.sha256 == e.object.sha256, sourceLocation: sourceLocation)
+            }
+        }
+        #expect(tag.names.isEmpty, "the tag is wiped once everything is proven", sourceLocation: sourceLocation)
+    }
+
+    /// The custody rule, checked after any run: a file gone from the tag has its own bytes (or its
+    /// derivative) in S3 and in a complete or pending manifest entry of the ledger.
+    func expectNothingLost(sourceLocation: SourceLocation = #_sourceLocation) throws {
+        for name in tag.unlinked.map({ ($0 as NSString).lastPathComponent }) {
+            #expect(object(for: name) != nil, "\(name) was deleted from the tag without its object", sourceLocation: sourceLocation)
+        }
+    }
+}
+
+@Suite(.serialized) struct IngestPipelineTests {
+    static let fatal = S3Error.accessDenied(bucket: Boat.bucket, code: "AccessDenied", credentialSource: "test", endpoint: "memory")
+    static let flaky = S3Error.transient(TransientFailure(operation: "any", key: "k", network: "connection reset by peer"))
+
+    @Test func aTagIsPulledCompressedUploadedListedAndWipedInOneRun() async throws {
+        let boat = try Boat()
+        let summary = try await boat.ingest()
+        #expect(summary.exitCode == 0)
+        #expect(summary.tags.first?.files.map(\.action) == Array(repeating: .ingested, count: 4))
+        try boat.expectDelivered()
+        // The raw went up as FLAC, the CSV as gzip; what the tag wrote as FLAC went as it was.
+        let files = try #require(boat.manifests().first?.files)
+        #expect(
+            Dictionary(uniqueKeysWithValues: files.map { ($0.name, $0.derivative?.codec) }) == [
+                "1700000000000.raw": "flac", "sensors.csv": "gzip", "1700000100000.flac": nil, "ceti.log": nil,
+            ])
+        // The originals of the outputs are gone from staging; the outputs stay.
+        let staged = try FileManager.default.contentsOfDirectory(atPath: boat.staging()).filter { !$0.hasPrefix(".") }.sorted()
+        #expect(staged == ["1700000000000.flac", "1700000100000.flac", "ceti.log", "sensors.csv.gz"])
+
+        // A second run finds everything done: nothing pulled, nothing sent.
+        let sent = boat.store.count("PutObject") + boat.store.count("UploadPart")
+        boat.tag.add("later.csv", bytes: Array("t,v\n1,2\n".utf8))
+        let again = try await boat.ingest()
+        #expect(again.exitCode == 0 && again.tags.first?.files.map(\.name) == ["later.csv"])
+        #expect(boat.store.count("PutObject") + boat.store.count("UploadPart") == sent + 3, "later.csv.gz, a manifest, _COMPLETE")
+    }
+
+    /// Each output is read from disk at most twice (the verification read that also hashes it for
+    /// the upload, then the send), counted by the kernel (inotify); the ledger runs a bounded number
+    /// of statements per file.
+    @Test func eachOutputIsReadTwiceAtMostAndTheLedgerABoundedNumberOfTimes() async throws {
+        // 3.6 MB of noisy raw: a FLAC of a few 1 MiB parts, so the multipart path is measured.
+        let boat = try Boat(rawFrames: 600_000, noiseBits: 14)
+        boat.options.upload.partSize = 1 << 20
+        boat.store.minPartSize = 1 << 20
+        try FileManager.default.createDirectory(atPath: boat.staging(), withIntermediateDirectories: true)
+        let reads = try FileReadCounter(directory: boat.staging())
+        let ledger = try boat.ledger()
+        let before = ledger.statements
+        let summary = try await boat.ingest(ledger: ledger)
+        #expect(summary.exitCode == 0)
+        try boat.expectDelivered()
+        #expect(boat.store.count("UploadPart") >= 2)
+        let counts = reads.reads()
+        for output in ["1700000000000.flac", "sensors.csv.gz", "1700000100000.flac", "ceti.log"] {
+            let n = (counts[output] ?? 0) + (counts[output + ".part"] ?? 0)
+            #expect(n >= 1 && n <= 2, "\(output) read \(n) times")
+        }
+        // README "Layout": at most 24 ledger statements per ingested file (22 measured).
+        let perFile = Double(ledger.statements - before) / 4
+        #expect(perFile <= 24, "\(perFile) ledger statements per file")
+    }
+
+    // MARK: kills, transient and fatal store errors
+
+    /// How many requests a whole clean run makes.
+    static func requestsOfACleanRun() async throws -> Int {
+        let boat = try Boat()
+        try await boat.ingest()
+        return boat.store.requests.count
+    }
+
+    /// The run stops at every request in turn (a fatal answer: what ends the process, as a kill
+    /// would, with everything before it done and nothing after), then reruns: every time the tag
+    /// is delivered whole, and nothing leaves the tag before its own object is in the store.
+    @Test func aRunStoppedAtAnyRequestIsFinishedByTheRerun() async throws {
+        let total = try await Self.requestsOfACleanRun()
+        #expect(total > 10)
+        for n in 1...total {
+            let boat = try Boat()
+            boat.store.fail(Self.fatal, onRequest: n)
+            await #expect(throws: S3Error.self, "stopped at request \(n)") { try await boat.ingest() }
+            try boat.expectNothingLost()
+            // A manifest with its _COMPLETE only ever lists objects that are there.
+            for e in try boat.manifests().flatMap(\.files) {
+                #expect(boat.store.object(bucket: Boat.bucket, key: e.object.key)?.etag == e.object.etag, "request \(n)")
+            }
+            let rerun = try await boat.ingest()
+            #expect(rerun.exitCode == 0, "rerun after a stop at request \(n)")
+            try boat.expectDelivered()
+        }
+    }
+
+    /// A request that fails once in a way that may pass (a reset connection) is retried by the
+    /// retrying layer, whichever it is: one run delivers everything, one request more.
+    @Test func aTransientFailureAtAnyRequestIsRetried() async throws {
+        let total = try await Self.requestsOfACleanRun()
+        for n in 1...total {
+            let boat = try Boat()
+            boat.store.fail(Self.flaky, onRequest: n)
+            let summary = try await boat.ingest()
+            #expect(summary.exitCode == 0, "transient failure at request \(n)")
+            try boat.expectDelivered()
+            #expect(boat.store.requests.count == total + 1, "one retry for request \(n)")
+        }
+    }
+
+    /// A write that lands but whose answer is lost: the retry (or the rerun) must recognise it
+    /// as done — a create-only PUT meets its own object — and never duplicate or lose anything.
+    @Test func aWriteWhoseAnswerIsLostIsRecognisedAsDone() async throws {
+        let total = try await Self.requestsOfACleanRun()
+        for n in 1...total {
+            let boat = try Boat()
+            boat.store.failAfterEffect(onRequest: n)
+            let first = try await boat.ingest()
+            try boat.expectNothingLost()
+            if first.exitCode != 0 {
+                let rerun = try await boat.ingest()
+                #expect(rerun.exitCode == 0, "rerun after a lost answer at request \(n)")
+            }
+            try boat.expectDelivered()
+            #expect(boat.store.openUploads(bucket: Boat.bucket).isEmpty, "no multipart upload left open (request \(n))")
+        }
+    }
+
+    /// A refused credential stops the run at once (what the command exits 2 on); nothing is
+    /// deleted from the tag, and the rerun with good credentials finishes it.
+    @Test func aFatalErrorStopsTheRunAndTouchesNothingOnTheTag() async throws {
+        let boat = try Boat()
+        boat.store.fail(Self.fatal, onRequest: 1, operation: "PutObject")
+        await #expect(throws: S3Error.self) { try await boat.ingest() }
+        #expect(boat.tag.unlinked.isEmpty)
+        #expect(boat.store.count("PutObject") == 1, "no upload started after the refusal")
+        try await boat.ingest()
+        try boat.expectDelivered()
+    }
+
+    /// The tag's connection drops in the middle of the recording: the other files are delivered
+    /// and wiped on their own proof, the recording stays on the tag; the rerun resumes its
+    /// partial download (only the rest crosses the WiFi) and completes the manifest.
+    @Test func aDroppedTagConnectionResumesAndTheOthersAreNotHeldBack() async throws {
+        let boat = try Boat(rawFrames: 50_000)
+        let raw = "1700000000000.raw"
+        boat.tag.dropAfter(bytes: 100_000, of: raw)
+        let first = try await boat.ingest()
+        #expect(first.exitCode == 1)
+        #expect(boat.tag.names == [raw], "the proven files were wiped, the recording kept")
+        #expect(try boat.manifests().isEmpty, "no manifest with a file missing")
+        let before = boat.tag.bytesRead
+        let rerun = try await boat.ingest()
+        #expect(rerun.exitCode == 0)
+        #expect(boat.tag.bytesRead - before == Int64(boat.originals[raw]!.count) - 100_000, "only the rest was read")
+        try boat.expectDelivered()
+    }
+
+    // MARK: cleaning needs its own proof
+
+    /// An object that vanished from S3 after its upload proves nothing: that file stays on the
+    /// tag (said why), the others go.
+    @Test func aFileWhoseObjectIsGoneFromS3StaysOnTheTag() async throws {
+        let boat = try Boat()
+        boat.options.clean = false
+        try await boat.ingest()
+        #expect(boat.tag.names.count == 4)
+        let csv = try #require(boat.store.keys(bucket: Boat.bucket).first { $0.hasSuffix("/sensors.csv.gz") })
+        boat.store.delete(bucket: Boat.bucket, key: csv)
+        boat.options.clean = true
+        let summary = try await boat.ingest()
+        let cleaned = try #require(summary.tags.first?.cleaned)
+        #expect(cleaned.filter { $0.action == .deleted }.map(\.name).sorted() == ["1700000000000.raw", "1700000100000.flac", "ceti.log"])
+        let kept = try #require(cleaned.first { $0.name == "sensors.csv" })
+        #expect(kept.action == .kept && kept.reason.contains("gone from S3"))
+        #expect(boat.tag.names == ["sensors.csv"])
+    }
+
+    /// Another tag's identical bytes in the bucket prove nothing for this tag's file: when this
+    /// tag's own upload of it fails, the file stays on this tag.
+    @Test func anotherTagsIdenticalBytesAreNoProof() async throws {
+        let shared = Boat.noise(count: 30_000, seed: 3)
+        let a = MemoryTag(hostname: "wt-aaaaaaaa")
+        let b = MemoryTag(hostname: "wt-bbbbbbbb")
+        a.add("same.flac", bytes: shared)
+        b.add("same.flac", bytes: shared)
+        let boat = try Boat(tags: [a, b], originals: [:])
+        boat.options.targets = ["wt-aaaaaaaa"]
+        try await boat.ingest()
+        #expect(a.names.isEmpty)
+        // Tag b's own upload of the same bytes is refused (not retryable): no object of its own.
+        boat.store.fail(
+            .service(operation: "PutObject", key: "k", status: 400, code: "InvalidRequest", message: "refused"), onRequest: 1,
+            operation: "PutObject")
+        boat.options.targets = ["wt-bbbbbbbb"]
+        let summary = try await boat.ingest()
+        #expect(summary.exitCode == 1)
+        let failed = summary.tags.flatMap(\.files).filter { $0.action == .failed }
+        #expect(failed.count == 1 && failed[0].message?.contains("refused") == true)
+        #expect(b.names.contains("same.flac"), "kept: only tag a's object holds these bytes")
+        let kept = try #require(summary.tags.first?.cleaned.first { $0.name == "same.flac" })
+        #expect(kept.action == .kept)
+    }
+}
