@@ -23,10 +23,18 @@ struct Ingest: AsyncParsableCommand {
                 gets neither in this run; a rerun finishes it. --clean then deletes on the tag only what \
                 `whaletag -c` would: files unchanged since they were pulled whose bytes are proven in S3.
 
+                Offline first: when S3 cannot be reached (no uplink), the tags are pulled, verified, \
+                compressed and backed up all the same, and each upload waits in the ledger. S3 is asked \
+                again with backoff while the run goes on; once every tag is pulled the run waits at most \
+                --wait-for-s3 seconds more, then ends with the uploads queued (exit 3) and nothing deleted \
+                on the tags (unless --require local). A later `ceti ingest`, even with no tag in reach, \
+                uploads the queue and writes the manifests. Refused credentials end the run at once.
+
                 Interrupted at any point (even kill -9), a rerun resumes the same run id: finished work is \
                 not redone, no object is written twice and no second _COMPLETE appears.
 
-                Exit status: 0 all done, 1 a tag or file failed (each listed), 2 usage/configuration error.
+                Exit status: 0 all done, 1 a tag or file failed (each listed), 2 usage/configuration error \
+                or refused credentials, 3 done locally with uploads queued for S3.
                 """ + manualExamples(examples))
     }
 
@@ -54,6 +62,12 @@ struct Ingest: AsyncParsableCommand {
     var tagJobs = 4
     @Option(name: .customLong("compress-jobs"), help: "Files compressed in parallel (default: the number of cores).")
     var compressJobs: Int?
+    @Option(
+        name: .customLong("wait-for-s3"),
+        help: ArgumentHelp(
+            "When S3 cannot be reached: how long to wait for it once every tag is pulled, before ending with the uploads queued (exit 3; default 300).",
+            valueName: "seconds"))
+    var waitForS3 = 300
 
     @OptionGroup(title: "Tags") var login: TagLoginOptions
     @OptionGroup(title: "Compression") var compression: CompressionOptions
@@ -84,6 +98,8 @@ struct Ingest: AsyncParsableCommand {
             options.subnets = tag.isEmpty ? try WhaleTagRun.subnets(login.subnet) : []
             options.clean = clean
             options.dryRun = dryRun
+            guard (0...86_400).contains(waitForS3) else { throw UsageError("--wait-for-s3 \(waitForS3): give seconds from 0 to 86400") }
+            options.s3Patience = Double(waitForS3)
             options.backupDir = backup.map(FileWalker.absolute)
             debugSettings(console, settings: settings, config: config, upload: upload)
             if let text = maxStaging {

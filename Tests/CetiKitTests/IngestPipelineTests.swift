@@ -6,7 +6,7 @@ import Testing
 /// A boat in one process: memory tags and a memory object store (with the real retrying layer
 /// around it), a real staging folder, ledger, FLAC encoder and gzip, wired through
 /// `IngestRun.execute(_:context:)` exactly as `ceti ingest` wires S3 and SSH.
-final class Boat {
+final class Boat: @unchecked Sendable {
     static let bucket = "field"
     let dir: String
     let store = MemoryObjectStore(buckets: [Boat.bucket])
@@ -45,6 +45,8 @@ final class Boat {
         options = IngestOptions(pull: pull, compress: compress, upload: upload)
         options.targets = tags.map(\.hostname)
         options.clean = true
+        options.s3RetryDelay = 0.01
+        options.s3Patience = 0
     }
 
     deinit { try? FileManager.default.removeItem(atPath: dir) }
@@ -53,10 +55,11 @@ final class Boat {
 
     /// `ceti ingest` once, retries without waiting. Throws what the command would exit 2 on.
     @discardableResult
-    func ingest(ledger: Ledger? = nil) async throws -> IngestSummary {
-        let context = IngestRun.Context(
+    func ingest(ledger: Ledger? = nil, reachable: [MemoryTag]? = nil) async throws -> IngestSummary {
+        var context = IngestRun.Context(
             store: RetryingStore(store, policy: RetryPolicy(maxAttempts: 3, baseDelay: 0, maxDelay: 0)),
-            tags: MemoryTagConnector(tags), ledger: ledger)
+            tags: MemoryTagConnector(reachable ?? tags), ledger: ledger)
+        context.probe = store
         return try await IngestRun.execute(options, context: context, console: Console(verbosity: .quiet))
     }
 
@@ -225,6 +228,9 @@ final class Boat {
         let total = try await Self.requestsOfACleanRun()
         for n in 1...total {
             let boat = try Boat()
+            // The first request asks whether S3 is there at all (one attempt): failing, it sends
+            // the run into waiting for S3, which asks again at once and goes on.
+            boat.options.s3Patience = 10
             boat.store.fail(Self.flaky, onRequest: n)
             let summary = try await boat.ingest()
             #expect(summary.exitCode == 0, "transient failure at request \(n)")
@@ -258,7 +264,7 @@ final class Boat {
         boat.store.fail(Self.fatal, onRequest: 1, operation: "PutObject")
         await #expect(throws: S3Error.self) { try await boat.ingest() }
         #expect(boat.tag.unlinked.isEmpty)
-        #expect(boat.store.count("PutObject") == 1, "no upload started after the refusal")
+        #expect(boat.store.count("PutObject") <= 2, "no upload started after the refusal (two run at once)")
         try await boat.ingest()
         try boat.expectDelivered()
     }
@@ -272,12 +278,14 @@ final class Boat {
         boat.tag.dropAfter(bytes: 100_000, of: raw)
         let first = try await boat.ingest()
         #expect(first.exitCode == 1)
-        #expect(boat.tag.names == [raw], "the proven files were wiped, the recording kept")
+        // The log comes after the recording, on the connection that dropped: it waits too.
+        #expect(boat.tag.names == [raw, "ceti.log"], "the proven files were wiped, the recording kept")
         #expect(try boat.manifests().isEmpty, "no manifest with a file missing")
         let before = boat.tag.bytesRead
         let rerun = try await boat.ingest()
         #expect(rerun.exitCode == 0)
-        #expect(boat.tag.bytesRead - before == Int64(boat.originals[raw]!.count) - 100_000, "only the rest was read")
+        let log = Int64(boat.originals["ceti.log"]!.count)
+        #expect(boat.tag.bytesRead - before == Int64(boat.originals[raw]!.count) - 100_000 + log, "only the rest was read")
         try boat.expectDelivered()
     }
 
@@ -325,5 +333,127 @@ final class Boat {
         #expect(b.names.contains("same.flac"), "kept: only tag a's object holds these bytes")
         let kept = try #require(summary.tags.first?.cleaned.first { $0.name == "same.flac" })
         #expect(kept.action == .kept)
+    }
+
+    // MARK: offline first
+
+    static let noRoute = S3Error.transient(TransientFailure(operation: "any", key: "k", network: "no route to host"))
+
+    /// No uplink: the tag is pulled, verified and compressed all the same; nothing is deleted on
+    /// it; the run ends with its uploads queued (exit 3). When S3 is back, a run with no tag in
+    /// reach uploads the queue and writes the manifest, once; then a run with the tag cleans it.
+    @Test func withoutS3TheTagIsOffloadedAndTheQueueWaitsForTheNextRun() async throws {
+        let boat = try Boat()
+        boat.store.offline = true
+        let first = try await boat.ingest()
+        #expect(first.exitCode == IngestSummary.uploadPending)
+        #expect(first.queued.count == 4 && first.line.contains("4 file(s)") && first.line.contains("queued for S3"))
+        #expect(boat.tag.unlinked.isEmpty, "nothing deleted without S3's word")
+        let staged = try FileManager.default.contentsOfDirectory(atPath: boat.staging()).filter { !$0.hasPrefix(".") }.sorted()
+        #expect(staged == ["1700000000000.flac", "1700000100000.flac", "ceti.log", "sensors.csv.gz"], "compressed while offline")
+        #expect(boat.store.keys(bucket: Boat.bucket).isEmpty)
+
+        boat.store.offline = false
+        boat.options.targets = []
+        let drained = try await boat.ingest(reachable: [])
+        #expect(drained.exitCode == 0)
+        #expect(drained.tags.map(\.tag) == ["wt-0a1b2c3d"] && drained.tags[0].manifest != nil)
+        #expect(try boat.manifests().count == 1 && boat.manifests()[0].files.count == 4)
+        #expect(boat.store.count("PutObject") == 2 + 4, "four files, one manifest, one _COMPLETE, each once")
+        // The manifest names where the tag was reached, though no tag was in reach for this run.
+        #expect(try boat.manifests()[0].host == "wt-0a1b2c3d")
+
+        boat.options.targets = ["wt-0a1b2c3d"]
+        let cleaning = try await boat.ingest()
+        #expect(cleaning.exitCode == 0)
+        try boat.expectDelivered()
+        #expect(try boat.manifests().count == 1, "no second manifest")
+    }
+
+    /// S3 goes away in the middle of the uploads and comes back while the run still waits: the
+    /// run finishes by itself, without a rerun.
+    @Test func s3ThatComesBackWithinThePatienceIsWaitedFor() async throws {
+        let boat = try Boat()
+        boat.options.s3Patience = 30
+        // After the bucket check, six requests in a row find no route: more than the retries
+        // of one request, so the run sees S3 gone, waits, asks again and goes on.
+        for n in 3...8 { boat.store.fail(Self.noRoute, onRequest: n) }
+        let summary = try await boat.ingest()
+        #expect(summary.exitCode == 0)
+        try boat.expectDelivered()
+    }
+
+    /// A refusal while the run waits for S3 is what it always is: the end of the run (exit 2).
+    @Test func aRefusalWhenS3ComesBackEndsTheRun() async throws {
+        let boat = try Boat()
+        boat.options.s3Patience = 30
+        boat.store.offline = true
+        let task = Task { try await boat.ingest() }
+        try await Task.sleep(nanoseconds: 200_000_000)
+        boat.store.fail(Self.fatal, onRequest: 1)
+        boat.store.offline = false
+        await #expect(throws: S3Error.self) { try await task.value }
+        #expect(boat.tag.unlinked.isEmpty)
+    }
+
+    // MARK: the raw layout from the tag
+
+    /// The FLAC STREAMINFO's bits per sample and sample rate (bytes 18–20 and 21–24 of a file that
+    /// starts with STREAMINFO, as libFLAC writes it).
+    static func streamInfo(_ flac: [UInt8]) -> (bits: Int, rate: Int, channels: Int) {
+        let b = Array(flac[18..<22])
+        let rate = (Int(b[0]) << 12) | (Int(b[1]) << 4) | (Int(b[2]) >> 4)
+        let channels = ((Int(b[2]) >> 1) & 0x7) + 1
+        let bits = (((Int(b[2]) & 1) << 4) | (Int(b[3]) >> 4)) + 1
+        return (bits, rate, channels)
+    }
+
+    @Test func aRawIsEncodedWithTheLayoutItsTagsDataConfigGives() async throws {
+        let tag = MemoryTag(hostname: "wt-0a1b2c3d")
+        // 24-bit, 48 kHz, 3 channels: 9-byte frames (not a whole number of the 6-byte default).
+        let pcm = Boat.noise(count: 9 * 30_001, seed: 5)
+        let files: [String: [UInt8]] = [
+            "data_config_1700000000000000.txt": Array("audio_bitdepth =: 24\naudio_sample_rate = 48 # KHz\n".utf8),
+            "1700000100000.raw": pcm,
+            "1700000200000.be.16bit.2ch.44100sps.bin": Boat.noise(count: 4 * 20_000, seed: 6),
+        ]
+        for (name, bytes) in files { tag.add(name, bytes: bytes) }
+        let boat = try Boat(tags: [tag], originals: files)
+        let summary = try await boat.ingest()
+        #expect(summary.exitCode == 0)
+        try boat.expectDelivered()
+        let flac = try #require(boat.object(for: "1700000100000.raw"))
+        #expect(Self.streamInfo(flac) == (24, 48_000, 3))
+        let bin = try #require(boat.object(for: "1700000200000.be.16bit.2ch.44100sps.flac"))
+        #expect(Self.streamInfo(bin) == (16, 44_100, 2))
+        let entries = try #require(boat.manifests().first?.files)
+        let raw = try #require(entries.first { $0.name == "1700000100000.raw" }?.derivative?.layout)
+        #expect(
+            raw
+                == Manifest.Layout(
+                    RawFormat(channels: 3, bitsPerSample: 24, sampleRate: 48_000, bigEndian: true, signed: true),
+                    from: "data_config_1700000000000000.txt"))
+        #expect(entries.first { $0.name.hasSuffix(".bin") }?.derivative?.layout?.from == "name")
+    }
+
+    // MARK: logs
+
+    /// A log the tag writes on every login changes while it is pulled: no failure, the rest of the
+    /// tag is delivered and wiped, the log waits for the next run, which takes it (freshly written
+    /// or not: a log never settles).
+    @Test func aLogThatChangesWhileItIsPulledFailsNothing() async throws {
+        let boat = try Boat()
+        boat.tag.changeDuringRead("ceti.log", to: Array("boot\nrecording\nlogin at 12:00\n".utf8))
+        let first = try await boat.ingest()
+        #expect(first.exitCode == 0)
+        let log = try #require(first.tags.first?.pulled.first { $0.name == "ceti.log" })
+        #expect(log.action == .stillWriting && log.message?.contains("every login") == true)
+        #expect(try boat.manifests().first?.files.count == 3)
+        #expect(boat.tag.names == ["ceti.log"])
+        // Written a second ago (by the login itself): pulled all the same.
+        boat.tag.add("ceti.log", bytes: Array("boot\nlogin\n".utf8), mtime: boat.tag.clock - 1)
+        let second = try await boat.ingest()
+        #expect(second.exitCode == 0 && second.tags.first?.files.map(\.name) == ["ceti.log"])
+        #expect(try boat.manifests().count == 2 && boat.tag.names.isEmpty)
     }
 }

@@ -16,7 +16,7 @@ Fixtures
   ceti       runner for the binary: ceti(*args, env_extra=None, timeout=600, check=None,
              input=None, cwd=None) -> subprocess.CompletedProcess (text, captured)
   proxy      factory: proxy(corrupt_nth_body=None, upstream=None, stall_nth_body=None,
-             stall_seconds=0, skew_first=0, deny_file=None) -> ProxyHandle with
+             stall_seconds=0, skew_first=0, deny_file=None, down_file=None) -> ProxyHandle with
              .port, .endpoint, .log_path, .entries(), .stop(); all stopped at teardown
 
 Environment: CETI_TEST_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (from
@@ -267,12 +267,12 @@ def proxy(s3env, tmp_path):
 
     def start(corrupt_nth_body: int | None = None, upstream: str | None = None,
               stall_nth_body: int | None = None, stall_seconds: float = 0, skew_first: int = 0,
-              deny_file: Path | None = None) -> ProxyHandle:
+              deny_file: Path | None = None, down_file: Path | None = None) -> ProxyHandle:
         log = tmp_path / f"proxy{len(started) + 1}.jsonl"
         up = upstream or s3env.hostport
         port, stop = start_proxy(up, log, corrupt_nth_body=corrupt_nth_body,
                                  stall_nth_body=stall_nth_body, stall_seconds=stall_seconds,
-                                 skew_first=skew_first, deny_file=deny_file)
+                                 skew_first=skew_first, deny_file=deny_file, down_file=down_file)
         h = ProxyHandle(port=port, log_path=log, upstream=up, _stop=stop)
         started.append(h)
         return h

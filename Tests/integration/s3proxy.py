@@ -28,6 +28,9 @@ because the request is signed for it) and relays the response.
 * `deny_file` (importable only): while that file exists, every request is answered 403
   AccessDenied (after its body is read), as S3 answers a revoked key; logged with
   "error": "denied".
+* `down_file` (importable only): while that file exists, S3 is unreachable: a new connection
+  is reset at once and a request on an open one gets no answer (the connection is closed), as
+  when the uplink drops; logged with "error": "down".
 * SIGTERM / SIGINT: stops cleanly, exit status 0.
 
 Importable: `start_proxy(upstream, log_path, corrupt_nth_body=None)` runs it on threads
@@ -248,9 +251,10 @@ class Proxy:
     def __init__(self, upstream: str, log_path: str, corrupt_nth_body: int | None = None,
                  listen_host: str = "127.0.0.1", listen_port: int = 0,
                  stall_nth_body: int | None = None, stall_seconds: float = 0, skew_first: int = 0,
-                 deny_file: str | None = None):
+                 deny_file: str | None = None, down_file: str | None = None):
         self.upstream = _parse_upstream(upstream)
         self.deny_file = deny_file
+        self.down_file = down_file
         # Answer the first N requests as AWS does to a client whose clock is off (SeaweedFS never
         # checks the clock, so this error path cannot be reached against it).
         self.skew_left = skew_first
@@ -305,6 +309,12 @@ class Proxy:
                     break
                 time.sleep(0.05)
                 continue
+            if self.down_file and os.path.exists(self.down_file):
+                # A reset, as from a link that is gone.
+                csock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                csock.close()
+                self._log({"method": None, "path": None, "status": None, "error": "down"})
+                continue
             csock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.conn_seq += 1
             t = threading.Thread(target=self._serve_client, args=(csock, self.conn_seq),
@@ -358,6 +368,9 @@ class Proxy:
     def _handle(self, client: Conn, head: bytes, cid: int, up: Upstream) -> bool:
         """One request/response exchange. Returns whether the client connection stays."""
         req = Message(head)
+        if self.down_file and os.path.exists(self.down_file):
+            self._log({"method": req.start.split(" ")[0], "status": None, "error": "down"})
+            return False
         parts = req.start.split(" ")
         if len(parts) != 3:
             client.send(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
@@ -652,10 +665,11 @@ def _status_of(head: bytes) -> int:
 def start_proxy(upstream: str, log_path, corrupt_nth_body: int | None = None,
                 listen_host: str = "127.0.0.1", listen_port: int = 0,
                 stall_nth_body: int | None = None, stall_seconds: float = 0, skew_first: int = 0,
-                deny_file=None):
+                deny_file=None, down_file=None):
     """Run the proxy on threads in this process. Returns (port, stop_fn)."""
     proxy = Proxy(upstream, os.fspath(log_path), corrupt_nth_body, listen_host, listen_port,
-                  stall_nth_body, stall_seconds, skew_first, os.fspath(deny_file) if deny_file else None)
+                  stall_nth_body, stall_seconds, skew_first, os.fspath(deny_file) if deny_file else None,
+                  os.fspath(down_file) if down_file else None)
     proxy.start()
     return proxy.port, proxy.stop
 

@@ -72,6 +72,36 @@ def test_flac_is_bit_exact_for_every_layout(ceti, tmp_path, channels, bps, rate,
     assert info == [str(channels), str(bps), str(rate)]
 
 
+def test_a_raw_takes_its_tags_data_config_and_a_bin_its_name(ceti, tmp_path):
+    """Firmware 2.3.0's data_config (quirk `=:` included) says 24-bit 48 kHz; the .bin of the next
+    generation says its layout in its name; the options say something else for both."""
+    src = tmp_path / "in" / "wt-x"
+    src.mkdir(parents=True)
+    (src / "data_config_1700000000000000.txt").write_text(
+        "# Deployment Timestamp: 1700000000000000\naudio_filter = sinc5\naudio_bitdepth =: 24\n"
+        "audio_sample_rate = 48 # KHz\nrec_enabled = true\n")
+    raw = pcm(6000, 3, 24, "big")
+    (src / "1700000100000.raw").write_bytes(raw)
+    binary = pcm(5000, 2, 16, "little", seed=2)
+    (src / "1700000200000000.le.16bit.2ch.44100sps.bin").write_bytes(binary)
+    other = src / "firmware.bin"
+    other.write_bytes(b"\x00" * 10)
+    compress(ceti, "--bps", "16", "--sample-rate", "96000", tmp_path / "in", check=0)
+    for flac, layout, endian, original in [
+        (src / "1700000100000.flac", ["3", "24", "48000"], "big", raw),
+        (src / "1700000200000000.le.16bit.2ch.44100sps.flac", ["2", "16", "44100"], "little", binary),
+    ]:
+        info = subprocess.run(["metaflac", "--show-channels", "--show-bps", "--show-sample-rate", str(flac)],
+                              capture_output=True, text=True, check=True).stdout.split()
+        assert info == layout, flac.name
+        assert flac_decode(flac, tmp_path / "back.raw", endian=endian) == original, flac.name
+    assert other.read_bytes() == b"\x00" * 10, "a .bin without a layout in its name is left alone"
+    # The layout used is in the ledger, with the derivative.
+    db = sqlite3.connect(ceti.ledger)
+    params = dict(db.execute("SELECT output_path, parameters FROM derivatives"))
+    assert "--bps=24 --sample-rate=48000" in params[str(src / "1700000100000.flac")]
+
+
 def test_wav_takes_its_layout_from_the_header(ceti, tmp_path):
     d = tmp_path / "in" / "drone"
     d.mkdir(parents=True)

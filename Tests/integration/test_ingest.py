@@ -521,3 +521,68 @@ def test_a_file_that_grew_after_it_was_ingested_is_kept_and_explained(ceti, s3, 
     assert gzip.decompress(s3_body(s3, bucket)(key)) == grown
     assert {k: v for k, v in after.items() if k in before} == before
     assert sum(k.endswith("_COMPLETE") for k in after) == 2
+
+
+# ---- offline first (issue #13) -------------------------------------------------------------
+def test_without_s3_both_tags_are_offloaded_and_a_later_run_uploads_the_queue(ceti, s3, bucket, tag_pair, tmp_path):
+    want = {}
+    for i, t in enumerate(tag_pair):
+        want[t.name] = tag_files(i, raws=1)
+        fill(t.data, want[t.name])
+    staging = tmp_path / "staging"
+    env = {"CETI_TAG_PASSWORD": tag_pair[0].password}
+    # The uplink is down: the endpoint is a closed port.
+    argv = ingest_argv(ceti, tag_pair, bucket, staging, "--wait-for-s3", "0", "--clean", "--json")
+    argv[argv.index("--endpoint-url") + 1] = "http://127.0.0.1:1"
+    start = time.monotonic()
+    r = ceti(*argv[:-1], env_extra=env, check=3, timeout=300)
+    assert time.monotonic() - start < 60, "an unreachable S3 costs no minutes before the pull"
+    assert "S3 unreachable" in r.stderr and "nothing was deleted on the tag" in r.stderr
+    assert "queued for S3" in r.stdout and "rerun `ceti ingest`" in r.stdout
+    for t in tag_pair:
+        assert sorted(os.listdir(t.data)) == sorted(want[t.name]), "the tags keep everything"
+        staged = sorted(os.listdir(staging / t.name))
+        assert staged == sorted(n[:-4] + ".flac" if n.endswith(".raw") else n + ".gz" if n.endswith(".csv") and want[t.name][n]
+                                else n for n in want[t.name]), "pulled, verified and compressed offline"
+    # Rerun offline: nothing new to pull, the same queue.
+    summary = json.loads(ceti(*argv, env_extra=env, check=3, timeout=300).stdout)
+    assert {f["action"] for t in summary["tags"] for f in t["files"]} == {"queued"}
+    assert sum(len(t["files"]) for t in summary["tags"]) == sum(map(len, want.values()))
+    assert boto_objects(s3, bucket) == {}
+
+    # The uplink is back and no tag is in reach: the queue goes up, each manifest once.
+    r = ceti("ingest", "--staging", staging, "--endpoint-url", ceti.s3env.endpoint, "--bucket", bucket,
+             "--subnet", "127.0.0.1/32", "--port", "9", "--json", env_extra=env, check=0, timeout=300)
+    assert r.returncode == 0, r.stderr
+    drained = json.loads(r.stdout)
+    assert sorted(t["tag"] for t in drained["tags"]) == sorted(want) and all(not t["pulled"] for t in drained["tags"])
+    assert all(t["manifest"] and t["address"] == "127.0.0.1" for t in drained["tags"]), "where each tag was reached"
+    objects = boto_objects(s3, bucket)
+    check_delivery(objects, s3_body(s3, bucket), want, tmp_path)
+    # A rerun changes nothing in S3.
+    ceti("ingest", "--staging", staging, "--endpoint-url", ceti.s3env.endpoint, "--bucket", bucket,
+         "--subnet", "127.0.0.1/32", "--port", "9", env_extra=env, check=0, timeout=300)
+    assert boto_objects(s3, bucket) == objects
+
+
+def test_s3_that_drops_out_mid_run_and_returns_within_the_patience(ceti, s3, bucket, tag_pair, proxy, tmp_path):
+    want = {tag_pair[0].name: tag_files(0, raws=2)}
+    fill(tag_pair[0].data, want[tag_pair[0].name])
+    down = tmp_path / "uplink-down"
+    p = proxy(down_file=down)
+    argv = ingest_argv(ceti, tag_pair[:1], bucket, tmp_path / "staging", "--wait-for-s3", "120", "-v")
+    argv[argv.index("--endpoint-url") + 1] = p.endpoint
+    proc = subprocess.Popen([str(ceti.bin), *map(str, argv)], env={**ceti.env, "CETI_TAG_PASSWORD": tag_pair[0].password},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Down as soon as the first object is on its way, for a few seconds.
+    deadline = time.monotonic() + 60
+    while not any(e.get("method") == "PUT" for e in p.entries()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    down.touch()
+    time.sleep(4)
+    down.unlink()
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert any(e.get("error") == "down" for e in p.entries())
+    assert "S3 unreachable" in err and "S3 answers again" in err
+    check_delivery(boto_objects(s3, bucket), s3_body(s3, bucket), want, tmp_path)

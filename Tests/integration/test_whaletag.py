@@ -92,13 +92,13 @@ def test_hostile_names_are_pulled_verified_and_never_run(ceti, sshd_tag, tmp_pat
 
 def test_a_file_still_being_written_is_reported_not_pulled(ceti, sshd_tag, tmp_path):
     put(sshd_tag, "old.csv", b"done")
-    put(sshd_tag, "growing.log", b"still writing", age=5)
+    put(sshd_tag, "growing.csv", b"still writing", age=5)
     r = pull(ceti, sshd_tag, tmp_path, "--json", check=0)
     files = {f["name"]: f["action"] for f in json.loads(r.stdout)["tags"][0]["files"]}
-    assert files == {"old.csv": "pulled", "growing.log": "still-writing"}
-    assert not (local(tmp_path) / "growing.log").exists()
+    assert files == {"old.csv": "pulled", "growing.csv": "still-writing"}
+    assert not (local(tmp_path) / "growing.csv").exists()
     r = pull(ceti, sshd_tag, tmp_path, check=0)
-    assert "growing.log" in r.stderr and "still" in r.stderr
+    assert "growing.csv" in r.stderr and "still" in r.stderr
 
 
 def test_wrong_password_is_one_clear_line_and_exit_1(ceti, sshd_tag, tmp_path):
@@ -172,6 +172,19 @@ def test_dry_run_writes_nothing(ceti, sshd_tag, tmp_path):
     assert not ceti.ledger.exists()
 
 
+def test_logs_are_pulled_last_even_when_just_written(ceti, sshd_tag, tmp_path):
+    """A `*.log` changes on every login (ours too): it never settles, so it is pulled all the same,
+    after everything else."""
+    put(sshd_tag, "zz.csv", b"z" * 1000)
+    put(sshd_tag, "a.log", b"login at 12:00\n", age=1)
+    put(sshd_tag, "b.csv", b"b")
+    r = pull(ceti, sshd_tag, tmp_path, "-vv", check=0)
+    assert r.returncode == 0, r.stderr
+    assert (local(tmp_path) / "a.log").read_bytes() == b"login at 12:00\n"
+    reads = [line.rsplit("/", 1)[1].split(" ")[0] for line in r.stderr.splitlines() if ": reading " in line]
+    assert reads[-1] == "a.log" and sorted(reads) == ["a.log", "b.csv", "zz.csv"], reads
+
+
 def test_vv_logs_every_ssh_step_and_never_the_password(ceti, sshd_tag, tmp_path):
     put(sshd_tag, "a.csv", b"a")
     r = pull(ceti, sshd_tag, tmp_path, "-vv", check=0)
@@ -206,7 +219,7 @@ def test_clean_deletes_exactly_what_is_proven_uploaded(ceti, s3, bucket, sshd_ta
     blobs = {f"{1700000000000 + i}.raw": os.urandom(1000 + i) for i in range(4)}
     for name, blob in blobs.items():
         put(sshd_tag, name, blob)
-    put(sshd_tag, "growing.log", b"writing", age=2)
+    put(sshd_tag, "growing.csv", b"writing", age=2)
     (sshd_tag.data / "config").mkdir()
 
     # Nothing uploaded yet: -c deletes nothing.
@@ -214,7 +227,7 @@ def test_clean_deletes_exactly_what_is_proven_uploaded(ceti, s3, bucket, sshd_ta
     cleaned = {c["name"]: c for c in json.loads(r.stdout)["tags"][0]["cleaned"]}
     assert all(c["action"] == "kept" for c in cleaned.values()), cleaned
     assert cleaned["1700000000000.raw"]["reason"].startswith("not uploaded yet")
-    assert sorted(p.name for p in sshd_tag.data.iterdir()) == sorted([*blobs, "growing.log", "config"])
+    assert sorted(p.name for p in sshd_tag.data.iterdir()) == sorted([*blobs, "growing.csv", "config"])
 
     # The same bytes uploaded from another folder are not this tag's copy: no proof.
     upload_dir = tmp_path / "up" / HOSTNAME
@@ -253,7 +266,7 @@ def test_clean_deletes_exactly_what_is_proven_uploaded(ceti, s3, bucket, sshd_ta
     assert all(f"s3://{bucket}/" in cleaned[n]["reason"] for n in proven)
     assert "no longer matches" in cleaned[changed]["reason"]
     assert sorted(p.name for p in sshd_tag.data.iterdir()) == sorted(
-        [n for n in blobs if n not in proven] + ["growing.log", "config"])
+        [n for n in blobs if n not in proven] + ["growing.csv", "config"])
     assert (sshd_tag.data / changed).read_bytes() == bytes(b ^ 0xFF for b in blobs[changed])
 
 

@@ -10,13 +10,15 @@ struct Compressor: Sendable {
     var partSize: Int64 = 8 << 20
     var clock: any WallClock = SystemClock()
 
-    /// A verified derivative and, when it was made just now, the hashes of the read that verified it.
+    /// A verified derivative and, when it was made just now, the hashes of the read that verified
+    /// it and where its sample layout came from.
     struct Derived: Sendable {
         var record: DerivativeRecord
         var hashed: HashedFile?
+        var layout: RawLayout? = nil
     }
 
-    enum Kind: String { case flacFromRaw = "raw", flacFromWAV = "wav", gzip = "csv" }
+    enum Kind: String { case flacFromRaw = "raw", flacFromBin = "bin", flacFromWAV = "wav", gzip = "csv" }
 
     /// Output paths claimed by the input writing them, so that two inputs (or two threads on one
     /// input) never write one `.part`: `ceti ingest` compresses from several threads at once.
@@ -25,6 +27,8 @@ struct Compressor: Sendable {
     static func kind(of path: String) -> Kind? {
         let lower = path.lowercased()
         if lower.hasSuffix(".raw") { return .flacFromRaw }
+        // Only a .bin whose name gives its layout; any other .bin goes up as it is.
+        if lower.hasSuffix(".bin"), RawLayout.fromName(path) != nil { return .flacFromBin }
         if lower.hasSuffix(".wav") { return .flacFromWAV }
         if lower.hasSuffix(".csv") { return .gzip }
         return nil
@@ -32,7 +36,7 @@ struct Compressor: Sendable {
 
     static func outputPath(_ path: String, _ kind: Kind) -> String {
         switch kind {
-        case .flacFromRaw, .flacFromWAV: return String(path.dropLast(4)) + ".flac"
+        case .flacFromRaw, .flacFromBin, .flacFromWAV: return String(path.dropLast(4)) + ".flac"
         case .gzip: return path + ".gz"
         }
     }
@@ -136,10 +140,12 @@ struct Compressor: Sendable {
         guard ftruncate(out, 0) == 0 else { throw FileIOError.write(path: part, errno: errno) }
         var inputSHA: [UInt8]
         var flacMD5: String?
+        var layout: RawLayout?
         var parameters: String
         switch kind {
-        case .flacFromRaw, .flacFromWAV:
-            var format = options.raw
+        case .flacFromRaw, .flacFromBin, .flacFromWAV:
+            layout = kind == .flacFromWAV ? nil : RawLayout.resolve(path, options: options.raw)
+            var format = layout?.format ?? options.raw
             var offset: Int64 = 0
             var length = size
             if kind == .flacFromWAV {
@@ -201,7 +207,7 @@ struct Compressor: Sendable {
         else {
             throw CompressError.outputAppeared(input: path, output: output)
         }
-        return Derived(record: record, hashed: hashed)
+        return Derived(record: record, hashed: hashed, layout: layout)
     }
 
     /// Gives the `.part` its final name, never replacing a file of that name: a hard link then the

@@ -32,4 +32,18 @@ public struct RawFormat: Sendable, Equatable, Codable {
     public var flacFlags: String {
         "--channels=\(channels) --bps=\(bitsPerSample) --sample-rate=\(sampleRate) --sign=\(signed ? "signed" : "unsigned") --endian=\(bigEndian ? "big" : "little")"
     }
+
+    /// The layout `flacFlags` wrote (the ledger keeps it in a derivative's parameters); nil when
+    /// the text holds no complete layout.
+    public init?(flacFlags text: String) {
+        var values: [String: String] = [:]
+        for word in text.split(separator: " ") where word.hasPrefix("--") {
+            let pair = word.dropFirst(2).split(separator: "=", maxSplits: 1)
+            if pair.count == 2 { values[String(pair[0])] = String(pair[1]) }
+        }
+        guard let channels = values["channels"].flatMap({ Int($0) }), let bits = values["bps"].flatMap({ Int($0) }),
+            let rate = values["sample-rate"].flatMap({ Int($0) }), let sign = values["sign"], let endian = values["endian"]
+        else { return nil }
+        self.init(channels: channels, bitsPerSample: bits, sampleRate: rate, bigEndian: endian == "big", signed: sign == "signed")
+    }
 }

@@ -16,6 +16,11 @@ public struct IngestOptions: Sendable {
     /// Pause pulling while staging holds more than this not yet uploaded.
     public var maxStaging: Int64?
     public var dryRun = false
+    /// Once every tag is pulled, how long uploads wait for an S3 that cannot be reached before
+    /// the run ends with them queued (exit 3). While pulls go on, they wait as long as those.
+    public var s3Patience: Double = 300
+    /// The first wait between two asks of an unreachable S3 (doubling up to a minute).
+    public var s3RetryDelay: Double = 5
 
     public init(pull: PullOptions, compress: CompressOptions, upload: UploadOptions) {
         self.pull = pull

@@ -5,6 +5,8 @@ public struct IngestFileOutcome: Sendable, Codable, Equatable {
         case ingested
         /// Already listed by a complete manifest of an earlier run.
         case alreadyIngested = "already-ingested"
+        /// Pulled, verified, compressed and backed up; its upload waits in the ledger for S3.
+        case queued
         case failed
     }
     public var action: Action
@@ -18,6 +20,8 @@ public struct IngestFileOutcome: Sendable, Codable, Equatable {
     public var upload: String? = nil
     public var backup: String? = nil
     public var message: String? = nil
+    /// The bytes waiting for S3 (its derivative's, when it has one).
+    public var queuedBytes: Int64? = nil
 }
 
 /// One tag's ingest.
@@ -49,7 +53,14 @@ public struct IngestSummary: Sendable, Codable, RunSummary {
     public var bytesPulled: Int64
     public var bytesSent: Int64
 
-    public var exitCode: Int32 { tags.contains(where: \.failed) ? 1 : 0 }
+    /// Files done locally whose upload waits for S3.
+    public var queued: [IngestFileOutcome] { tags.flatMap(\.files).filter { $0.action == .queued } }
+
+    /// 0 all done; 1 a failure (each listed); 3 done locally, uploads waiting for S3.
+    public var exitCode: Int32 { tags.contains(where: \.failed) ? 1 : queued.isEmpty ? 0 : IngestSummary.uploadPending }
+
+    /// The exit status of a run that did everything it could without S3 (README "Exit status").
+    public static let uploadPending: Int32 = 3
 
     public var line: String {
         let pulled = tags.flatMap(\.pulled)
@@ -70,5 +81,9 @@ public struct IngestSummary: Sendable, Codable, RunSummary {
             + (cleaned > 0 ? ", \(cleaned) deleted on the tags" : "")
             + "; \(ByteSize.format(bytesPulled)) pulled, \(ByteSize.format(bytesSent)) sent in \(String(format: "%.1f", seconds)) s"
             + (failedTags > 0 ? "; \(failedTags) tag(s) with failures" : "")
+            + (queued.isEmpty
+                ? ""
+                : "; \(queued.count) file(s) (\(ByteSize.format(queued.reduce(0) { $0 + ($1.queuedBytes ?? $1.size) }))) "
+                    + "queued for S3: rerun `ceti ingest` (no tag needed) when the uplink is back")
     }
 }

@@ -22,14 +22,27 @@ final class IngestPipeline: Sendable {
     let compressSlots: AsyncLimiter
     let uploads: AsyncLimiter
     let budget: StagingBudget
+    let uplink: Uplink
+    /// Files earlier runs pulled that no complete manifest lists yet, by device (still staged).
+    private let pending: Locked<[String: [CopyRecord]]>
+    /// Tags whose pull has not ended yet: when none is left, the run's patience with S3 starts
+    /// and the devices no tag took are drained.
+    private let pullsLeft: Locked<Int>
+    let pullsDone: AsyncStream<Void>
+    private let pullsDoneContinuation: AsyncStream<Void>.Continuation
     /// The first fatal S3 error (refused credentials, missing bucket): the run stops starting new
     /// work and ends with it.
     let fatal = Locked<S3Error?>(nil)
 
     init(
         options: IngestOptions, run: IngestRunRecord, ledger: Ledger, store: any ObjectStore, puller: TagPuller,
-        uploader: Uploader, cleaner: TagCleaner, console: Console, pool: BlockingPool, clock: any WallClock = SystemClock()
+        uploader: Uploader, cleaner: TagCleaner, uplink: Uplink, pending: [String: [CopyRecord]], tags: Int,
+        console: Console, pool: BlockingPool, clock: any WallClock = SystemClock()
     ) {
+        self.uplink = uplink
+        self.pending = Locked(pending)
+        pullsLeft = Locked(tags)
+        (pullsDone, pullsDoneContinuation) = AsyncStream.makeStream(of: Void.self)
         self.options = options
         self.run = run
         self.ledger = ledger
@@ -63,7 +76,15 @@ final class IngestPipeline: Sendable {
         let folderLock = Locked<FileLock?>(nil)
         defer { folderLock.value = nil }
         let pull = Task { [self] in
-            try await tagSlots.run {
+            // The pull has ended (its files may still be on their way to S3).
+            defer {
+                if pullsLeft.update({ n in
+                    n -= 1; return n
+                }) == 0 {
+                    pullsFinished()
+                }
+            }
+            return try await tagSlots.run {
                 try await pool.run { [self] in
                     defer { continuation.finish() }
                     return puller.session(target) { tag, pulled in
@@ -108,15 +129,17 @@ final class IngestPipeline: Sendable {
         PullReporter.report(pulled, console: console, results: false)
 
         do {
-            if !report.failed {
-                report.manifest = try await manifests.complete(run: run, device: report.tag, host: target.address)
-            } else if (try? ledger.runDevice(run: run.id, device: report.tag)) != nil {
-                console.error("\(report.tag): no manifest in this run because of the failures above; rerun to finish it")
-            }
+            report.manifest = try await completeIfDone(device: report.tag, host: target.address, files: report.files, failed: report.failed)
             // A file that failed never holds back the others: each file is deleted only on its own
             // proof (TagCleaner asks S3 just before each delete). A tag that could not be reached,
             // or whose manifest could not be written, is left alone.
             guard fatal.value == nil, options.clean, report.error == nil else { return report }
+            if options.pull.require == .uploaded, !uplink.isOnline {
+                console.info(
+                    "\(report.tag): S3 cannot be reached, so nothing was deleted on the tag (each delete needs S3's word); "
+                        + "clean it with a rerun once the uplink is back")
+                return report
+            }
             // Over a session of its own: the pull's may have idled out during hours of uploading.
             let named = TagTarget(address: target.address, port: target.port, name: report.tag)
             report.cleaned = try await pool.run { [puller, cleaner] in
@@ -133,6 +156,70 @@ final class IngestPipeline: Sendable {
         return report
     }
 
+    /// The device's manifest once every file of it in this run is in S3 (nil otherwise, said why).
+    private func completeIfDone(device: String, host: String, files: [IngestFileOutcome], failed: Bool) async throws -> String? {
+        let queued = files.filter { $0.action == .queued }.count
+        if failed {
+            if (try? ledger.runDevice(run: run.id, device: device)) != nil {
+                console.error("\(device): no manifest in this run because of the failures above; rerun to finish it")
+            }
+            return nil
+        }
+        guard queued == 0 else {
+            console.info("\(device): \(queued) file(s) wait for S3; its manifest is written once they are uploaded")
+            return nil
+        }
+        return try await manifests.complete(run: run, device: device, host: host)
+    }
+
+    /// Every tag's pull has ended: from now on the run waits for S3 at most its patience.
+    func pullsFinished() {
+        uplink.startPatience(options.s3Patience)
+        pullsDoneContinuation.finish()
+    }
+
+    // MARK: what earlier runs left waiting
+
+    /// The pending files of one device, taken once (by its tag's ingest, or by `drain`).
+    private func takePending(device: String) -> [CopyRecord]? {
+        pending.update { $0.removeValue(forKey: device) }
+    }
+
+    /// Devices with files waiting from earlier runs that no tag of this run took.
+    var pendingDevices: [String] { pending.value.keys.sorted() }
+
+    /// Uploads and lists what an earlier run pulled from a device not in reach now, then writes its
+    /// manifest (no clean: the tag is not here).
+    func drain(device: String) async -> IngestTagReport {
+        var report = IngestTagReport(tag: device, address: "-")
+        guard let copies = takePending(device: device), !copies.isEmpty else { return report }
+        console.info("\(device): \(copies.count) file(s) pulled earlier wait for S3; uploading them")
+        let host = (try? ledger.runHost(device: device)) ?? "-"
+        report.address = host
+        report.files = await processAll(copies, host: host).sorted { $0.name < $1.name }
+        guard fatal.value == nil, !Interrupt.isRequested else { return report }
+        do {
+            report.manifest = try await completeIfDone(device: device, host: host, files: report.files, failed: report.failed)
+        } catch let e as S3Error where e.isFatal {
+            fatal.update { $0 = $0 ?? e }
+        } catch {
+            report.error = "\(error)"
+            console.error("\(device): \(error)")
+        }
+        return report
+    }
+
+    private func processAll(_ copies: [CopyRecord], host: String) async -> [IngestFileOutcome] {
+        await withTaskGroup(of: IngestFileOutcome.self) { group in
+            for copy in copies where !Interrupt.isRequested {
+                group.addTask { await self.process(copy, host: host, reserved: false) }
+            }
+            var out: [IngestFileOutcome] = []
+            for await o in group { out.append(o) }
+            return out
+        }
+    }
+
     /// The pull half, on the tag's thread: smallest files first, so sensor files reach S3 within
     /// seconds and the uplink is busy while the first big recording is still being pulled. Each
     /// verified copy is handed on at once; a file pulled earlier and still held is handed on as it is.
@@ -140,7 +227,18 @@ final class IngestPipeline: Sendable {
         from tag: any TagConnection, into continuation: AsyncStream<(copy: CopyRecord, reserved: Bool)>.Continuation,
         report: inout TagPullReport
     ) throws {
-        let plan = try puller.plan(tag, held: Self.isHeld).sorted { ($0.file.size, $0.file.name) < ($1.file.size, $1.file.name) }
+        // Smallest first, logs last (they change on every login: the newest state is the best).
+        let plan = try puller.plan(tag, held: Self.isHeld).sorted {
+            (PlannedPull.isLog($0.file.name) ? 1 : 0, $0.file.size, $0.file.name)
+                < (PlannedPull.isLog($1.file.name) ? 1 : 0, $1.file.size, $1.file.name)
+        }
+        // Files of this device an earlier run pulled that still wait for S3 and that the tag no
+        // longer offers (wiped on a local proof, say): uploaded and listed with the tag's own.
+        // Taken now, before this pull ends, so the run's drain of absent devices never has them.
+        if let waiting = takePending(device: tag.name) {
+            let offered = Set(plan.compactMap { if case .skip(let c) = $0.decision { c.localPath } else { nil } })
+            for copy in waiting where !offered.contains(copy.localPath) { continuation.yield((copy, false)) }
+        }
         for planned in plan {
             // SIGINT/SIGTERM: no new file.
             if Interrupt.isRequested { break }
@@ -155,14 +253,16 @@ final class IngestPipeline: Sendable {
             budget.reserve(file.size)
             do {
                 let (outcome, copy) = try puller.pullFile(file, from: tag)
-                report.files.append(outcome)
+                report.files.append(PlannedPull.forgiving(outcome))
                 if let copy { continuation.yield((copy, true)) } else { budget.release(file.size) }
             } catch {
                 budget.release(file.size)
                 // Interrupted between two chunks: the partial stays for the next run to resume.
                 if error is Interrupted { break }
                 puller.meter.fileFinished(skippedBytes: file.size, failed: true)
-                report.files.append(PullOutcome(action: .failed, name: file.name, size: file.size, message: "\(error)"))
+                report.files.append(
+                    PlannedPull.forgiving(PullOutcome(action: .failed, name: file.name, size: file.size, message: "\(error)"), after: error)
+                )
             }
         }
     }
@@ -178,7 +278,17 @@ final class IngestPipeline: Sendable {
     // MARK: one file
 
     private func process(_ copy: CopyRecord, host: String, reserved: Bool) async -> IngestFileOutcome {
-        defer { if reserved { budget.release(copy.size) } }
+        // Held until the file is uploaded, or until it waits for S3 (then it is done locally and
+        // must not stop the tags from being offloaded).
+        let reservation = Locked(reserved)
+        @Sendable func release() {
+            if reservation.update({ r in
+                defer { r = false }; return r
+            }) {
+                budget.release(copy.size)
+            }
+        }
+        defer { release() }
         let name = (copy.remotePath as NSString).lastPathComponent
         var o = IngestFileOutcome(action: .failed, device: copy.device, name: name, size: copy.size)
         if let e = fatal.value {
@@ -205,37 +315,50 @@ final class IngestPipeline: Sendable {
                 path = derived!.record.outputPath
                 o.derivative = (path as NSString).lastPathComponent
             }
-            // 2. Upload, verified (or proven already there), and holding exactly the bytes verified
-            //    on arrival (or the output verified after compression).
+            let expected = derived?.record.outputSHA256 ?? copy.sha256
             guard let fingerprint = FileWalker.fingerprint(path: path) else { throw IngestError.missing(path: path) }
+            // 2. A second local copy, verified: done with or without the uplink.
+            if let dir = options.backupDir {
+                o.backup = try await backUp(
+                    path, sha256: expected, size: fingerprint.size,
+                    to: "\(dir)/\(run.localDate)/\(copy.device)/\((path as NSString).lastPathComponent)")
+            }
+            // 3. Upload, verified (or proven already there), and holding exactly the bytes verified
+            //    on arrival (or the output verified after compression). While S3 cannot be
+            //    reached the file waits for it; once the run gives up waiting, it stays queued.
             let file = LocalFile(
                 path: path, device: copy.device, relativePath: (path as NSString).lastPathComponent, fingerprint: fingerprint)
-            let hashed = derived?.hashed
-            let object = try await uploads.run { [uploader] in try await uploader.save(file, hashed: hashed) }
+            guard let object = try await upload(file, hashed: derived?.hashed, whileWaiting: release) else {
+                o.action = .queued
+                o.queuedBytes = fingerprint.size
+                try ledger.noteDevice(run: run.id, device: copy.device, host: host)
+                try ledger.enqueue(copy)
+                o.message = "waiting for S3"
+                console.verbose("\(copy.device)/\(name.printable): done locally; its upload waits for S3")
+                return o
+            }
             guard !object.isFailure, let etag = object.etag, let sha = object.sha256 else {
                 throw IngestError.step(object.message ?? "uploading \(path) failed")
             }
-            let expected = derived?.record.outputSHA256 ?? copy.sha256
             guard sha == expected else {
                 throw UploadError.changedSinceRecorded(
                     path: path, origin: derived == nil ? "pulled" : "compressed", recorded: expected, now: sha)
             }
             o.key = object.key
             o.upload = object.action.rawValue
-            // 3. A second local copy, verified.
-            if let dir = options.backupDir {
-                o.backup = try await backUp(
-                    path, sha256: sha, size: object.size,
-                    to: "\(dir)/\(run.localDate)/\(copy.device)/\((path as NSString).lastPathComponent)")
-            }
             // 4. Listed for this run's manifest of the device.
             let entry = Manifest.Entry(
                 name: name, remotePath: copy.remotePath, size: copy.size, mtime: copy.mtime, sha256: copy.sha256,
-                derivative: derived.map {
-                    let d = $0.record
+                derivative: derived.map { made in
+                    let d = made.record
+                    // The raw layout: as resolved now, or (made by an earlier run) from the flags kept.
+                    let layout =
+                        made.layout.map { Manifest.Layout($0.format, from: $0.source) }
+                        ?? (d.codec == "flac" && !d.inputPath.lowercased().hasSuffix(".wav")
+                            ? RawFormat(flacFlags: d.parameters).map { Manifest.Layout($0, from: nil) } : nil)
                     return Manifest.Derivative(
                         name: (d.outputPath as NSString).lastPathComponent, size: d.outputSize,
-                        sha256: d.outputSHA256, codec: d.codec, parameters: d.parameters, flacMd5: d.flacMD5)
+                        sha256: d.outputSHA256, codec: d.codec, parameters: d.parameters, flacMd5: d.flacMD5, layout: layout)
                 },
                 object: Manifest.Object(key: object.key, size: object.size, sha256: sha, etag: etag),
                 note: note)
@@ -245,6 +368,7 @@ final class IngestPipeline: Sendable {
                     "\(copy.device)/\(name.printable): this run's manifest of \(copy.device) is already complete; the next run lists it")
             }
             o.action = .ingested
+            try ledger.dequeue(localPath: copy.localPath)
             if console.showsResults {
                 console.result(
                     "ingested".padding(toLength: 10, withPad: " ", startingAt: 0)
@@ -259,6 +383,24 @@ final class IngestPipeline: Sendable {
             console.error("\(copy.device)/\(name.printable): \(error)")
         }
         return o
+    }
+
+    /// The upload step as ingest takes it: waits while S3 cannot be reached (calling
+    /// `whileWaiting` once it starts to), tries again when it answers; nil once the run has given
+    /// up waiting (the file stays queued in the ledger).
+    private func upload(_ file: LocalFile, hashed: HashedFile?, whileWaiting: @Sendable () -> Void) async throws -> UploadOutcome? {
+        while true {
+            if !uplink.isOnline { whileWaiting() }
+            guard await uplink.waitOnline() else {
+                if let e = uplink.fatal { throw e }
+                return nil
+            }
+            do {
+                return try await uploads.run { [uploader] in try await uploader.save(file, hashed: hashed) }
+            } catch let e as S3Error where e.isUnreachable {
+                uplink.lost("\(e)")
+            }
+        }
     }
 
     /// The compress step for one pulled copy, on a pool thread, its output made of exactly the
@@ -285,8 +427,12 @@ final class IngestPipeline: Sendable {
     /// Why a file compress would take is uploaded as it is instead, or nil.
     private func asIsReason(_ copy: CopyRecord) -> String? {
         guard copy.size > 0, let kind = Compressor.kind(of: copy.localPath) else { return nil }
-        if kind == .flacFromRaw, copy.size % Int64(options.compress.raw.frameBytes) != 0 {
-            return "not whole frames of the raw layout (\(options.compress.raw.frameBytes)-byte frames): uploaded as it is"
+        if kind == .flacFromRaw || kind == .flacFromBin {
+            let layout = RawLayout.resolve(copy.localPath, options: options.compress.raw)
+            let frame = Int64(layout.format.frameBytes)
+            if copy.size % frame != 0 {
+                return "not whole frames of the raw layout (\(frame)-byte frames, from \(layout.source)): uploaded as it is"
+            }
         }
         let output = (Compressor.outputPath(copy.localPath, kind) as NSString).lastPathComponent
         if NameCodec.decode(output).count > 255 {

@@ -5,7 +5,7 @@ import Foundation
 public enum IngestRun {
     public static func execute(
         _ options: IngestOptions, settings: S3Settings, console: Console,
-        retry: RetryPolicy = RetryPolicy()
+        retry: RetryPolicy = RetryPolicy(networkAttempts: 3)
     ) async throws -> IngestSummary {
         if let problem = options.compress.raw.problem { throw UsageError(problem) }
         let service = S3Service(settings: settings, transfer: options.upload.transfer, retry: retry, console: console)
@@ -14,7 +14,9 @@ public enum IngestRun {
         pullOptions.dryRun = options.dryRun
         let ssh = SSHTagConnector(options: pullOptions, knownHosts: KnownHosts(path: options.pull.knownHostsPath), console: console)
         let store = options.dryRun ? ReadOnlyStore(service.store) : service.store
-        return try await execute(options, context: Context(store: store, tags: ssh, discovery: ssh), console: console)
+        var context = Context(store: store, tags: ssh, discovery: ssh)
+        context.probe = service.client
+        return try await execute(options, context: context, console: console)
     }
 
     /// What a run talks to. Real runs: S3 through libcurl and tags over SSH; tests hand in memory
@@ -27,6 +29,8 @@ public enum IngestRun {
         public var clock: any WallClock = SystemClock()
         /// An open ledger to keep the records in, instead of the one at the options' path.
         public var ledger: Ledger?
+        /// Asked (once per ask, no retries) whether S3 answers; the store itself when nil.
+        public var probe: (any ObjectStore)?
 
         public init(store: any ObjectStore, tags: any TagConnector, clock: any WallClock = SystemClock(), ledger: Ledger? = nil) {
             self.store = store
@@ -44,8 +48,14 @@ public enum IngestRun {
     public static func execute(_ options: IngestOptions, context: Context, console: Console) async throws -> IngestSummary {
         var work = try options.targets.map(TagTarget.parse)
         let s3 = context.store
-        // Credentials and bucket first: a wrong secret is found before a tag is touched.
-        try await s3.checkBucket(options.upload.bucket)
+        // Credentials and bucket first, when S3 answers: a wrong secret is found before a tag is
+        // touched. When it does not answer, the tags are offloaded all the same and the uploads
+        // wait for it (offline first: the uplink of a boat is down for hours).
+        let uplink = Uplink(
+            probe: context.probe ?? s3, bucket: options.upload.bucket, clock: context.clock, console: console,
+            firstDelay: options.s3RetryDelay)
+        defer { uplink.stop() }
+        try await uplink.check()
 
         let ledgerPath = FileWalker.absolute(options.pull.ledgerPath)
         let ledger = try context.ledger ?? (options.dryRun ? Ledger(readOnlyPath: ledgerPath) : Ledger(path: ledgerPath))
@@ -60,8 +70,8 @@ public enum IngestRun {
         let pool = BlockingPool(threads: max(16, IngestPipeline.threads(options, tags: max(1, work.count)) + 2), name: "ceti-work")
         defer { pool.shutdown() }
 
-        if options.targets.isEmpty {
-            guard let ssh = context.discovery else { throw UsageError("give the tags to ingest (-t): discovery needs SSH") }
+        // No tag given and none to discover (a context without SSH): only the queue is drained.
+        if options.targets.isEmpty, let ssh = context.discovery {
             let found = try await TagDiscovery(connector: ssh, ledger: ledger, options: pullOptions, console: console)
                 .discover(options.subnets, pool: pool)
             console.info("found \(found.count) tag(s)" + (found.isEmpty ? "" : ": " + found.map(\.summary).joined(separator: ", ")))
@@ -96,25 +106,40 @@ public enum IngestRun {
         let uploadMeter = ProgressMeter(console: console)
         let uploader = Uploader(
             options: options.upload, s3: s3, ledger: ledger, console: console, meter: uploadMeter, pool: pool,
-            remote: try await RemoteIndex.build(s3: s3, bucket: options.upload.bucket, keys: []))
+            remote: try await RemoteIndex.build(s3: s3, bucket: options.upload.bucket, keys: []), throwsUnreachable: true)
         let cleaner = TagCleaner(
             ledger: ledger, require: options.pull.require, dryRun: false, s3: ObjectCheck(s3: s3, bucket: options.upload.bucket))
+        // What earlier runs pulled into this staging folder and left waiting for S3 (the queue).
+        let staging = FileWalker.absolute(options.pull.dataDir) + "/"
+        let pending = try ledger.queuedFiles().mapValues {
+            $0.filter { $0.copy.localPath.hasPrefix(staging) && IngestPipeline.isHeld($0) }.map(\.copy)
+        }.filter { !$0.value.isEmpty }
         let pipeline = IngestPipeline(
             options: options, run: run, ledger: ledger, store: s3, puller: puller, uploader: uploader, cleaner: cleaner,
-            console: console, pool: pool, clock: context.clock)
+            uplink: uplink, pending: pending, tags: work.count, console: console, pool: pool, clock: context.clock)
         let progress = progressLine(pull: pullMeter, upload: uploadMeter, console: console)
         defer { progress?.cancel(); console.status(nil) }
 
         var reports: [IngestTagReport] = []
-        await withTaskGroup(of: IngestTagReport.self) { group in
+        if work.isEmpty { pipeline.pullsFinished() }
+        await withTaskGroup(of: [IngestTagReport].self) { group in
             for w in work {
-                group.addTask { await pipeline.ingest(w) }
+                group.addTask { [await pipeline.ingest(w)] }
             }
-            for await r in group where r.duplicateOf == nil { reports.append(r) }
+            // Once every tag is pulled: the devices no tag of this run took, from the queue.
+            group.addTask {
+                for await _ in pipeline.pullsDone {}
+                var drained: [IngestTagReport] = []
+                for device in pipeline.pendingDevices where !Interrupt.isRequested {
+                    drained.append(await pipeline.drain(device: device))
+                }
+                return drained
+            }
+            for await rs in group { reports += rs.filter { $0.duplicateOf == nil } }
         }
         // Refused credentials or a bucket gone: stop with S3's one line (exit 2); what was pulled
         // stays staged and recorded, and the rerun resumes this run.
-        if let e = pipeline.fatal.value { throw e }
+        if let e = pipeline.fatal.value ?? uplink.fatal { throw e }
         // SIGINT/SIGTERM: the run stays open, so the rerun resumes it with the same id.
         if !Interrupt.isRequested { try ledger.finishRun(run.id) }
         return IngestSummary(

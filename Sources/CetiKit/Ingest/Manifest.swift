@@ -62,6 +62,30 @@ public struct Manifest: Codable, Sendable, Equatable {
         public var parameters: String
         /// FLAC only: the MD5 of the decoded PCM, as in STREAMINFO.
         public var flacMd5: String?
+        /// FLAC of raw PCM only: the original's byte layout, to turn the FLAC back into it.
+        public var layout: Layout? = nil
+    }
+
+    /// How the original raw PCM was laid out, and where ceti read that.
+    public struct Layout: Codable, Sendable, Equatable {
+        public var channels: Int
+        public var bitsPerSample: Int
+        public var sampleRate: Int
+        /// `big` or `little`.
+        public var endian: String
+        public var signed: Bool
+        /// `name` (a .bin says it), the tag's `data_config_<ts>.txt`, or `options` (ceti's raw
+        /// layout flags); null when the run that compressed it did not record it.
+        public var from: String?
+
+        init(_ format: RawFormat, from: String?) {
+            channels = format.channels
+            bitsPerSample = format.bitsPerSample
+            sampleRate = format.sampleRate
+            endian = format.bigEndian ? "big" : "little"
+            signed = format.signed
+            self.from = from
+        }
     }
 
     public struct Object: Codable, Sendable, Equatable {

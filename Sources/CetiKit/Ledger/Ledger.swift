@@ -7,7 +7,7 @@ public final class Ledger: @unchecked Sendable {
     let db: SQLiteDatabase
     // Recursive, so a batch of reads can run inside one `reading` transaction.
     private let lock = NSRecursiveLock()
-    static let schemaVersion: Int64 = 5
+    static let schemaVersion: Int64 = 6
 
     /// `--ledger`, else `$CETI_LEDGER`, else `ledger:` in the config file, else
     /// `$XDG_DATA_HOME/ceti/ledger.sqlite` (`~/.local/share/ceti/ledger.sqlite`).
@@ -121,6 +121,9 @@ public final class Ledger: @unchecked Sendable {
         CREATE INDEX IF NOT EXISTS copies_path ON copies(path);
         CREATE INDEX IF NOT EXISTS derivatives_output ON derivatives(output_path);
         CREATE INDEX IF NOT EXISTS objects_local_path ON objects(local_path);
+        CREATE TABLE IF NOT EXISTS upload_queue (
+            local_path TEXT PRIMARY KEY, device TEXT NOT NULL, remote_path TEXT NOT NULL, sha256 TEXT NOT NULL,
+            queued_at TEXT NOT NULL);
         CREATE TABLE IF NOT EXISTS backups (
             path TEXT PRIMARY KEY, sha256 TEXT NOT NULL, size INTEGER NOT NULL, verified_at TEXT NOT NULL);
         """

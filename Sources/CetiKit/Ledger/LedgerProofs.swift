@@ -75,6 +75,36 @@ extension Ledger {
     /// Every verified copy of a device's files, with its derivatives and whether a complete
     /// manifest lists it, by remote path, newest copy first: one query for a whole tag.
     public func pulledFiles(device: String) throws -> [String: [PulledFile]] {
+        Dictionary(grouping: try pulled(device: device), by: \.copy.remotePath)
+    }
+
+    /// A pulled copy done locally whose upload waits for S3 (ingest without an uplink).
+    public func enqueue(_ copy: CopyRecord) throws {
+        try locked {
+            try db.query(
+                "INSERT OR REPLACE INTO upload_queue (local_path, device, remote_path, sha256, queued_at) VALUES (?, ?, ?, ?, ?)",
+                [.text(copy.localPath), .text(copy.device), .text(copy.remotePath), .text(copy.sha256), .text(Timestamp.now())])
+        }
+    }
+
+    /// The copy is uploaded and listed: no longer waiting.
+    public func dequeue(localPath: String) throws {
+        try locked { _ = try db.query("DELETE FROM upload_queue WHERE local_path = ?", [.text(localPath)]) }
+    }
+
+    /// What earlier runs left waiting for S3, by device (each file's newest copy).
+    public func queuedFiles() throws -> [String: [PulledFile]] {
+        let queued = try locked { Set(try rows("SELECT local_path FROM upload_queue").map { try $0.text(0) }) }
+        guard !queued.isEmpty else { return [:] }
+        var newest: [String: PulledFile] = [:]
+        for f in try pulled(device: nil) where queued.contains(f.copy.localPath) && newest[f.copy.localPath] == nil {
+            newest[f.copy.localPath] = f
+        }
+        return Dictionary(grouping: newest.values.filter { !$0.complete }, by: \.copy.device)
+    }
+
+    /// One row per copy and derivative, merged per copy; newest copy first.
+    private func pulled(device: String?) throws -> [PulledFile] {
         let found = try locked {
             try rows(
                 """
@@ -83,22 +113,21 @@ extension Ledger {
                 LEFT JOIN derivatives d ON d.input_path = c.path AND d.input_sha256 = s.sha256
                 LEFT JOIN run_files f ON f.device = s.device AND f.remote_path = s.remote_path AND f.sha256 = s.sha256
                 LEFT JOIN run_devices rd ON rd.run_id = f.run_id AND rd.device = f.device
-                WHERE s.device = ? ORDER BY c.id DESC
-                """, [.text(device)])
+                \(device == nil ? "" : "WHERE s.device = ?") ORDER BY c.id DESC
+                """, device.map { [.text($0)] } ?? [])
         }
-        var out: [String: [PulledFile]] = [:]
+        var out: [PulledFile] = []
+        var index: [String: Int] = [:]
         for row in found {
             let copy = try CopyRecord(row)
-            var list = out[copy.remotePath, default: []]
-            // One row per derivative: rows of one copy are merged.
+            let id = "\(copy.device)\u{0}\(copy.remotePath)\u{0}\(copy.localPath)\u{0}\(copy.sha256)"
             let i =
-                list.firstIndex { $0.copy == copy }
+                index[id]
                 ?? {
-                    list.append(PulledFile(copy: copy)); return list.count - 1
+                    out.append(PulledFile(copy: copy)); index[id] = out.count - 1; return out.count - 1
                 }()
-            if let output = row.optionalText(8) { list[i].derivatives[output] = row.optionalInt(9) ?? -1 }
-            if row.optionalText(10) != nil { list[i].complete = true }
-            out[copy.remotePath] = list
+            if let output = row.optionalText(8) { out[i].derivatives[output] = row.optionalInt(9) ?? -1 }
+            if row.optionalText(10) != nil { out[i].complete = true }
         }
         return out
     }

@@ -64,6 +64,22 @@ extension Ledger {
         }
     }
 
+    /// Notes that a device took part in a run (at this address) before any of its files is
+    /// listed: a run that queues everything for S3 still knows where the device was reached.
+    public func noteDevice(run: String, device: String, host: String) throws {
+        try locked {
+            try db.query(
+                "INSERT OR IGNORE INTO run_devices (run_id, device, host) VALUES (?, ?, ?)", [.text(run), .text(device), .text(host)])
+        }
+    }
+
+    /// The address a device was last reached at, by the ledger's runs.
+    public func runHost(device: String) throws -> String? {
+        try locked {
+            try rows("SELECT host FROM run_devices WHERE device = ? ORDER BY run_id DESC LIMIT 1", [.text(device)]).first?.text(0)
+        }
+    }
+
     /// The run whose manifest lists this device file, and whether that manifest is complete.
     public func ingestedIn(device: String, remotePath: String, sha256: String) throws -> (run: String, complete: Bool)? {
         try locked {

@@ -26,7 +26,8 @@ public struct RetryingStore: ObjectStore {
             do {
                 return try await body()
             } catch S3Error.transient(let failure) {
-                guard attempt < policy.maxAttempts else { throw failure.final(attempts: attempt) }
+                let limit = failure.network == nil ? policy.maxAttempts : min(policy.maxAttempts, policy.networkAttempts)
+                guard attempt < limit else { throw failure.final(attempts: attempt) }
                 let delay = policy.delay(afterAttempt: attempt)
                 log?(
                     "retrying \(failure.operation) \(failure.key.printable) in \(String(format: "%.1f", delay)) s after "

@@ -3,6 +3,8 @@
 /// connections themselves. `shutdown()` when the run ends.
 public final class S3Service: Sendable {
     public let store: any ObjectStore
+    /// The same S3 without the retrying layer: one attempt per ask (is S3 there at all?).
+    public let client: any ObjectStore
     private let curl: CurlClient
 
     public init(settings: S3Settings, transfer: CurlClient.Options = .init(), retry: RetryPolicy = RetryPolicy(), console: Console) {
@@ -10,6 +12,7 @@ public final class S3Service: Sendable {
         let client = S3Client(
             endpoint: settings.endpoint, region: settings.region, credentials: settings.credentials, http: curl,
             log: { [console] in console.debug($0) })
+        self.client = client
         store = RetryingStore(client, policy: retry, log: { [console] in console.verbose($0) })
     }
 

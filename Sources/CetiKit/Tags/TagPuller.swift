@@ -101,11 +101,13 @@ final class TagPuller: Sendable {
         let listing = try tag.list(remoteDirectory)
         let regular = listing.filter(\.isRegular)
         meter.add(files: regular.count, bytes: regular.reduce(0) { $0 + $1.size })
-        return listing.map { file in
+        let planned = listing.map { file in
             if !file.isRegular {
                 return PlannedPull(file: file, decision: .ignore(file.isDirectory ? "folder" : "not a regular file"))
             }
-            if file.mtime > tag.now - options.settleSeconds {
+            // A log the firmware writes on every login (ours too) never settles: it is pulled as it
+            // is, last, and a change while it is pulled is no failure (`PlannedPull.isLog`).
+            if !PlannedPull.isLog(file.name), file.mtime > tag.now - options.settleSeconds {
                 return PlannedPull(
                     file: file,
                     decision: .stillWriting(
@@ -120,6 +122,7 @@ final class TagPuller: Sendable {
             }
             return PlannedPull(file: file, decision: .pull)
         }
+        return planned.filter { !PlannedPull.isLog($0.file.name) } + planned.filter { PlannedPull.isLog($0.file.name) }
     }
 
     // MARK: one file
@@ -254,6 +257,24 @@ struct PlannedPull: Sendable {
     }
     var file: RemoteFile
     var decision: Decision
+
+    /// `*.log`: written by the tag on every login. Pulled last; one that changed while it was
+    /// pulled is left for the next run and fails nothing.
+    static func isLog(_ name: String) -> Bool { name.lowercased().hasSuffix(".log") }
+
+    /// A log's pull that failed because the log changed (its size while it was read, or its bytes
+    /// before the tag's checksum), said as what it is: not a failure of the tag. `error`: what
+    /// ended the download, when it did not finish (a lost connection stays a failure).
+    static func forgiving(_ outcome: PullOutcome, after error: Error? = nil) -> PullOutcome {
+        guard outcome.action == .failed, isLog(outcome.name) else { return outcome }
+        if let error {
+            guard case PullError.sizeChanged = error else { return outcome }
+        }
+        var o = outcome
+        o.action = .stillWriting
+        o.message = "a log the tag writes on every login changed while it was pulled (\(outcome.message ?? "")); pulled next time"
+        return o
+    }
 
     /// The outcome of a plan that moves no byte (skip, still writing, ignored), or nil for a pull.
     var settledOutcome: PullOutcome? {

@@ -149,10 +149,12 @@ public enum WhaleTagRun {
                 // Interrupted between two chunks: the partial stays for the next run to resume.
                 if error is Interrupted { break }
                 puller.meter.fileFinished(skippedBytes: file.size, failed: true)
-                outcomes.append(PullOutcome(action: .failed, name: file.name, size: file.size, message: "\(error)"))
+                outcomes.append(
+                    PlannedPull.forgiving(PullOutcome(action: .failed, name: file.name, size: file.size, message: "\(error)"), after: error)
+                )
             }
         }
-        outcomes += try puller.confirm(received, from: tag).map(\.0)
+        outcomes += try puller.confirm(received, from: tag).map { PlannedPull.forgiving($0.0) }
     }
 
     public static func listText(_ tags: [DiscoveredTag]) -> String {

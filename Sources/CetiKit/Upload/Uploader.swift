@@ -10,10 +10,13 @@ final class Uploader: Sendable {
     let meter: ProgressMeter
     let pool: BlockingPool
     let remote: RemoteIndex
+    /// ingest: an S3 that cannot be reached is thrown (the file waits for the uplink), not a
+    /// failed file.
+    let throwsUnreachable: Bool
 
     init(
         options: UploadOptions, s3: any ObjectStore, ledger: Ledger, console: Console, meter: ProgressMeter, pool: BlockingPool,
-        remote: RemoteIndex
+        remote: RemoteIndex, throwsUnreachable: Bool = false
     ) {
         self.options = options
         self.s3 = s3
@@ -22,12 +25,14 @@ final class Uploader: Sendable {
         self.meter = meter
         self.pool = pool
         self.remote = remote
+        self.throwsUnreachable = throwsUnreachable
     }
 
     private var bucket: String { options.bucket }
     private var dryRun: Bool { options.dryRun }
 
-    /// One file's fate. Only fatal S3 errors (credentials, bucket) escape: they stop the run.
+    /// One file's fate. Only fatal S3 errors (credentials, bucket) escape: they stop the run
+    /// (and, with `throwsUnreachable`, an S3 that cannot be reached).
     /// `hashed`: the file's hashes from the read that verified it (compress), used while its
     /// fingerprint and part size still match, so it is not read once more before it is sent.
     func process(_ file: LocalFile, key: String, plannedDate: String, hashed: HashedFile? = nil) async throws -> UploadOutcome {
@@ -36,7 +41,7 @@ final class Uploader: Sendable {
             size: file.fingerprint.size)
         do {
             outcome = try await upload(file, key: key, plannedDate: plannedDate, hashed: hashed, outcome: outcome)
-        } catch let e as S3Error where e.isFatal {
+        } catch let e as S3Error where e.isFatal || (throwsUnreachable && e.isUnreachable) {
             throw e
         } catch {
             outcome.action = .failed
