@@ -41,13 +41,15 @@ integration: build
 # S3 upload (SeaweedFS via with-s3.sh; ARGS), then the SFTP pull against OpenSSH sftp/scp (needs
 # root: starts and always stops its own sshd via scripts/tag-sim.sh; WARGS, plus --quick from ARGS),
 # then compress against flac/gzip/pigz (CARGS), then general_offload against cp + sha256sum (OARGS),
-# then ingest of two simulated tags against sftp → flac → gzip → aws s3 sync (root; IARGS).
+# then ingest of two simulated tags against sftp → flac → gzip → aws s3 sync (root; IARGS), then the
+# emulated boat: ingest over capped tag links and a capped, resetting uplink (root; BARGS, e.g. --record).
 bench: release
 	CETI_BIN=$(CURDIR)/.build/release/ceti CETI_TEST_BUCKETS="ceti-bench" bash scripts/with-s3.sh $(VENV)/bin/python bench/s3upload_bench.py $(ARGS)
 	CETI_BIN=$(CURDIR)/.build/release/ceti $(VENV)/bin/python bench/whaletag_bench.py $(filter --quick,$(ARGS)) $(WARGS)
 	CETI_BIN=$(CURDIR)/.build/release/ceti $(VENV)/bin/python bench/compress_bench.py $(filter --quick,$(ARGS)) $(CARGS)
 	CETI_BIN=$(CURDIR)/.build/release/ceti $(VENV)/bin/python bench/offload_bench.py $(filter --quick,$(ARGS)) $(OARGS)
 	CETI_BIN=$(CURDIR)/.build/release/ceti CETI_TEST_BUCKETS="ceti-bench" bash scripts/with-s3.sh $(VENV)/bin/python bench/ingest_bench.py $(filter --quick,$(ARGS)) $(IARGS)
+	CETI_BIN=$(CURDIR)/.build/release/ceti CETI_TEST_BUCKETS="ceti-bench" bash scripts/with-s3.sh $(VENV)/bin/python bench/boat_bench.py $(filter --quick,$(ARGS)) $(BARGS)
 
 # The binary, its man pages (ceti(1) and one per subcommand: man ceti-ingest) made by
 # swift-argument-parser's generate-manual plugin, and bash/zsh/fish completions made by the binary

@@ -354,3 +354,54 @@ def test_staging_is_the_landing_folders_name_and_data_dir_still_works(ceti, sshd
     put(sshd_tag, "b.csv", b"two")
     r = pull(ceti, sshd_tag, tmp_path, "--json", check=0)  # --data-dir, the old name
     assert (local(tmp_path) / "b.csv").read_bytes() == b"two", r.stderr
+
+
+SLOW_SHA256SUM = """#!/bin/sh
+# A tag's sha256sum at 0.05 s per MB (a Pi Zero 2 hashes slowly): sleeps, notes each call, hashes.
+total=0
+for f in "$@"; do
+    [ "$f" = "--" ] && continue
+    total=$((total + $(stat -c %s "$f")))
+done
+echo "$total" >> "$HOME/sha256sum.calls"
+sleep "$(awk "BEGIN { print $total / 1048576 * 0.05 }")"
+exec /usr/bin/sha256sum "$@"
+"""
+
+
+def test_the_tags_checksum_overlaps_the_transfer(ceti, sshd_tag_systemd, tmp_path):
+    """The tag's own sha256sum of file N runs (over a second connection) while file N+1 arrives:
+    a slow checksum adds about the time of the last file's check, not of all of them."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).parent))
+    from tcpproxy import start_tcp_proxy
+    tag = sshd_tag_systemd
+    sizes = [12 << 20] * 5
+    for i, size in enumerate(sizes):
+        put(tag, f"17000000{i}0000.flac", os.urandom(size))
+    proxy = start_tcp_proxy("127.0.0.1", tag.port, delay=0.1)  # ~0.2 s RTT: ~1 s per file
+    calls = Path("/home/cetitag/sha256sum.calls")
+    calls.unlink(missing_ok=True)
+    try:
+        def timed(name: str) -> float:
+            start = time.monotonic()
+            ceti("whaletag", "-t", "127.0.0.1", "--port", proxy.port, "--user", tag.user, "--remote-dir", tag.data,
+                 "--data-dir", tmp_path / name, env_extra={"CETI_TAG_PASSWORD": tag.password,
+                                                           "CETI_LEDGER": tmp_path / f"{name}.sqlite"},
+                 check=0, timeout=300)
+            return time.monotonic() - start
+        fast = timed("fast")
+        wrapper = tag.dir / "bin" / "sha256sum"
+        wrapper.write_text(SLOW_SHA256SUM)
+        wrapper.chmod(0o755)
+        slow = timed("slow")
+    finally:
+        proxy.stop()
+    hashed = [int(x) for x in calls.read_text().split()]
+    assert sum(hashed) == sum(sizes), hashed  # the slow checksum did run, on every byte
+    last_check = sizes[-1] / (1 << 20) * 0.05
+    all_checks = sum(sizes) / (1 << 20) * 0.05
+    assert slow - fast <= last_check + 1.2, f"fast {fast:.1f} s, slow {slow:.1f} s: the checks did not overlap"
+    assert all_checks - last_check > 1.2  # so a run without overlap would have failed the line above
+    for i in range(len(sizes)):
+        assert (tmp_path / "slow" / HOSTNAME / f"17000000{i}0000.flac").stat().st_size == sizes[i]

@@ -89,7 +89,7 @@ final class IngestPipeline: Sendable {
                     defer { continuation.finish() }
                     return puller.session(target) { tag, pulled in
                         folderLock.value = try puller.lockFolder(device: tag.name)
-                        try feed(from: tag, into: continuation, report: &pulled)
+                        try feed(from: tag, target: target, into: continuation, report: &pulled)
                     }
                 }
             }
@@ -224,10 +224,18 @@ final class IngestPipeline: Sendable {
     /// seconds and the uplink is busy while the first big recording is still being pulled. Each
     /// verified copy is handed on at once; a file pulled earlier and still held is handed on as it is.
     private func feed(
-        from tag: any TagConnection, into continuation: AsyncStream<(copy: CopyRecord, reserved: Bool)>.Continuation,
-        report: inout TagPullReport
+        from tag: any TagConnection, target: TagTarget,
+        into continuation: AsyncStream<(copy: CopyRecord, reserved: Bool)>.Continuation, report: inout TagPullReport
     ) throws {
         // Smallest first, logs last (they change on every login: the newest state is the best).
+        // Opened at the first download (a tag with nothing new needs no second connection).
+        var checker: TagChecker?
+        var checkerTried = false
+        let confirmed = Locked<[PullOutcome]>([])
+        defer {
+            checker?.drain()
+            report.files += confirmed.value
+        }
         let plan = try puller.plan(tag, held: Self.isHeld).sorted {
             (PlannedPull.isLog($0.file.name) ? 1 : 0, $0.file.size, $0.file.name)
                 < (PlannedPull.isLog($1.file.name) ? 1 : 0, $1.file.size, $1.file.name)
@@ -252,9 +260,22 @@ final class IngestPipeline: Sendable {
             if let e = fatal.value { throw PullError.stopped(reason: "\(e)") }
             budget.reserve(file.size)
             do {
-                let (outcome, copy) = try puller.pullFile(file, from: tag)
-                report.files.append(PlannedPull.forgiving(outcome))
-                if let copy { continuation.yield((copy, true)) } else { budget.release(file.size) }
+                let download = try puller.download(file, from: tag)
+                // Confirmed by the tag while the next file arrives (or here, without a checker).
+                let handOn: @Sendable (PullOutcome, CopyRecord?) -> Void = { [budget] outcome, copy in
+                    confirmed.update { $0.append(PlannedPull.forgiving(outcome)) }
+                    if let copy { continuation.yield((copy, true)) } else { budget.release(file.size) }
+                }
+                if !checkerTried {
+                    checker = TagChecker.open(for: target, tag: tag, puller: puller)
+                    checkerTried = true
+                }
+                if let checker {
+                    checker.submit(download, done: handOn)
+                } else {
+                    let (outcome, copy) = try puller.confirm([download], from: tag)[0]
+                    handOn(outcome, copy)
+                }
             } catch {
                 budget.release(file.size)
                 // Interrupted between two chunks: the partial stays for the next run to resume.
@@ -351,11 +372,15 @@ final class IngestPipeline: Sendable {
                 name: name, remotePath: copy.remotePath, size: copy.size, mtime: copy.mtime, sha256: copy.sha256,
                 derivative: derived.map { made in
                     let d = made.record
-                    // The raw layout: as resolved now, or (made by an earlier run) from the flags kept.
+                    // The raw layout: as resolved for the encoding, or (encoded by an earlier run) the
+                    // flags the ledger kept, with where it came from when that still says the same.
                     let layout =
                         made.layout.map { Manifest.Layout($0.format, from: $0.source) }
                         ?? (d.codec == "flac" && !d.inputPath.lowercased().hasSuffix(".wav")
-                            ? RawFormat(flacFlags: d.parameters).map { Manifest.Layout($0, from: nil) } : nil)
+                            ? RawFormat(flacFlags: d.parameters).map { used in
+                                let now = RawLayout.resolve(d.inputPath, options: options.compress.raw)
+                                return Manifest.Layout(used, from: now.format == used ? now.source : nil)
+                            } : nil)
                     return Manifest.Derivative(
                         name: (d.outputPath as NSString).lastPathComponent, size: d.outputSize,
                         sha256: d.outputSHA256, codec: d.codec, parameters: d.parameters, flacMd5: d.flacMD5, layout: layout)

@@ -141,7 +141,7 @@ final class TagPuller: Sendable {
     }
 
     /// A download waiting for the tag's confirmation.
-    struct Download {
+    struct Download: Sendable {
         var outcome: PullOutcome
         var file: RemoteFile
         var sha256: String

@@ -121,7 +121,7 @@ public enum WhaleTagRun {
             } else {
                 let lock = try puller.lockFolder(device: tag.name)
                 defer { withExtendedLifetime(lock) {} }
-                try pullAll(tag, puller: puller, into: &report.files)
+                try pullAll(tag, target: target, puller: puller, into: &report.files)
             }
             guard let cleaner, !Interrupt.isRequested else { return }
             // A file that could not be pulled keeps itself, never the other files of the tag:
@@ -131,11 +131,21 @@ public enum WhaleTagRun {
         }
     }
 
-    /// Every file of the tag in the folder's order, confirmed by the tag in one batch at the end.
-    private static func pullAll(_ tag: any TagConnection, puller: TagPuller, into outcomes: inout [PullOutcome]) throws {
-        var received: [TagPuller.Download] = []
+    /// Every file of the tag in the folder's order, each confirmed by the tag (over a connection
+    /// of the checker's own) while the next one arrives.
+    private static func pullAll(
+        _ tag: any TagConnection, target: TagTarget, puller: TagPuller, into outcomes: inout [PullOutcome]
+    ) throws {
+        // Opened at the first download (a tag with nothing new needs no second connection).
+        var checker: TagChecker?
+        var checkerTried = false
+        let confirmed = Locked<[PullOutcome]>([])
+        defer {
+            checker?.drain()
+            outcomes += confirmed.value
+        }
         for planned in try puller.plan(tag, held: { _ in true }) {
-            // SIGINT/SIGTERM: no new file; what arrived is confirmed and recorded below.
+            // SIGINT/SIGTERM: no new file; what arrived is confirmed and recorded.
             if Interrupt.isRequested { break }
             let file = planned.file
             if let settled = planned.settledOutcome {
@@ -144,7 +154,16 @@ public enum WhaleTagRun {
                 continue
             }
             do {
-                received.append(try puller.download(file, from: tag))
+                let download = try puller.download(file, from: tag)
+                if !checkerTried {
+                    checker = TagChecker.open(for: target, tag: tag, puller: puller)
+                    checkerTried = true
+                }
+                if let checker {
+                    checker.submit(download) { outcome, _ in confirmed.update { $0.append(PlannedPull.forgiving(outcome)) } }
+                } else {
+                    outcomes.append(PlannedPull.forgiving(try puller.confirm([download], from: tag)[0].0))
+                }
             } catch {
                 // Interrupted between two chunks: the partial stays for the next run to resume.
                 if error is Interrupted { break }
@@ -154,7 +173,6 @@ public enum WhaleTagRun {
                 )
             }
         }
-        outcomes += try puller.confirm(received, from: tag).map { PlannedPull.forgiving($0.0) }
     }
 
     public static func listText(_ tags: [DiscoveredTag]) -> String {
