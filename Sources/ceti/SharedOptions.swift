@@ -184,7 +184,7 @@ struct TransferOptions: ParsableArguments {
     var partSize: String?
     @Option(
         help:
-            "Cap the total upload rate in bytes/s, e.g. 500k or 2M (k, M, G are powers of 1024); off for no limit (also over the config file's).",
+            "Cap the total upload rate in bytes/s, e.g. 500k or 2M (k, M, G are powers of 1024), or by time of day, e.g. \"06:00,1M 22:00,off\" (local time); off for no limit (also over the config file's).",
         completion: .list(["off", "500k", "1M", "2M", "10M"]))
     var bwlimit: String?
     @Option(
@@ -244,20 +244,12 @@ struct TransferOptions: ParsableArguments {
             }
             options.partSize = size
         }
-        if let text = bwlimit, Self.isOff(text) {
-            options.bytesPerSecond = nil
-        } else if let text = bwlimit {
-            guard let rate = ByteSize.parse(text), rate >= 1024 else {
-                throw UsageError("--bwlimit \(text): give a rate of at least 1k, e.g. 500k or 2M (bytes per second)")
-            }
-            options.bytesPerSecond = rate
-        } else if let text = try config.string("bwlimit"), Self.isOff(text) {
-            options.bytesPerSecond = nil
+        if let text = bwlimit {
+            do { options.bandwidth = try BandwidthSchedule.parse(text) } catch { throw UsageError("--bwlimit \(error)") }
         } else if let text = try config.string("bwlimit") {
-            guard let rate = ByteSize.parse(text), rate >= 1024 else {
-                throw config.invalid("bwlimit", "\(text) is not a rate of at least 1k; give e.g. 500k or 2M (bytes per second)")
+            do { options.bandwidth = try BandwidthSchedule.parse(text) } catch {
+                throw config.invalid("bwlimit", "\(error)")
             }
-            options.bytesPerSecond = rate
         }
         if let s = stallTimeout {
             guard (1...3600).contains(s) else { throw UsageError("--stall-timeout \(s): give seconds from 1 to 3600") }
@@ -266,10 +258,6 @@ struct TransferOptions: ParsableArguments {
         return options
     }
 
-    /// `--bwlimit off` (or none, 0, unlimited): no cap on the upload rate.
-    static func isOff(_ text: String) -> Bool {
-        ["off", "none", "0", "unlimited"].contains(text.trimmingCharacters(in: .whitespaces).lowercased())
-    }
 }
 
 /// With -vv: the settings in force, one per line, before the run starts.
@@ -278,6 +266,6 @@ func debugSettings(_ console: Console, settings: S3Settings, config: ConfigFile,
     console.debug("endpoint: \(settings.endpoint), region \(settings.region), bucket \(settings.bucket), prefix \(upload.prefix)")
     console.debug("ledger: \(upload.ledgerPath)")
     console.debug(
-        "jobs \(upload.jobs), part size \(upload.partSize) bytes, bwlimit \(upload.bytesPerSecond.map { "\($0) bytes/s" } ?? "off"), stall timeout \(upload.stallSeconds) s"
+        "jobs \(upload.jobs), part size \(upload.partSize) bytes, bwlimit \(upload.bandwidth?.description ?? "off"), stall timeout \(upload.stallSeconds) s"
     )
 }

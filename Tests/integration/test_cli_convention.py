@@ -150,9 +150,32 @@ def test_bwlimit_off_and_bucket_url_prefix(ceti, s3, bucket, tmp_path):
     assert any(k.startswith("raw/") for k in keys(s3, bucket))
 
 
+def test_bwlimit_timetable_follows_the_local_time(ceti, s3, bucket, tmp_path):
+    """rclone's form "HH:MM,RATE ...": the entry whose time last passed is in force."""
+    import time
+    root = tmp_path / "up"
+    write(root / "wt-1" / "big.flac", os.urandom(1 << 20))
+    now = time.localtime()
+    here, later = f"{now.tm_hour:02d}:{now.tm_min:02d}", f"{(now.tm_hour + 2) % 24:02d}:{now.tm_min:02d}"
+
+    def upload(table: str, prefix: str) -> tuple[float, str]:
+        start = time.monotonic()
+        r = ceti("s3upload", "--bucket", f"s3://{bucket}/{prefix}", "--endpoint-url", ceti.s3env.endpoint,
+                 "--bwlimit", table, "-vv", root, check=0, timeout=120)
+        return time.monotonic() - start, r.stderr
+
+    slow, err = upload(f"{here},256k {later},off", "slow")
+    assert slow >= 3.0, slow  # 1 MiB at 256 KiB/s
+    assert f"{here} 256.0 KiB/s" in err and f"{later} off" in err, err  # -vv: the timetable in force
+    fast, _ = upload(f"{here},off {later},256k", "fast")
+    assert fast < slow / 2, (fast, slow)
+    assert len(keys(s3, bucket)) == 2
+
+
 @pytest.mark.parametrize("extra", [
     ["--bucket", "s3://"], ["--bucket", "s3:///pre"], ["--bucket", "s3://b/pre", "--prefix", "other"],
-    ["--bucket", "b", "--bwlimit", "offf"],
+    ["--bucket", "b", "--bwlimit", "offf"], ["--bucket", "b", "--bwlimit", "25:00,1M"],
+    ["--bucket", "b", "--bwlimit", "06:00,1M 06:00,off"],
 ])
 def test_bucket_url_and_bwlimit_usage_errors(ceti, tmp_path, extra):
     ceti("s3upload", *extra, "--endpoint-url", "http://127.0.0.1:1", tmp_path, check=2)

@@ -12,7 +12,8 @@ public final class CurlClient: @unchecked Sendable {
         /// Give up on a request when no byte has moved for this long.
         public var stallSeconds: Int = 60
         public var connectTimeoutSeconds: Int = 20
-        public var bytesPerSecond: Int64? = nil
+        /// `--bwlimit`: the cap on the total rate, by time of day; nil for none.
+        public var bandwidth: BandwidthSchedule? = nil
         public var verbose = false
         public init() {}
     }
@@ -36,7 +37,7 @@ public final class CurlClient: @unchecked Sendable {
     public init(options: Options = Options()) {
         _ = Self.globalInit
         self.options = options
-        self.limiter = options.bytesPerSecond.map { RateLimiter(bytesPerSecond: $0) }
+        self.limiter = options.bandwidth.map { RateLimiter(schedule: $0) }
         for i in 0..<max(1, options.connections) {
             let thread = Thread { [unowned self] in self.workerLoop() }
             thread.name = "ceti-curl-\(i)"

@@ -1,20 +1,40 @@
 import Foundation
 
-/// A token bucket shared by every transfer, so `--bwlimit` caps the aggregate rate. It is only
-/// called from libcurl's own threads, where blocking is allowed.
+/// A token bucket shared by every transfer, so `--bwlimit` caps the aggregate rate; its rate
+/// follows the timetable (asked again every few seconds). It is only called from libcurl's own
+/// threads, where blocking is allowed.
 public final class RateLimiter: @unchecked Sendable {
-    private let bytesPerSecond: Double
-    private let burst: Double
-    private var tokens: Double
+    private let schedule: BandwidthSchedule
+    private var bytesPerSecond: Double = 0
+    private var burst: Double = 16 * 1024
+    private var tokens: Double = 16 * 1024
     private var last: UInt64
+    /// When the timetable was last asked (uptime ns).
+    private var asked: UInt64 = 0
     private let lock = NSLock()
 
-    public init(bytesPerSecond: Int64) {
-        self.bytesPerSecond = Double(max(1, bytesPerSecond))
-        // A quarter of a second of burst keeps the rate smooth without starving small requests.
-        self.burst = max(16 * 1024, self.bytesPerSecond / 4)
-        self.tokens = burst
+    public init(schedule: BandwidthSchedule) {
+        self.schedule = schedule
         self.last = DispatchTime.now().uptimeNanoseconds
+    }
+
+    public convenience init(bytesPerSecond: Int64) {
+        self.init(schedule: BandwidthSchedule(slots: [.init(minute: 0, rate: bytesPerSecond)]))
+    }
+
+    /// The rate in force (0: no cap), asked of the timetable at most every 5 s.
+    private func currentRate(_ now: UInt64) -> Double {
+        if asked == 0 || now - asked > 5_000_000_000 {
+            asked = now
+            let rate = schedule.rate(at: Date()).map { Double(max(1, $0)) } ?? 0
+            if rate != bytesPerSecond {
+                bytesPerSecond = rate
+                // A quarter of a second of burst keeps the rate smooth without starving small requests.
+                burst = max(16 * 1024, rate / 4)
+                tokens = min(tokens, burst)
+            }
+        }
+        return bytesPerSecond
     }
 
     /// Blocks until `count` bytes may be sent.
@@ -24,6 +44,12 @@ public final class RateLimiter: @unchecked Sendable {
             let wait: Double
             lock.lock()
             let now = DispatchTime.now().uptimeNanoseconds
+            let bytesPerSecond = currentRate(now)
+            guard bytesPerSecond > 0 else {
+                last = now
+                lock.unlock()
+                return
+            }
             tokens = min(burst, tokens + Double(now - last) / 1e9 * bytesPerSecond)
             last = now
             let take = min(need, tokens)

@@ -6,7 +6,8 @@ public struct UploadOptions: Sendable {
     public var keyTemplate: KeyTemplate
     public var jobs = 4
     public var partSize: Int64 = 8 << 20
-    public var bytesPerSecond: Int64? = nil
+    /// `--bwlimit`: a rate or a timetable; nil for no cap.
+    public var bandwidth: BandwidthSchedule? = nil
     public var overwrite = false
     /// Seconds with no byte moving before a request is abandoned and retried.
     public var stallSeconds = 60
@@ -26,7 +27,7 @@ extension UploadOptions {
     public var transfer: CurlClient.Options {
         var http = CurlClient.Options()
         http.connections = max(1, jobs)
-        http.bytesPerSecond = bytesPerSecond
+        http.bandwidth = bandwidth
         http.stallSeconds = stallSeconds
         return http
     }
