@@ -416,7 +416,10 @@ final class IngestPipeline: Sendable {
     private func upload(_ file: LocalFile, hashed: HashedFile?, whileWaiting: @Sendable () -> Void) async throws -> UploadOutcome? {
         while true {
             if !uplink.isOnline { whileWaiting() }
-            guard await uplink.waitOnline() else {
+            uplink.waiting(file.fingerprint.size, 1)
+            let online = await uplink.waitOnline()
+            uplink.waiting(file.fingerprint.size, -1)
+            guard online else {
                 if let e = uplink.fatal { throw e }
                 return nil
             }

@@ -117,7 +117,7 @@ public enum IngestRun {
         let pipeline = IngestPipeline(
             options: options, run: run, ledger: ledger, store: s3, puller: puller, uploader: uploader, cleaner: cleaner,
             uplink: uplink, pending: pending, tags: work.count, console: console, pool: pool, clock: context.clock)
-        let progress = progressLine(pull: pullMeter, upload: uploadMeter, console: console)
+        let progress = progressLine(pull: pullMeter, upload: uploadMeter, uplink: uplink, console: console)
         defer { progress?.cancel(); console.status(nil) }
 
         var reports: [IngestTagReport] = []
@@ -150,7 +150,7 @@ public enum IngestRun {
     }
 
     /// On a terminal, one line twice a second: what has been pulled, and what has been sent.
-    private static func progressLine(pull: ProgressMeter, upload: ProgressMeter, console: Console) -> DispatchSourceTimer? {
+    private static func progressLine(pull: ProgressMeter, upload: ProgressMeter, uplink: Uplink, console: Console) -> DispatchSourceTimer? {
         guard console.stderrIsTTY else { return nil }
         let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "ceti.ingest.progress"))
         timer.schedule(deadline: .now() + 0.5, repeating: 0.5)
@@ -158,9 +158,10 @@ public enum IngestRun {
             let p = pull.counts
             let sent = upload.bytesSent
             let rate = Double(sent) / max(0.001, upload.elapsed)
+            // While S3 cannot be reached the line says what the uploads wait for, not a rate.
             console.status(
                 "pulled \(ByteSize.format(p.doneBytes)) / \(ByteSize.format(p.totalBytes)) (\(p.files)/\(p.totalFiles) files)  "
-                    + "sent \(ByteSize.format(sent)) at \(ByteSize.format(Int64(rate)))/s")
+                    + (uplink.waitDescription ?? "sent \(ByteSize.format(sent)) at \(ByteSize.format(Int64(rate)))/s"))
         }
         timer.resume()
         return timer

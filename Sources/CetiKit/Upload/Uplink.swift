@@ -30,6 +30,11 @@ final class Uplink: Sendable {
         var fatal: S3Error?
         var monitoring = false
         var stopped = false
+        /// When S3 is asked next, while it is unreachable.
+        var nextAsk: Date?
+        /// Files (and their bytes) waiting for S3 right now.
+        var waitingFiles = 0
+        var waitingBytes: Int64 = 0
     }
 
     init(probe: any ObjectStore, bucket: String, clock: any WallClock, console: Console, firstDelay: Double = 5, maxDelay: Double = 60) {
@@ -122,6 +127,9 @@ final class Uplink: Sendable {
             }
             var wait = delay
             if let deadline { wait = min(wait, max(0, deadline.timeIntervalSince(clock.now()))) }
+            let next = clock.now().addingTimeInterval(wait)
+            shared.update { $0.nextAsk = next }
+            console.verbose("S3 unreachable: asking again in \(Int(wait.rounded())) s")
             try? await clock.sleep(seconds: wait)
             delay = min(maxDelay, delay * 2)
             if (try? await check()) == true {
@@ -137,7 +145,28 @@ final class Uplink: Sendable {
         }
     }
 
-    private func setOnline() { finish(.online, answer: true) }
+    private func setOnline() {
+        shared.update { $0.nextAsk = nil }
+        finish(.online, answer: true)
+    }
+
+    /// A file starts (or stops) waiting for S3: counted for what the run says while it waits.
+    func waiting(_ bytes: Int64, _ delta: Int) {
+        shared.update {
+            $0.waitingFiles += delta
+            $0.waitingBytes += Int64(delta) * bytes
+        }
+    }
+
+    /// What the run waits for, when it waits (the progress line): "S3 unreachable — 14 files
+    /// (2.1 GiB) queued, asking again in 40 s"; nil while S3 answers.
+    var waitDescription: String? {
+        let s = shared.value
+        guard case .offline(_, let problem) = s.state else { return nil }
+        let next = s.nextAsk.map { max(0, Int($0.timeIntervalSince(clock.now()).rounded())) }
+        return "S3 unreachable (\(problem.prefix(60))) — \(s.waitingFiles) file(s) (\(ByteSize.format(s.waitingBytes))) queued"
+            + (next.map { ", asking again in \($0) s" } ?? "")
+    }
 
     private func refuse(_ e: S3Error) {
         shared.update { $0.fatal = $0.fatal ?? e }
