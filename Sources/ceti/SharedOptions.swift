@@ -193,7 +193,11 @@ struct TransferOptions: ParsableArguments {
             "Give up on a request (and retry it) after this many seconds with no byte moving, also before the first response byte (default 60). Each request has 8 attempts, so a silent endpoint costs at most about 8 × this + 62 s of backoff."
     )
     var stallTimeout: Int?
-    @Option(name: .shortAndLong, help: "Parallel transfers to S3 (default 4).")
+    @Option(
+        name: .shortAndLong,
+        help:
+            "Files sent to S3 at once (default 8; large files take half as many slots' worth of parts, so at most 4 of them at once by default)."
+    )
     var jobs: Int?
     @Flag(help: "Replace a remote object whose content differs (default: refuse and report a conflict).")
     var overwrite = false

@@ -20,7 +20,7 @@ final class IngestPipeline: Sendable {
     let pool: BlockingPool
     let tagSlots: AsyncLimiter
     let compressSlots: AsyncLimiter
-    let uploads: AsyncLimiter
+    let uploads: TransferWindow
     let budget: StagingBudget
     let uplink: Uplink
     /// Files earlier runs pulled that no complete manifest lists yet, by device (still staged).
@@ -58,7 +58,7 @@ final class IngestPipeline: Sendable {
             ledger: ledger, store: store, bucket: options.upload.bucket, prefix: options.upload.prefix, console: console)
         tagSlots = AsyncLimiter(max(1, options.pull.jobs))
         compressSlots = AsyncLimiter(max(1, options.compress.jobs))
-        uploads = AsyncLimiter(max(1, options.upload.jobs))
+        uploads = TransferWindow(jobs: options.upload.jobs, partSize: options.upload.partSize)
         budget = StagingBudget(limit: options.maxStaging)
     }
 
@@ -424,7 +424,7 @@ final class IngestPipeline: Sendable {
                 return nil
             }
             do {
-                return try await uploads.run { [uploader] in try await uploader.save(file, hashed: hashed) }
+                return try await uploads.run(size: file.fingerprint.size) { [uploader] in try await uploader.save(file, hashed: hashed) }
             } catch let e as S3Error where e.isUnreachable {
                 uplink.lost("\(e)")
             }

@@ -4,7 +4,8 @@ public struct UploadOptions: Sendable {
     public var bucket: String
     public var prefix = "raw"
     public var keyTemplate: KeyTemplate
-    public var jobs = 4
+    /// Files in flight at once (`TransferWindow`), and parts in flight per large file.
+    public var jobs = 8
     public var partSize: Int64 = 8 << 20
     /// `--bwlimit`: a rate or a timetable; nil for no cap.
     public var bandwidth: BandwidthSchedule? = nil

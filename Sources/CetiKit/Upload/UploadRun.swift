@@ -57,18 +57,20 @@ public enum UploadRun {
             report(o, options: options, console: console)
         }
         (unreadable + settled).forEach(finish)
-        try await withThrowingTaskGroup(of: UploadOutcome.self) { group in
-            var next = work.makeIterator()
-            func addNext() {
-                // SIGINT/SIGTERM: the uploads in hand finish (or the process gives up on them
-                // after Interrupt.graceSeconds: an unfinished multipart upload resumes next run).
-                guard !Interrupt.isRequested, let p = next.next() else { return }
-                group.addTask { try await uploader.process(p.file, key: p.key, plannedDate: p.date) }
+        let window = TransferWindow(jobs: options.jobs, partSize: options.partSize)
+        try await withThrowingTaskGroup(of: UploadOutcome?.self) { group in
+            for p in work {
+                group.addTask {
+                    try await window.run(size: p.file.fingerprint.size) {
+                        // SIGINT/SIGTERM: the uploads in hand finish (or the process gives up on
+                        // them after Interrupt.graceSeconds: a multipart upload resumes next run).
+                        guard !Interrupt.isRequested else { return nil }
+                        return try await uploader.process(p.file, key: p.key, plannedDate: p.date)
+                    }
+                }
             }
-            for _ in 0..<max(1, options.jobs) { addNext() }
             while let outcome = try await group.next() {
-                finish(outcome)
-                addNext()
+                if let outcome { finish(outcome) }
             }
         }
         return UploadSummary(

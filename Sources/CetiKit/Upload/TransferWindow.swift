@@ -1,0 +1,59 @@
+/// How many uploads are in flight at once: up to `jobs` files (`-j`), and up to half of `jobs`
+/// parts' worth of bytes, where a file weighs what it keeps on the wire at a time (its size, or one
+/// part of a large file). On a long, thin uplink (a satellite link at 300 ms) a small file is mostly
+/// round trip, so `jobs` of them go at once to keep the link busy; large files, each with its own
+/// parts in flight, go half as many at a time.
+actor TransferWindow {
+    private let maxFiles: Int
+    private let maxBytes: Int64
+    private var files = 0
+    private var bytes: Int64 = 0
+    private var waiting: [(weight: Int64, resume: CheckedContinuation<Void, Never>)] = []
+
+    init(jobs: Int, partSize: Int64) {
+        maxFiles = max(1, jobs)
+        maxBytes = Int64(max(1, jobs / 2)) * partSize
+        weightCap = partSize
+    }
+
+    /// What a file of `size` weighs in the window.
+    nonisolated func weight(_ size: Int64) -> Int64 { max(1, min(size, weightCap)) }
+    private nonisolated let weightCap: Int64
+
+    private func fits(_ weight: Int64) -> Bool { files == 0 || (files < maxFiles && bytes + weight <= maxBytes) }
+
+    func acquire(_ weight: Int64) async {
+        if waiting.isEmpty && fits(weight) {
+            files += 1
+            bytes += weight
+            return
+        }
+        await withCheckedContinuation { waiting.append((weight, $0)) }
+    }
+
+    func release(_ weight: Int64) {
+        files -= 1
+        bytes -= weight
+        // In order: the first waiting file goes first (no small file overtakes a large one forever).
+        while let first = waiting.first, fits(first.weight) {
+            waiting.removeFirst()
+            files += 1
+            bytes += first.weight
+            first.resume.resume()
+        }
+    }
+
+    /// At most one body per window slot, released whatever happens.
+    nonisolated func run<T: Sendable>(size: Int64, _ body: @Sendable () async throws -> T) async throws -> T {
+        let w = weight(size)
+        await acquire(w)
+        do {
+            let result = try await body()
+            await release(w)
+            return result
+        } catch {
+            await release(w)
+            throw error
+        }
+    }
+}
