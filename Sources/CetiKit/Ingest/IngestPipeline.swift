@@ -227,15 +227,9 @@ final class IngestPipeline: Sendable {
         from tag: any TagConnection, target: TagTarget,
         into continuation: AsyncStream<(copy: CopyRecord, reserved: Bool)>.Continuation, report: inout TagPullReport
     ) throws {
+        let checker = TagChecker(for: target, tag: tag, puller: puller)
+        defer { report.files += checker.finish() }
         // Smallest first, logs last (they change on every login: the newest state is the best).
-        // Opened at the first download (a tag with nothing new needs no second connection).
-        var checker: TagChecker?
-        var checkerTried = false
-        let confirmed = Locked<[PullOutcome]>([])
-        defer {
-            checker?.drain()
-            report.files += confirmed.value
-        }
         let plan = try puller.plan(tag, held: Self.isHeld).sorted {
             (PlannedPull.isLog($0.file.name) ? 1 : 0, $0.file.size, $0.file.name)
                 < (PlannedPull.isLog($1.file.name) ? 1 : 0, $1.file.size, $1.file.name)
@@ -260,21 +254,9 @@ final class IngestPipeline: Sendable {
             if let e = fatal.value { throw PullError.stopped(reason: "\(e)") }
             budget.reserve(file.size)
             do {
-                let download = try puller.download(file, from: tag)
-                // Confirmed by the tag while the next file arrives (or here, without a checker).
-                let handOn: @Sendable (PullOutcome, CopyRecord?) -> Void = { [budget] outcome, copy in
-                    confirmed.update { $0.append(PlannedPull.forgiving(outcome)) }
+                // Confirmed by the tag while the next file arrives, then handed on.
+                try checker.confirm(try puller.download(file, from: tag)) { [budget] _, copy in
                     if let copy { continuation.yield((copy, true)) } else { budget.release(file.size) }
-                }
-                if !checkerTried {
-                    checker = TagChecker.open(for: target, tag: tag, puller: puller)
-                    checkerTried = true
-                }
-                if let checker {
-                    checker.submit(download, done: handOn)
-                } else {
-                    let (outcome, copy) = try puller.confirm([download], from: tag)[0]
-                    handOn(outcome, copy)
                 }
             } catch {
                 budget.release(file.size)

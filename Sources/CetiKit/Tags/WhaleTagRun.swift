@@ -136,14 +136,8 @@ public enum WhaleTagRun {
     private static func pullAll(
         _ tag: any TagConnection, target: TagTarget, puller: TagPuller, into outcomes: inout [PullOutcome]
     ) throws {
-        // Opened at the first download (a tag with nothing new needs no second connection).
-        var checker: TagChecker?
-        var checkerTried = false
-        let confirmed = Locked<[PullOutcome]>([])
-        defer {
-            checker?.drain()
-            outcomes += confirmed.value
-        }
+        let checker = TagChecker(for: target, tag: tag, puller: puller)
+        defer { outcomes += checker.finish() }
         for planned in try puller.plan(tag, held: { _ in true }) {
             // SIGINT/SIGTERM: no new file; what arrived is confirmed and recorded.
             if Interrupt.isRequested { break }
@@ -154,16 +148,7 @@ public enum WhaleTagRun {
                 continue
             }
             do {
-                let download = try puller.download(file, from: tag)
-                if !checkerTried {
-                    checker = TagChecker.open(for: target, tag: tag, puller: puller)
-                    checkerTried = true
-                }
-                if let checker {
-                    checker.submit(download) { outcome, _ in confirmed.update { $0.append(PlannedPull.forgiving(outcome)) } }
-                } else {
-                    outcomes.append(PlannedPull.forgiving(try puller.confirm([download], from: tag)[0].0))
-                }
+                try checker.confirm(try puller.download(file, from: tag))
             } catch {
                 // Interrupted between two chunks: the partial stays for the next run to resume.
                 if error is Interrupted { break }
