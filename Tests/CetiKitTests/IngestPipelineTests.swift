@@ -456,4 +456,30 @@ final class Boat: @unchecked Sendable {
         #expect(second.exitCode == 0 && second.tags.first?.files.map(\.name) == ["ceti.log"])
         #expect(try boat.manifests().count == 2 && boat.tag.names.isEmpty)
     }
+
+    // MARK: order
+
+    /// Sensor data before audio, whatever their sizes; smallest first within each; logs last.
+    @Test func sensorDataGoesUpBeforeAudio() async throws {
+        let tag = MemoryTag(hostname: "wt-0a1b2c3d")
+        let files: [String: [UInt8]] = [
+            "1700000000000.flac": Boat.noise(count: 20_000, seed: 1),
+            "data_ecg_00.csv": Array(String(repeating: "1700000000000,512\n", count: 20_000).utf8),
+            "data_tag_info_1.yaml": Array("tag: 1\n".utf8),
+            "ceti.log": Array("boot\n".utf8),
+        ]
+        for (name, bytes) in files { tag.add(name, bytes: bytes) }
+        let boat = try Boat(tags: [tag], originals: files)
+        boat.options.upload.jobs = 1
+        boat.options.compress.jobs = 1
+        try await boat.ingest()
+        try boat.expectDelivered()
+        // The order they were pulled and recorded in.
+        let ledger = try boat.ledger()
+        let pulled = try ledger.rows("SELECT path FROM copies ORDER BY id").map { (try $0.text(0) as NSString).lastPathComponent }
+        #expect(pulled == ["data_tag_info_1.yaml", "data_ecg_00.csv", "1700000000000.flac", "ceti.log"])
+        #expect(
+            IngestPipeline.order(RemoteFile(name: "a.CSV", size: 1 << 30, mtime: 0, isRegular: true, isDirectory: false))
+                < IngestPipeline.order(RemoteFile(name: "b.raw", size: 1, mtime: 0, isRegular: true, isDirectory: false)))
+    }
 }

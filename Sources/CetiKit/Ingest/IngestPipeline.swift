@@ -229,11 +229,7 @@ final class IngestPipeline: Sendable {
     ) throws {
         let checker = TagChecker(for: target, tag: tag, puller: puller)
         defer { report.files += checker.finish() }
-        // Smallest first, logs last (they change on every login: the newest state is the best).
-        let plan = try puller.plan(tag, held: Self.isHeld).sorted {
-            (PlannedPull.isLog($0.file.name) ? 1 : 0, $0.file.size, $0.file.name)
-                < (PlannedPull.isLog($1.file.name) ? 1 : 0, $1.file.size, $1.file.name)
-        }
+        let plan = try puller.plan(tag, held: Self.isHeld).sorted { Self.order($0.file) < Self.order($1.file) }
         // Files of this device an earlier run pulled that still wait for S3 and that the tag no
         // longer offers (wiped on a local proof, say): uploaded and listed with the tag's own.
         // Taken now, before this pull ends, so the run's drain of absent devices never has them.
@@ -268,6 +264,13 @@ final class IngestPipeline: Sendable {
                 )
             }
         }
+    }
+
+    /// The order files go in: sensor data, configs and everything small before audio (a scientist
+    /// on shore gets the tag's story first, and the uplink is busy while recordings still arrive),
+    /// smallest first within each, logs last (they change on every login: the newest state is best).
+    static func order(_ file: RemoteFile) -> (Int, Int64, String) {
+        (TransferWindow.rank(file.name), file.size, file.name)
     }
 
     /// A file pulled earlier needs no new pull while its copy or a verified output of it is in
@@ -406,7 +409,9 @@ final class IngestPipeline: Sendable {
                 return nil
             }
             do {
-                return try await uploads.run(size: file.fingerprint.size) { [uploader] in try await uploader.save(file, hashed: hashed) }
+                return try await uploads.run(size: file.fingerprint.size, rank: TransferWindow.rank(file.path)) { [uploader] in
+                    try await uploader.save(file, hashed: hashed)
+                }
             } catch let e as S3Error where e.isUnreachable {
                 uplink.lost("\(e)")
             }

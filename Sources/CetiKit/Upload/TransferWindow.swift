@@ -8,7 +8,8 @@ actor TransferWindow {
     private let maxBytes: Int64
     private var files = 0
     private var bytes: Int64 = 0
-    private var waiting: [(weight: Int64, resume: CheckedContinuation<Void, Never>)] = []
+    /// Waiting files, by rank (sensor data before audio before logs), then in arrival order.
+    private var waiting: [(weight: Int64, rank: Int, resume: CheckedContinuation<Void, Never>)] = []
 
     init(jobs: Int, partSize: Int64) {
         maxFiles = max(1, jobs)
@@ -22,19 +23,30 @@ actor TransferWindow {
 
     private func fits(_ weight: Int64) -> Bool { files == 0 || (files < maxFiles && bytes + weight <= maxBytes) }
 
-    func acquire(_ weight: Int64) async {
+    func acquire(_ weight: Int64, rank: Int = 0) async {
         if waiting.isEmpty && fits(weight) {
             files += 1
             bytes += weight
             return
         }
-        await withCheckedContinuation { waiting.append((weight, $0)) }
+        await withCheckedContinuation { c in
+            let at = waiting.firstIndex { $0.rank > rank } ?? waiting.endIndex
+            waiting.insert((weight, rank, c), at: at)
+        }
+    }
+
+    /// Sensor data, configs and everything else small first (0), audio (1), logs last (2): what a
+    /// scientist on shore needs first, and what keeps the uplink busy while recordings arrive.
+    nonisolated static func rank(_ name: String) -> Int {
+        let lower = name.lowercased()
+        if PlannedPull.isLog(lower) { return 2 }
+        return [".raw", ".flac", ".wav", ".bin"].contains(where: { lower.hasSuffix($0) }) ? 1 : 0
     }
 
     func release(_ weight: Int64) {
         files -= 1
         bytes -= weight
-        // In order: the first waiting file goes first (no small file overtakes a large one forever).
+        // In order: the first waiting file goes first (no file of the same rank overtakes another).
         while let first = waiting.first, fits(first.weight) {
             waiting.removeFirst()
             files += 1
@@ -44,9 +56,9 @@ actor TransferWindow {
     }
 
     /// At most one body per window slot, released whatever happens.
-    nonisolated func run<T: Sendable>(size: Int64, _ body: @Sendable () async throws -> T) async throws -> T {
+    nonisolated func run<T: Sendable>(size: Int64, rank: Int = 0, _ body: @Sendable () async throws -> T) async throws -> T {
         let w = weight(size)
-        await acquire(w)
+        await acquire(w, rank: rank)
         do {
             let result = try await body()
             await release(w)

@@ -61,7 +61,7 @@ public enum UploadRun {
         try await withThrowingTaskGroup(of: UploadOutcome?.self) { group in
             for p in work {
                 group.addTask {
-                    try await window.run(size: p.file.fingerprint.size) {
+                    try await window.run(size: p.file.fingerprint.size, rank: TransferWindow.rank(p.file.path)) {
                         // SIGINT/SIGTERM: the uploads in hand finish (or the process gives up on
                         // them after Interrupt.graceSeconds: a multipart upload resumes next run).
                         guard !Interrupt.isRequested else { return nil }
