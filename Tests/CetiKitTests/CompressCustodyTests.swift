@@ -186,4 +186,20 @@ import Testing
         #expect(read(part) == Data("someone else's bytes".utf8))
         #expect(exists(path) && !exists(f.dir + "/a.csv.gz"))
     }
+
+    /// The meter moves within a file as it is encoded (FLAC and gzip), to exactly its size.
+    @Test func progressMovesWithinAFile() throws {
+        let f = try fixture()
+        let input = raw(frames: 600_000)  // 3.6 MB: several chunks
+        try input.write(to: URL(fileURLWithPath: f.dir + "/1700000000000.raw"))
+        try Data(String(repeating: "1700000000000,1,2\n", count: 200_000).utf8).write(to: URL(fileURLWithPath: f.dir + "/s.csv"))
+        for (name, kind) in [("1700000000000.raw", Compressor.Kind.flacFromRaw), ("s.csv", .gzip)] {
+            let steps = Locked<[Int64]>([])
+            var c = f.compressor()
+            c.progress = { n in steps.update { $0.append(n) } }
+            let size = try #require(FileWalker.fingerprint(path: f.dir + "/" + name)).size
+            #expect(c.compress(f.dir + "/" + name, kind: kind).action == .compressed)
+            #expect(steps.value.count > 1 && steps.value.reduce(0, +) == size, "\(name): \(steps.value.count) steps")
+        }
+    }
 }

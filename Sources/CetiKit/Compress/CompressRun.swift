@@ -65,10 +65,12 @@ public enum CompressRun {
         }
         let ledger = options.dryRun ? try Ledger(readOnlyPath: ledgerPath) : try Ledger(path: ledgerPath)
         let cores = ProcessInfo.processInfo.activeProcessorCount
-        let compressor = Compressor(options: options, ledger: ledger, gzipThreads: max(1, cores))
+        let meter = ProgressMeter(console: console)
+        // The meter moves as each file is encoded, not when it is done.
+        let compressor = Compressor(
+            options: options, ledger: ledger, gzipThreads: max(1, cores), progress: { meter.sent($0) })
         let pool = BlockingPool(threads: max(1, options.jobs), name: "ceti-compress")
         defer { pool.shutdown() }
-        let meter = ProgressMeter(console: console)
         meter.begin(files: work.count, bytes: work.reduce(0) { $0 + $1.size })
         defer { meter.end() }
         var outcomes: [CompressOutcome] = []
@@ -85,7 +87,7 @@ public enum CompressRun {
             }
             for _ in 0..<max(1, options.jobs) { addNext() }
             while let o = try await group.next() {
-                meter.sent(o.inputSize)
+                if o.action != .compressed { meter.sent(o.inputSize) }
                 meter.fileFinished(skipped: o.action == .skipped, failed: o.action == .failed)
                 report(o, console: console)
                 outcomes.append(o)

@@ -9,6 +9,8 @@ struct Compressor: Sendable {
     /// The part size the output will be uploaded in: its hashes are made in the read that verifies it.
     var partSize: Int64 = 8 << 20
     var clock: any WallClock = SystemClock()
+    /// Input bytes encoded so far, as they go (ingest's progress line).
+    var progress: (@Sendable (Int64) -> Void)? = nil
 
     /// A verified derivative and, when it was made just now, the hashes of the read that verified
     /// it and where its sample layout came from.
@@ -154,14 +156,14 @@ struct Compressor: Sendable {
             }
             let r = try FLACEncoder.encode(
                 inputFD: input, inputPath: path, inputSize: size, pcmOffset: offset, pcmLength: length,
-                format: format, level: options.flacLevel, outputFD: out, outputPath: part)
+                format: format, level: options.flacLevel, outputFD: out, outputPath: part, progress: progress)
             inputSHA = r.inputSHA256
             flacMD5 = r.streamMD5.hex
             parameters = "\(format.flacFlags) -\(options.flacLevel)"
         case .gzip:
             inputSHA = try GzipWriter.compress(
                 inputFD: input, inputPath: path, size: size, level: options.gzipLevel,
-                outputFD: out, outputPath: part, threads: gzipThreads)
+                outputFD: out, outputPath: part, threads: gzipThreads, progress: progress)
             parameters = "-\(options.gzipLevel)"
         }
         // A staged copy is encoded only as it was pulled: the SHA-256 read now is the one recorded then.

@@ -46,7 +46,8 @@ struct FLACEncoder {
     /// Encodes `length` bytes of PCM at `offset` of `inputFD` into `outputFD`.
     static func encode(
         inputFD: Int32, inputPath: String, inputSize: Int64, pcmOffset: Int64, pcmLength: Int64,
-        format: RawFormat, level: Int, outputFD: Int32, outputPath: String
+        format: RawFormat, level: Int, outputFD: Int32, outputPath: String,
+        progress: ((Int64) -> Void)? = nil
     ) throws -> Result {
         guard pcmLength > 0 else { throw EncodeError.empty(path: inputPath) }
         guard pcmLength % Int64(format.frameBytes) == 0 else {
@@ -98,6 +99,7 @@ struct FLACEncoder {
             }
             guard ok != 0 else { throw fail(EncodeError.encoder(path: inputPath, state: stateString(encoder))) }
             done += Int64(want)
+            progress?(Int64(want))
         }
         if pcmOffset + pcmLength < inputSize {
             try FileHashes.hash(

@@ -24,7 +24,7 @@ enum GzipWriter {
     /// Compresses `inputFD` into `outputFD`; returns the input's SHA-256.
     static func compress(
         inputFD: Int32, inputPath: String, size: Int64, level: Int, outputFD: Int32,
-        outputPath: String, threads: Int
+        outputPath: String, threads: Int, progress: ((Int64) -> Void)? = nil
     ) throws -> [UInt8] {
         guard size > 0 else { throw GzipError.empty(path: inputPath) }
         let blocks = Blocks(workers: max(1, threads), level: level)
@@ -45,6 +45,7 @@ enum GzipWriter {
             DispatchQueue.concurrentPerform(iterations: n) { blocks.compress($0) }
             for i in 0..<n {
                 try FileIO.writeAll(outputFD, outputPath, UnsafeRawBufferPointer(rebasing: blocks.outputs[i][0..<blocks.produced[i]]))
+                progress?(Int64(blocks.lengths[i]))
             }
         }
         return sha.finalize()

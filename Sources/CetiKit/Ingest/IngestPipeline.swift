@@ -23,6 +23,8 @@ final class IngestPipeline: Sendable {
     let uploads: TransferWindow
     let budget: StagingBudget
     let uplink: Uplink
+    /// Input bytes compressed in this run, as they go (the progress line).
+    let compressed: Locked<Int64>
     /// Files earlier runs pulled that no complete manifest lists yet, by device (still staged).
     private let pending: Locked<[String: [CopyRecord]]>
     /// Tags whose pull has not ended yet: when none is left, the run's patience with S3 starts
@@ -52,8 +54,11 @@ final class IngestPipeline: Sendable {
         self.console = console
         self.pool = pool
         let cores = ProcessInfo.processInfo.activeProcessorCount
+        let encoded = Locked<Int64>(0)
+        compressed = encoded
         compressor = Compressor(
-            options: options.compress, ledger: ledger, gzipThreads: max(1, cores), partSize: options.upload.partSize, clock: clock)
+            options: options.compress, ledger: ledger, gzipThreads: max(1, cores), partSize: options.upload.partSize, clock: clock,
+            progress: { n in encoded.update { $0 += n } })
         manifests = ManifestWriter(
             ledger: ledger, store: store, bucket: options.upload.bucket, prefix: options.upload.prefix, console: console)
         tagSlots = AsyncLimiter(max(1, options.pull.jobs))

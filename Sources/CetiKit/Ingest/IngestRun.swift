@@ -117,7 +117,8 @@ public enum IngestRun {
         let pipeline = IngestPipeline(
             options: options, run: run, ledger: ledger, store: s3, puller: puller, uploader: uploader, cleaner: cleaner,
             uplink: uplink, pending: pending, tags: work.count, console: console, pool: pool, clock: context.clock)
-        let progress = progressLine(pull: pullMeter, upload: uploadMeter, uplink: uplink, console: console)
+        let progress = progressLine(
+            pull: pullMeter, upload: uploadMeter, compressed: pipeline.compressed, uplink: uplink, console: console)
         defer { progress?.cancel(); console.status(nil) }
 
         var reports: [IngestTagReport] = []
@@ -150,7 +151,9 @@ public enum IngestRun {
     }
 
     /// On a terminal, one line twice a second: what has been pulled, and what has been sent.
-    private static func progressLine(pull: ProgressMeter, upload: ProgressMeter, uplink: Uplink, console: Console) -> DispatchSourceTimer? {
+    private static func progressLine(
+        pull: ProgressMeter, upload: ProgressMeter, compressed: Locked<Int64>, uplink: Uplink, console: Console
+    ) -> DispatchSourceTimer? {
         guard console.stderrIsTTY else { return nil }
         let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "ceti.ingest.progress"))
         timer.schedule(deadline: .now() + 0.5, repeating: 0.5)
@@ -161,6 +164,7 @@ public enum IngestRun {
             // While S3 cannot be reached the line says what the uploads wait for, not a rate.
             console.status(
                 "pulled \(ByteSize.format(p.doneBytes)) / \(ByteSize.format(p.totalBytes)) (\(p.files)/\(p.totalFiles) files)  "
+                    + "compressed \(ByteSize.format(compressed.value))  "
                     + (uplink.waitDescription ?? "sent \(ByteSize.format(sent)) at \(ByteSize.format(Int64(rate)))/s"))
         }
         timer.resume()
