@@ -586,3 +586,44 @@ def test_s3_that_drops_out_mid_run_and_returns_within_the_patience(ceti, s3, buc
     assert any(e.get("error") == "down" for e in p.entries())
     assert "S3 unreachable" in err and "S3 answers again" in err
     check_delivery(boto_objects(s3, bucket), s3_body(s3, bucket), want, tmp_path)
+
+
+def test_a_tags_data_config_sets_the_raw_layout_and_a_bin_names_its_own(ceti, s3, bucket, tag_pair, tmp_path):
+    """Firmware 2.3.0: 24-bit 48 kHz in data_config_<µs>.txt (its `=:` quirk included); the next
+    generation's `.bin` says its layout in its name. Both FLACs carry that layout and decode back
+    bit-exactly; the manifest says which layout was used and where it came from."""
+    t = tag_pair[0]
+    rnd = random.Random(7)
+    pcm24 = bytes(rnd.getrandbits(8) >> 3 for _ in range(9 * 20_000))  # 3 ch × 3 bytes, quiet
+    pcm16le = bytes(rnd.getrandbits(8) >> 2 for _ in range(4 * 15_000))  # 2 ch × 2 bytes
+    files = {
+        "data_config_1700000000000000.txt": b"# Deployment Timestamp: 1700000000000000\naudio_bitdepth =: 24\n"
+                                            b"audio_sample_rate = 48 # KHz\n",
+        "1700000100000.raw": pcm24,
+        "1700000200000000.le.16bit.2ch.44100sps.bin": pcm16le,
+    }
+    fill(t.data, files)
+    r = run_ingest(ceti, [t], bucket, tmp_path / "staging", "--json")
+    assert r.returncode == 0, r.stderr
+    body = s3_body(s3, bucket)
+    objects = boto_objects(s3, bucket)
+    (manifest_key,) = [k for k in objects if k.endswith("/manifest.json")]
+    entries = {e["name"]: e for e in json.loads(body(manifest_key))["files"]}
+    for name, layout, endian, original in [
+        ("1700000100000.raw", ["3", "24", "48000"], "big", pcm24),
+        ("1700000200000000.le.16bit.2ch.44100sps.bin", ["2", "16", "44100"], "little", pcm16le),
+    ]:
+        flac = tmp_path / "x.flac"
+        flac.write_bytes(body(entries[name]["object"]["key"]))
+        info = subprocess.run(["metaflac", "--show-channels", "--show-bps", "--show-sample-rate", str(flac)],
+                              capture_output=True, text=True, check=True).stdout.split()
+        assert info == layout, name
+        out = tmp_path / "back.raw"
+        subprocess.run(["flac", "-d", "-s", "-f", "--force-raw-format", f"--endian={endian}", "--sign=signed",
+                        "-o", str(out), str(flac)], check=True)
+        assert out.read_bytes() == original, name
+    raw_layout = entries["1700000100000.raw"]["derivative"]["layout"]
+    assert raw_layout == {"channels": 3, "bits_per_sample": 24, "sample_rate": 48000, "endian": "big", "signed": True,
+                          "from": "data_config_1700000000000000.txt"}
+    assert entries["1700000200000000.le.16bit.2ch.44100sps.bin"]["derivative"]["layout"]["from"] == "name"
+    assert entries["data_config_1700000000000000.txt"]["derivative"] is None
