@@ -418,7 +418,7 @@ final class IngestPipeline: Sendable {
                     try await uploader.save(file, hashed: hashed)
                 }
             } catch let e as S3Error where e.isUnreachable {
-                uplink.lost("\(e)")
+                uplink.lost(e.linkProblem)
             }
         }
     }

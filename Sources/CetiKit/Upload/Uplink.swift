@@ -63,7 +63,7 @@ final class Uplink: Sendable {
             refuse(e)
             throw e
         } catch let e as S3Error where e.isUnreachable || e.isTransient {
-            lost("\(e)")
+            lost(e.linkProblem)
             return false
         }
     }
@@ -186,6 +186,15 @@ final class Uplink: Sendable {
 }
 
 extension S3Error {
+    /// What is wrong with the link, in a few words ("connection refused", "HTTP 503 SlowDown").
+    var linkProblem: String {
+        switch self {
+        case .transient(let f): return f.summary
+        case .unreachable(_, _, _, let last): return last
+        default: return description
+        }
+    }
+
     /// One attempt failed in a way a later one may not (a 5xx, SlowDown, a dropped connection).
     var isTransient: Bool {
         if case .transient = self { return true }
