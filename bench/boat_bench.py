@@ -20,7 +20,7 @@ Every option below changes one of these.
 
 Runs, each with fresh relays (so both tools meet the same resets at the same byte counts):
   ceti       ceti ingest -t 127.0.0.1:TAG0PROXY -t 127.0.0.1:TAG1PROXY --endpoint-url S3PROXY
-             (defaults otherwise: tags in parallel, tag-side sha256sum, gzip -6, 4 transfers)
+             (defaults otherwise: tags in parallel, tag-side sha256sum, gzip -6, its transfer window)
   reference  one step after the other, as tag.sh did: `sftp` of each tag (sshpass), `gzip -6`
              per CSV, `aws s3 sync` (the CLI's defaults), through the same relays.
 Link floor = max(bytes of the busier tag / tag rate, bytes uploaded / uplink rate), from file and
@@ -144,14 +144,14 @@ class Timeline:
     def __init__(self, proxies: dict[str, TcpProxy]):
         self.proxies = proxies
         self.t0 = time.monotonic()
-        self.rows: list[tuple[float, dict[str, tuple[int, int]]]] = []
+        self.rows: list[tuple[float, dict[str, tuple[int, int, int]]]] = []
         self.stopping = threading.Event()
         self._sample()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _sample(self) -> None:
-        self.rows.append((time.monotonic() - self.t0, {k: (p.down, p.up) for k, p in self.proxies.items()}))
+        self.rows.append((time.monotonic() - self.t0, {k: (p.down, p.up, p.resets) for k, p in self.proxies.items()}))
 
     def _run(self) -> None:
         while not self.stopping.wait(SAMPLE_PERIOD):
@@ -166,9 +166,17 @@ class Timeline:
         i = 0 if direction == "down" else 1
         return [(t, v[name][i]) for t, v in self.rows]
 
+    def reset_times(self, name: str) -> list[float]:
+        """When the relay reset a connection (to the sampling period)."""
+        out, prev = [], 0
+        for t, v in self.rows:
+            out += [round(t, 2)] * (v[name][2] - prev)
+            prev = v[name][2]
+        return out
+
     def as_json(self) -> dict:
         return {k: {"t": [round(t, 3) for t, _ in self.rows], "down": [v[k][0] for _, v in self.rows],
-                    "up": [v[k][1] for _, v in self.rows]} for k in self.proxies}
+                    "up": [v[k][1] for _, v in self.rows], "resets": self.reset_times(k)} for k in self.proxies}
 
 
 def link_stats(series: list[tuple[float, int]], cap: float, end: float) -> dict:
@@ -181,6 +189,7 @@ def link_stats(series: list[tuple[float, int]], cap: float, end: float) -> dict:
     first = next(t for t, v in series if v > 32 * 1024)
     last = next(t for t, v in series if v >= total)
     idle = longest = run = full = span = 0.0
+    spells: list[list[float]] = []  # idle spells of >= 1 s: [start, end]
     for (t0, v0), (t1, v1) in zip(series, series[1:]):
         if t1 <= first or t0 >= last:
             continue
@@ -188,6 +197,9 @@ def link_stats(series: list[tuple[float, int]], cap: float, end: float) -> dict:
         span += dtw
         r = (v1 - v0) / dtw if dtw > 0 else 0
         if r < 0.5 * cap:
+            if run == 0.0:
+                spells.append([round(t0, 2), round(t1, 2)])
+            spells[-1][1] = round(t1, 2)
             idle += dtw
             run += dtw
             longest = max(longest, run)
@@ -195,9 +207,10 @@ def link_stats(series: list[tuple[float, int]], cap: float, end: float) -> dict:
             run = 0.0
         if r >= 0.9 * cap:
             full += dtw
+    spells = [sp for sp in spells if sp[1] - sp[0] >= 1.0]
     return {"bytes": total, "first": round(first, 2), "last": round(last, 2), "idle_s": round(idle, 2),
             "longest_idle_s": round(longest, 2), "full_share": round(full / span, 3) if span else 0.0,
-            "end": round(end, 2)}
+            "end": round(end, 2), "idle_spells": spells}
 
 
 # ---- runs ---------------------------------------------------------------------------------
@@ -285,6 +298,8 @@ def main() -> int:
     ap.add_argument("--goodput-big-mb", type=float, help="MB of the goodput single file (default 64; quick 8)")
     ap.add_argument("--parts", default="ingest,goodput", help="what to run: ingest, goodput (default both)")
     ap.add_argument("--tools", default="ceti,reference", help="ingest tools: ceti, reference (default both)")
+    ap.add_argument("--ceti-log", default="-v", help="ceti's verbosity for its --log-file: -v (default) or -vv (one line per "
+                                                     "S3 request and SSH step)")
     args = ap.parse_args()
     q = args.quick
     audio_files = args.audio_files if args.audio_files is not None else (2 if q else 3)
@@ -364,7 +379,7 @@ def main() -> int:
                                    bucket=bucket, ports=ports, listeners=listeners, server=server, work=work,
                                    launcher=launcher, env=base_env, per_tag=per_tag, rates=(tag_rate, s3_rate),
                                    delays=(args.tag_delay, args.s3_delay), reset_bytes=reset_bytes,
-                                   files=sum(map(len, sets)), originals=originals)
+                                   files=sum(map(len, sets)), originals=originals, verbosity=args.ceti_log)
                     results.append(r)
         finally:
             for i in range(len(TAGS)):
@@ -423,9 +438,12 @@ def main() -> int:
                 s3l = r.links["s3_up"]
                 tags_txt = "; ".join(f"{TAGS[i]} pull {l['first']}–{l['last']} s, {l['idle_s']} s below half its cap "
                                      f"(longest {l['longest_idle_s']} s)" for i, l in enumerate(r.links["tags"]))
+                spells = ", ".join(f"{a:g}–{b:g} s" for a, b in s3l.get("idle_spells", [])) or "none"
                 notes.append(f"{t} run {r.rep + 1}: uplink carried bytes from {s3l['first']} s to {s3l['last']} s of "
                              f"{r.wall:.1f} s; inside that span {s3l['idle_s']} s below half the cap (longest "
-                             f"{s3l['longest_idle_s']} s), ≥ 90 % of the cap {s3l['full_share'] * 100:.0f} % of it; {tags_txt}.")
+                             f"{s3l['longest_idle_s']} s; spells of ≥ 1 s: {spells}), ≥ 90 % of the cap "
+                             f"{s3l['full_share'] * 100:.0f} % of it; resets at "
+                             f"{', '.join(f'{x:g}' for x in r.links.get('s3_resets_at', [])) or '—'} s; {tags_txt}.")
         if "ceti" in med:
             c = by["ceti"]
             ratio = statistics.median(r.wall / r.floor for r in c)
@@ -475,7 +493,7 @@ def main() -> int:
   loopback) {args.s3_rate:g} MB/s with {args.s3_delay * 1000:g} ms each way, one connection reset after every
   {reset_mb:g} MB relayed. Fresh relays per run. MB = 10^6 B.
 - ceti: `ingest -t 127.0.0.1:P0 -t 127.0.0.1:P1 --endpoint-url RELAY` with its defaults (tags in parallel, tag-side
-  sha256sum, gzip 6, 4 transfers). Reference, one step after the other: `sftp` of each tag (sshpass), `gzip -6` per
+  sha256sum, gzip 6, its default number of transfers). Reference, one step after the other: `sftp` of each tag (sshpass), `gzip -6` per
   CSV, `aws s3 sync` (the CLI's defaults), through the same relays. {args.reps} run(s) each; CPU = user+sys of the
   tool and its children (wait4, {launcher_desc}); sshd CPU from one cgroup holding both tags' sshd (sessions and
   ceti's tag-side sha256sum included), per GB of files pulled; machine CPU = every process (/proc/stat).
@@ -500,7 +518,7 @@ def main() -> int:
 def ingest_run(tool: str, rep: int, *, ceti: str, aws: str, endpoint: str, s3: tuple[str, int], bucket: str,
                ports: list[int], listeners: list[int], server: ServerCpu, work: Path, launcher: list[str],
                env: dict, per_tag: list[int], rates: tuple[float, float], delays: tuple[float, float],
-               reset_bytes: int | None, files: int, originals: dict[str, Path]) -> Result:
+               reset_bytes: int | None, files: int, originals: dict[str, Path], verbosity: str = "-v") -> Result:
     tag_rate, s3_rate = rates
     out = work / f"{tool}-{rep}"
     shutil.rmtree(out, ignore_errors=True)
@@ -513,7 +531,7 @@ def ingest_run(tool: str, rep: int, *, ceti: str, aws: str, endpoint: str, s3: t
     if tool == "ceti":
         env["CETI_LEDGER"] = str(out / "ledger.sqlite")
         cmd = [ceti, "ingest", "--user", "cetitag", "--staging", str(out / "staging"), "--endpoint-url", relay_ep,
-               "--bucket", bucket, "--prefix", prefix, "--log-file", str(out / "ceti.log"), "-v",
+               "--bucket", bucket, "--prefix", prefix, "--log-file", str(out / "ceti.log"), verbosity,
                *[a for p in tag_proxies for a in ("-t", f"127.0.0.1:{p.port}")]]
     else:
         steps = []
@@ -546,7 +564,7 @@ def ingest_run(tool: str, rep: int, *, ceti: str, aws: str, endpoint: str, s3: t
     uploaded = sum(s for _, s in objs)
     floor = max(max(per_tag) / tag_rate, uploaded / s3_rate)
     links = {"tags": [link_stats(tl.series(f"tag{i}", "down"), tag_rate, m.wall) for i in range(len(ports))],
-             "s3_up": link_stats(tl.series("s3", "up"), s3_rate, m.wall)}
+             "s3_up": link_stats(tl.series("s3", "up"), s3_rate, m.wall), "s3_resets_at": tl.reset_times("s3")}
     r = Result(tool=tool, rep=rep, wall=m.wall, cpu=m.cpu, maxrss_mib=m.maxrss_kib / 1024, machine_cpu=m.machine_cpu,
                relay_cpu=m.relay_cpu, sshd_cpu=m.server_cpu, pulled=sum(per_tag), pulled_per_tag=per_tag,
                uploaded=uploaded, objects=len(objs), floor=floor,
