@@ -6,7 +6,8 @@ import Foundation
 /// listed for the manifest (`ManifestWriter`) while the next one is still arriving. When every
 /// file of the tag is verified in S3, the manifest and `_COMPLETE` are written, and only then (with
 /// --clean) is the tag wiped of what is proven (`TagCleaner`, which asks S3 before each delete).
-/// What is skipped is decided before the pull, from one ledger query (`TagPuller.plan`).
+/// What is skipped is decided before the pull, from one ledger query (`TagPuller.plan`). While S3
+/// cannot be reached, uploads wait on the `Uplink` and everything local goes on (offline first).
 final class IngestPipeline: Sendable {
     let options: IngestOptions
     let run: IngestRunRecord
@@ -25,7 +26,7 @@ final class IngestPipeline: Sendable {
     let uplink: Uplink
     /// Input bytes compressed in this run, as they go (the progress line).
     let compressed: Locked<Int64>
-    /// Files earlier runs pulled that no complete manifest lists yet, by device (still staged).
+    /// The queue earlier runs left waiting for S3, by device (still staged).
     private let pending: Locked<[String: [CopyRecord]]>
     /// Tags whose pull has not ended yet: when none is left, the run's patience with S3 starts
     /// and the devices no tag took are drained.
