@@ -415,8 +415,16 @@ final class IngestPipeline: Sendable {
                 return nil
             }
             do {
-                return try await uploads.run(size: file.fingerprint.size, rank: TransferWindow.rank(file.path)) { [uploader] in
-                    try await uploader.save(file, hashed: hashed)
+                return try await uploads.run(size: file.fingerprint.size, rank: TransferWindow.rank(file.path)) { [uploader, fatal] in
+                    // A refusal while this file waited for its slot: no new upload starts. (A
+                    // refusal is noted before the slot is given back, so the next one sees it.)
+                    if let e = fatal.value { throw e }
+                    do {
+                        return try await uploader.save(file, hashed: hashed)
+                    } catch let e as S3Error where e.isFatal {
+                        fatal.update { $0 = $0 ?? e }
+                        throw e
+                    }
                 }
             } catch let e as S3Error where e.isUnreachable {
                 uplink.lost(e.linkProblem)
