@@ -134,17 +134,17 @@ final class IngestPipeline: Sendable {
         }
         PullReporter.report(pulled, console: console, results: false)
 
-        do {
+        await closing(&report) { report in
             report.manifest = try await completeIfDone(device: report.tag, host: target.address, files: report.files, failed: report.failed)
             // A file that failed never holds back the others: each file is deleted only on its own
             // proof (TagCleaner asks S3 just before each delete). A tag that could not be reached,
             // or whose manifest could not be written, is left alone.
-            guard fatal.value == nil, options.clean, report.error == nil else { return report }
+            guard fatal.value == nil, options.clean, report.error == nil else { return }
             if options.pull.require == .uploaded, !uplink.isOnline {
                 console.info(
                     "\(report.tag): S3 cannot be reached, so nothing was deleted on the tag (each delete needs S3's word); "
                         + "clean it with a rerun once the uplink is back")
-                return report
+                return
             }
             // Over a session of its own: the pull's may have idled out during hours of uploading.
             let named = TagTarget(address: target.address, port: target.port, name: report.tag)
@@ -153,14 +153,25 @@ final class IngestPipeline: Sendable {
                 return try cleaner.clean(tag: tag, remoteDir: puller.remoteDirectory)
             }
             PullReporter.reportCleaned(report.cleaned, tag: report.tag, console: console)
+        }
+        return report
+    }
+
+    /// A tag's (or a drained device's) closing steps: a fatal S3 error ends the run, any other
+    /// error is the tag's own, said once.
+    private func closing(_ report: inout IngestTagReport, _ body: (inout IngestTagReport) async throws -> Void) async {
+        do {
+            try await body(&report)
         } catch let e as S3Error where e.isFatal {
-            fatal.update { $0 = $0 ?? e }
+            noteFatal(e)
         } catch {
             report.error = "\(error)"
             console.error("\(report.tag): \(error)")
         }
-        return report
     }
+
+    /// The run's first fatal S3 error: no new work starts after it.
+    private func noteFatal(_ e: S3Error) { fatal.update { $0 = $0 ?? e } }
 
     /// The device's manifest once every file of it in this run is in S3 (nil otherwise, said why).
     private func completeIfDone(device: String, host: String, files: [IngestFileOutcome], failed: Bool) async throws -> String? {
@@ -204,13 +215,8 @@ final class IngestPipeline: Sendable {
         report.address = host
         report.files = await processAll(copies, host: host).sorted { $0.name < $1.name }
         guard fatal.value == nil, !Interrupt.isRequested else { return report }
-        do {
+        await closing(&report) { report in
             report.manifest = try await completeIfDone(device: device, host: host, files: report.files, failed: report.failed)
-        } catch let e as S3Error where e.isFatal {
-            fatal.update { $0 = $0 ?? e }
-        } catch {
-            report.error = "\(error)"
-            console.error("\(device): \(error)")
         }
         return report
     }
@@ -392,7 +398,7 @@ final class IngestPipeline: Sendable {
                         + " \(copy.device)/\(name.printable) → s3://\(bucket)/\(object.key.printable) (\(object.action.rawValue))")
             }
         } catch let e as S3Error where e.isFatal {
-            fatal.update { $0 = $0 ?? e }
+            noteFatal(e)
             o.message = "\(e)"
         } catch {
             o.message = "\(error)"
@@ -415,14 +421,14 @@ final class IngestPipeline: Sendable {
                 return nil
             }
             do {
-                return try await uploads.run(size: file.fingerprint.size, rank: TransferWindow.rank(file.path)) { [uploader, fatal] in
+                return try await uploads.run(size: file.fingerprint.size, rank: TransferWindow.rank(file.path)) { [self] in
                     // A refusal while this file waited for its slot: no new upload starts. (A
                     // refusal is noted before the slot is given back, so the next one sees it.)
                     if let e = fatal.value { throw e }
                     do {
                         return try await uploader.save(file, hashed: hashed)
                     } catch let e as S3Error where e.isFatal {
-                        fatal.update { $0 = $0 ?? e }
+                        noteFatal(e)
                         throw e
                     }
                 }
