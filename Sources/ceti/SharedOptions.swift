@@ -196,7 +196,7 @@ struct TransferOptions: ParsableArguments {
     @Option(
         name: .shortAndLong,
         help:
-            "Files sent to S3 at once (default 8; large files take half as many slots' worth of parts, so at most 4 of them at once by default)."
+            "Files sent to S3 at once (default 8; files up to 1 MiB count half, so 16 of them go at once; large files take half as many slots' worth of parts, so at most 4 of them at once by default)."
     )
     var jobs: Int?
     @Flag(help: "Replace a remote object whose content differs (default: refuse and report a conflict).")

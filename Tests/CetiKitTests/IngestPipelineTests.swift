@@ -289,6 +289,83 @@ final class Boat: @unchecked Sendable {
         try boat.expectDelivered()
     }
 
+    // MARK: streaming what goes up as it is
+
+    /// A boat with one large FLAC the firmware wrote (3 parts of 1 MiB) and a small sensor CSV.
+    static func streamingBoat() throws -> Boat {
+        let tag = MemoryTag(hostname: "wt-0a1b2c3d")
+        let files: [String: [UInt8]] = [
+            "1700000000000.flac": Boat.noise(count: 2_600_000, seed: 3),
+            "data_battery.csv": Array(String(repeating: "1700000000000,3.91\n", count: 2_000).utf8),
+        ]
+        for (name, bytes) in files { tag.add(name, bytes: bytes) }
+        let boat = try Boat(tags: [tag], originals: files)
+        boat.options.upload.partSize = 1 << 20
+        boat.store.minPartSize = 1 << 20
+        return boat
+    }
+
+    /// A large FLAC is sent part by part while it is pulled, under the tag's own SHA-256, and the
+    /// object is made only once the copy is confirmed: each part goes once, the tag hashes the
+    /// file once, and the object is the tag's bytes.
+    @Test func aLargeFlacIsStreamedWhilePulledAndCompletedOnceConfirmed() async throws {
+        let boat = try Self.streamingBoat()
+        let flac = "1700000000000.flac"
+        let summary = try await boat.ingest()
+        #expect(summary.exitCode == 0)
+        try boat.expectDelivered()
+        #expect(boat.store.count("CreateMultipartUpload") == 1 && boat.store.count("UploadPart") == 3, "each part sent once")
+        let key = try #require(boat.store.keys(bucket: Boat.bucket).first { $0.hasSuffix("/" + flac) })
+        #expect(boat.store.object(bucket: Boat.bucket, key: key)?.metadata["sha256"] == Digest.sha256(boat.originals[flac]!).hex)
+        // The tag was asked for the FLAC's checksum once (ahead of its end), not again to confirm it.
+        // (The clean asks once more, just before the delete, in one command with the CSV.)
+        #expect(boat.tag.commands.filter { $0.contains("sha256sum") && $0.contains("'1700000000000.flac\\000'") }.count == 1)
+        // The small sensor file first, then the stream.
+        let pulled = try boat.ledger().rows("SELECT path FROM copies ORDER BY id").map { (try $0.text(0) as NSString).lastPathComponent }
+        #expect(pulled == ["data_battery.csv", flac])
+        #expect(
+            IngestPipeline.order(
+                RemoteFile(name: "b.flac", size: 5 << 20, mtime: 0, isRegular: true, isDirectory: false), streaming: 1 << 20)
+                < IngestPipeline.order(
+                    RemoteFile(name: "a.csv", size: 2 << 20, mtime: 0, isRegular: true, isDirectory: false), streaming: 1 << 20),
+            "what streams goes before what must be whole")
+    }
+
+    /// The pull of a streamed file drops midway: the parts already sent stay, the rerun resumes
+    /// the download and the upload, and no part is sent twice.
+    @Test func aStreamedFileWhosePullDropsResumesBothHalves() async throws {
+        let boat = try Self.streamingBoat()
+        let flac = "1700000000000.flac"
+        boat.tag.dropAfter(bytes: 2_200_000, of: flac)
+        let first = try await boat.ingest()
+        #expect(first.exitCode == 1)
+        #expect(boat.tag.names == [flac] && boat.store.keys(bucket: Boat.bucket).allSatisfy { !$0.hasSuffix(flac) })
+        #expect(boat.store.count("UploadPart") == 2, "the two parts on disk went before the drop")
+        let rerun = try await boat.ingest()
+        #expect(rerun.exitCode == 0)
+        try boat.expectDelivered()
+        #expect(boat.store.count("UploadPart") == 3 && boat.store.count("CreateMultipartUpload") == 1)
+    }
+
+    /// The link corrupts a byte of a streamed file: the tag disowns the copy, nothing of it
+    /// becomes an object, and the next run delivers the tag's bytes, sending again only the part
+    /// whose bytes differed.
+    @Test func aStreamedFileTheTagDisownsNeverBecomesAnObject() async throws {
+        let boat = try Self.streamingBoat()
+        let flac = "1700000000000.flac"
+        boat.tag.garbleInTransit(flac, at: 100)
+        let first = try await boat.ingest()
+        #expect(first.exitCode == 1)
+        #expect(boat.store.keys(bucket: Boat.bucket).allSatisfy { !$0.hasSuffix(flac) }, "no object of disowned bytes")
+        #expect(boat.tag.names == [flac])
+        let rerun = try await boat.ingest()
+        #expect(rerun.exitCode == 0)
+        try boat.expectDelivered()
+        // Part 1 held the garbled byte: the only one that may go twice (parts sent before the
+        // disown are kept when their MD5 matches the verified copy).
+        #expect(boat.store.count("UploadPart") <= 4)
+    }
+
     // MARK: cleaning needs its own proof
 
     /// An object that vanished from S3 after its upload proves nothing: that file stays on the

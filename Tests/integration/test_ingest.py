@@ -627,3 +627,41 @@ def test_a_tags_data_config_sets_the_raw_layout_and_a_bin_names_its_own(ceti, s3
                           "from": "data_config_1700000000000000.txt"}
     assert entries["1700000200000000.le.16bit.2ch.44100sps.bin"]["derivative"]["layout"]["from"] == "name"
     assert entries["data_config_1700000000000000.txt"]["derivative"] is None
+
+
+# ---- streaming what goes up as it is (#13) ------------------------------------------------------
+def test_a_large_firmware_flac_is_streamed_to_s3_while_it_is_still_being_pulled(ceti, s3, bucket, tag_pair, proxy, tmp_path):
+    """Behind a 2 MB/s tag link, a part of a 16 MB FLAC reaches S3 while the file is still a partial
+    download in staging; the object (multipart, under the tag's own SHA-256) is the tag's bytes and
+    is completed only after the copy is confirmed and listed."""
+    from tcpproxy import start_tcp_proxy
+
+    t0 = tag_pair[0]
+    name = "1700000000000.flac"
+    blob = random.Random(13).randbytes(16 * 1_000_000)
+    fill(t0.data, {name: blob, "data_tag_info_0.yaml": b"tag: 0\n"})
+    link = start_tcp_proxy("127.0.0.1", t0.port, rate=2_000_000)
+    p = proxy()
+    staging = tmp_path / "staging"
+    env = dict(ceti.env, CETI_TAG_PASSWORD=t0.password)
+    argv = ["ingest", "--user", t0.user, "--staging", staging, "--endpoint-url", p.endpoint, "--bucket", bucket,
+            "-t", f"127.0.0.1:{link.port}", "--part-size", "5MiB", "-v"]
+    try:
+        proc = subprocess.Popen([str(ceti.bin), *map(str, argv)], env=env, cwd=ceti.root, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace")
+        # The first part is acknowledged by S3 while the pull still writes its .ceti-part file.
+        p.wait_for(lambda es: any("partNumber=" in e["path"] and e.get("status") == 200 for e in es), timeout=60)
+        still_pulling = list((staging / t0.name).glob(".ceti-part-*"))
+        out, err = proc.communicate(timeout=300)
+    finally:
+        link.stop()
+    assert proc.returncode == 0, err
+    assert still_pulling, "no part went to S3 before the file was whole"
+    assert f"{t0.name}/{name}: streaming 4 parts" in err, err
+    key = next(k for k in boto_objects(s3, bucket) if k.endswith("/" + name))
+    head = s3.head_object(Bucket=bucket, Key=key)
+    assert head["ETag"].strip('"').endswith("-4") and head["Metadata"]["sha256"] == sha256(blob)
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == blob
+    # Each part was sent once; the upload was completed after the copy was confirmed.
+    puts = [e for e in p.entries() if e["method"] == "PUT" and "partNumber=" in e["path"] and e.get("status") == 200]
+    assert len(puts) == 4, puts

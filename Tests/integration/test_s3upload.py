@@ -159,9 +159,9 @@ def test_second_run_sends_no_put(ceti, bucket, proxy, tmp_path):
     time.sleep(0.2)
     second = p.entries()[before:]
     assert writes(second) == [], second
-    # The bucket check, then one HEAD per file: the ledger's proof holds only while S3 still
-    # has each object as recorded (DESIGN §2). No file is read or sent again.
-    assert [e["method"] for e in second] == ["GET"] + ["HEAD"] * 6, second
+    # The bucket check and one HEAD per file (asked together): the ledger's proof holds only while
+    # S3 still has each object as recorded (DESIGN §2). No file is read or sent again.
+    assert sorted(e["method"] for e in second) == ["GET"] + ["HEAD"] * 6, second
     assert "6 already in S3" in r.stdout
 
 
@@ -184,7 +184,7 @@ def test_ledger_lost_rebuilds_without_reupload(ceti, s3, bucket, proxy, tmp_path
     p2 = proxy()
     upload(ceti, bucket, root, endpoint=p2.endpoint, extra=("--part-size", "5MiB"), check=0)
     time.sleep(0.2)
-    assert [e["method"] for e in p2.entries()] == ["GET", "HEAD", "HEAD"]
+    assert sorted(e["method"] for e in p2.entries()) == ["GET", "HEAD", "HEAD"]
 
 
 def test_changed_file_is_a_conflict_until_overwrite(ceti, s3, bucket, tmp_path):
@@ -453,11 +453,14 @@ def test_clock_skew_is_corrected_from_the_servers_date(ceti, s3, bucket, proxy, 
     assert r.returncode == 0, r.stderr
     entries = p.entries()
     assert entries[0]["status"] == 403 and entries[0]["amz_date"] < time.strftime("%Y%m%d", time.gmtime())
-    # Every later request is signed with the server's time, not the machine's.
+    # Every request sent after that answer is signed with the server's time, not the machine's:
+    # only the one sent at the same moment (the bucket check and the first key's HEAD go together)
+    # may still carry the machine's.
     now = datetime.now(timezone.utc)
-    for e in entries[1:]:
-        signed = datetime.strptime(e["amz_date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
-        assert abs((signed - now).total_seconds()) < 300, e
+    late = [e for e in entries[1:]
+            if abs((datetime.strptime(e["amz_date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc) - now).total_seconds()) >= 300]
+    assert len(late) <= 1, late
+    assert len(entries) - 1 - len(late) >= 2, entries
     assert len(keys(s3, bucket)) == 1
 
 
@@ -496,5 +499,6 @@ def test_an_endpoint_that_never_answers_is_given_up_within_the_documented_bound(
         listener.close()
     assert r.returncode == 1, r.stderr
     assert "after 8 attempts" in r.stderr, r.stderr
-    assert len(accepted) == 8
+    # 8 attempts of the bucket check, and the one HEAD sent with the first (a hint, never retried).
+    assert len(accepted) == 8 + 1
     assert 8 * 1 <= took <= 8 * (1 + 5) + 61.5 + 5, took

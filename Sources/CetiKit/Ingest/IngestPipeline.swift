@@ -22,6 +22,12 @@ final class IngestPipeline: Sendable {
     let tagSlots: AsyncLimiter
     let compressSlots: AsyncLimiter
     let uploads: TransferWindow
+    /// Sends large as-is files while they are pulled; nil on a dry run or without the tag's
+    /// checksums (the upload's metadata needs the tag's SHA-256 before the last byte).
+    let streamer: PartStreamer?
+    /// The streaming of each file being pulled, by its final local path: its upload step waits
+    /// for it, so that one sender at a time owns the multipart upload.
+    private let streams = Locked<[String: Task<Void, Never>]>([:])
     let budget: StagingBudget
     let uplink: Uplink
     /// Input bytes compressed in this run, as they go (the progress line).
@@ -65,6 +71,12 @@ final class IngestPipeline: Sendable {
         tagSlots = AsyncLimiter(max(1, options.pull.jobs))
         compressSlots = AsyncLimiter(max(1, options.compress.jobs))
         uploads = TransferWindow(jobs: options.upload.jobs, partSize: options.upload.partSize)
+        streamer =
+            options.dryRun || !options.pull.remoteVerify
+            ? nil
+            : PartStreamer(
+                options: options.upload, store: store, ledger: ledger, window: uploads, uplink: uplink, pool: pool, console: console,
+                meter: uploader.meter)
         budget = StagingBudget(limit: options.maxStaging)
     }
 
@@ -115,6 +127,11 @@ final class IngestPipeline: Sendable {
         }
         // The pool's body never throws: the pull reports its own failures.
         let pulled = (try? await pull.value) ?? TagPullReport(tag: report.tag, address: target.address, error: "the pull was interrupted")
+        // Streams of files that never reached their upload step (disowned, failed, interrupted).
+        let folder = puller.localDirectory(device: pulled.tag) + "/"
+        for left in streams.update({ s in s.filter { $0.key.hasPrefix(folder) }.map { s.removeValue(forKey: $0.key)! } }) {
+            await left.value
+        }
         report.tag = pulled.tag
         report.duplicateOf = pulled.duplicateOf
         report.pulled = pulled.files
@@ -241,7 +258,10 @@ final class IngestPipeline: Sendable {
     ) throws {
         let checker = TagChecker(for: target, tag: tag, puller: puller)
         defer { report.files += checker.finish() }
-        let plan = try puller.plan(tag, held: Self.isHeld).sorted { Self.order($0.file) < Self.order($1.file) }
+        let partSize = streamer == nil ? nil : options.upload.partSize
+        let plan = try puller.plan(tag, held: Self.isHeld).sorted {
+            Self.order($0.file, streaming: partSize) < Self.order($1.file, streaming: partSize)
+        }
         // Files of this device an earlier run pulled that still wait for S3 and that the tag no
         // longer offers (wiped on a local proof, say): uploaded and listed with the tag's own.
         // Taken now, before this pull ends, so the run's drain of absent devices never has them.
@@ -261,12 +281,17 @@ final class IngestPipeline: Sendable {
             }
             if let e = fatal.value { throw PullError.stopped(reason: "\(e)") }
             budget.reserve(file.size)
+            let landed = stream(file, device: tag.name, checker: checker)
             do {
                 // Confirmed by the tag while the next file arrives, then handed on.
-                try checker.confirm(try puller.download(file, from: tag)) { [budget] _, copy in
+                let download = try puller.download(file, from: tag, landed: landed.map { mark in { mark.advance(to: $0) } })
+                try checker.confirm(download) { [budget] _, copy in
                     if let copy { continuation.yield((copy, true)) } else { budget.release(file.size) }
+                    if copy == nil { landed?.abandon() }
                 }
             } catch {
+                // What is on disk stays good for the rerun to resume: its parts may still go.
+                landed?.close()
                 budget.release(file.size)
                 // Interrupted between two chunks: the partial stays for the next run to resume.
                 if error is Interrupted { break }
@@ -278,11 +303,52 @@ final class IngestPipeline: Sendable {
         }
     }
 
-    /// The order files go in: sensor data, configs and everything small before audio (a scientist
-    /// on shore gets the tag's story first, and the uplink is busy while recordings still arrive),
-    /// smallest first within each, logs last (they change on every login: the newest state is best).
-    static func order(_ file: RemoteFile) -> (Int, Int64, String) {
-        (TransferWindow.rank(file.name), file.size, file.name)
+    /// Starts streaming `file` to S3 while it is pulled, when it is worth it and S3 answers: the
+    /// tag is asked for its checksum now (on the checker's connection), and the parts follow the
+    /// bytes on disk. Returns what the pull must advance, or nil.
+    private func stream(_ file: RemoteFile, device: String, checker: TagChecker) -> Watermark? {
+        guard let streamer, fatal.value == nil, uplink.isOnline, PartStreamer.streams(file, partSize: options.upload.partSize)
+        else { return nil }
+        let landed = Watermark()
+        let (answer, said) = AsyncStream.makeStream(of: String?.self)
+        checker.ahead(file.name) { sha in
+            said.yield(sha)
+            said.finish()
+        }
+        let dir = puller.localDirectory(device: device)
+        let final = dir + "/" + file.name
+        let task = Task { [self] in
+            var sha: String?
+            for await s in answer { sha = s }
+            do {
+                try await streamer.send(
+                    file, device: device, final: final, partial: dir + "/" + NameCodec.partialName(for: file.name), tagSHA256: sha,
+                    landed: landed)
+            } catch let e as S3Error where e.isFatal {
+                noteFatal(e)
+            } catch {}
+        }
+        streams.update { $0[final] = task }
+        return landed
+    }
+
+    /// The order files go in: sensor data, configs and everything small first (a scientist on
+    /// shore gets the tag's story within seconds), then what goes up as it arrives (large FLACs
+    /// the firmware wrote, streamed while pulled: the uplink is busy from the start), then what
+    /// must be whole before it can go (CSVs to gzip, raw audio to encode), smallest first within
+    /// each, logs last (they change on every login: the newest state is best). `streaming`: the
+    /// part size when large as-is files are streamed (nil: they wait their turn by kind and size).
+    static func order(_ file: RemoteFile, streaming partSize: Int64? = nil) -> (Int, Int, Int64, String) {
+        let rank = TransferWindow.rank(file.name)
+        var group = 2
+        if rank == 2 {
+            group = 3
+        } else if let partSize, PartStreamer.streams(file, partSize: partSize) {
+            group = 1
+        } else if rank == 0, file.size <= partSize ?? .max {
+            group = 0
+        }
+        return (group, rank, file.size, file.name)
     }
 
     /// A file pulled earlier needs no new pull while its copy or a verified output of it is in
@@ -309,6 +375,9 @@ final class IngestPipeline: Sendable {
         defer { release() }
         let name = (copy.remotePath as NSString).lastPathComponent
         var o = IngestFileOutcome(action: .failed, device: copy.device, name: name, size: copy.size)
+        // Its parts streamed while it was pulled: those in flight land before the upload step
+        // takes the multipart upload over.
+        if let streaming = streams.update({ $0.removeValue(forKey: copy.localPath) }) { await streaming.value }
         if let e = fatal.value {
             o.message = "\(e)"
             return o

@@ -278,9 +278,15 @@ public final class S3Client: ObjectStore {
             log?("\(op.method) \(op.name) \(op.key ?? op.bucket): HTTP \(r.status) in \(String(format: "%.0f", ms)) ms")
             if (200..<300).contains(r.status) || (allow404 && r.status == 404 && !isNoSuchBucket(r)) { return r }
             let text = r.bodyText
-            let code = S3XML.value("Code", in: text) ?? Self.defaultCode(status: r.status)
+            var code = S3XML.value("Code", in: text) ?? Self.defaultCode(status: r.status)
             let message = S3XML.value("Message", in: text) ?? ""
-            if code == "RequestTimeTooSkewed", !correctedClock, let serverDate = r.header("date").flatMap(Self.parseHTTPDate) {
+            let serverDate = r.header("date").flatMap(Self.parseHTTPDate)
+            // A HEAD's refusal has no body to say why: a 403 from a server whose clock is more than
+            // S3's 15 minutes from ours is taken for the skew it most likely is.
+            if text.isEmpty, r.status == 403, let serverDate, abs(serverDate.timeIntervalSince(now)) > 15 * 60 {
+                code = "RequestTimeTooSkewed"
+            }
+            if code == "RequestTimeTooSkewed", !correctedClock, let serverDate {
                 // Correct once from the server's clock, then send again at once.
                 correctedClock = true
                 clockOffset.value = serverDate.timeIntervalSinceNow

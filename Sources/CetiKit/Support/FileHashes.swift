@@ -156,9 +156,14 @@ public struct FileHashes: Sendable, Equatable {
 
     /// Feeds a byte range of an open file into `digest`.
     public static func hash(_ digest: inout Digest, fd: Int32, path: String, offset: Int64, length: Int64) throws {
+        try read(fd: fd, path: path, offset: offset, length: length) { digest.update($0) }
+    }
+
+    /// Hands a byte range of an open file to `consume`, a chunk at a time.
+    static func read(fd: Int32, path: String, offset: Int64, length: Int64, _ consume: (UnsafeRawBufferPointer) -> Void) throws {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096)
         defer { buffer.deallocate() }
-        try read(fd: fd, path: path, offset: offset, length: length, buffer: buffer) { digest.update($0) }
+        try read(fd: fd, path: path, offset: offset, length: length, buffer: buffer, consume)
     }
 
     /// fsync a directory, so a rename in it survives a power cut.

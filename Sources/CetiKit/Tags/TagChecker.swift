@@ -20,9 +20,14 @@ final class TagChecker: @unchecked Sendable {
     private let queue = DispatchQueue(label: "ceti.tag-check")
     private let waiting = Locked(Waiting())
     private let outcomes = Locked<[PullOutcome]>([])
+    /// The tag's checksums asked for ahead of a transfer's end, by name.
+    private let known = Locked<[String: String]>([:])
 
     private struct Waiting: Sendable {
+        /// Confirmations, and names whose checksum is asked ahead (always before the file's own
+        /// confirmation, in the order the pull asks).
         var items: [(TagPuller.Download, Done)] = []
+        var ahead: [(name: String, answer: @Sendable (String?) -> Void)] = []
         var running = false
     }
 
@@ -35,27 +40,44 @@ final class TagChecker: @unchecked Sendable {
     /// Confirms `download` after the ones before it; `done` gets the outcome and the recorded copy
     /// (nil when the tag disowns the bytes). Called from the pull's thread.
     func confirm(_ download: TagPuller.Download, done: @escaping Done = { _, _ in }) throws {
-        if !tried {
-            tried = true
-            if puller.options.remoteVerify {
-                do {
-                    connection = try puller.connector.connect(target, expectedName: tag.name)
-                } catch {
-                    puller.console.verbose("\(tag.name): no second connection for the tag's checksums (\(error)); checking in line")
-                }
-            }
-        }
+        openOnce()
         guard connection != nil else {
             let (outcome, copy) = try puller.confirm([download], from: tag)[0]
             record(outcome, copy, done)
             return
         }
+        enqueue { $0.items.append((download, done)) }
+    }
+
+    private func enqueue(_ add: (inout Waiting) -> Void) {
         let start = waiting.update { w -> Bool in
-            w.items.append((download, done))
+            add(&w)
             defer { w.running = true }
             return !w.running
         }
         if start { queue.async { [self] in work() } }
+    }
+
+    /// Asks the tag for a file's SHA-256 before its transfer ends, in turn with the confirmations
+    /// (a streamed upload's metadata needs it; the file's confirmation then uses it instead of a
+    /// second checksum). `answer` gets nil without a connection of the checker's own, or when the
+    /// tag cannot say. Called from the pull's thread.
+    func ahead(_ name: String, _ answer: @escaping @Sendable (String?) -> Void) {
+        openOnce()
+        guard connection != nil else { return answer(nil) }
+        enqueue { $0.ahead.append((name, answer)) }
+    }
+
+    /// The checker's own connection, tried once (at the first file).
+    private func openOnce() {
+        guard !tried else { return }
+        tried = true
+        guard puller.options.remoteVerify else { return }
+        do {
+            connection = try puller.connector.connect(target, expectedName: tag.name)
+        } catch {
+            puller.console.verbose("\(tag.name): no second connection for the tag's checksums (\(error)); checking in line")
+        }
     }
 
     /// Waits until every file is confirmed (or not); their outcomes, a changed log forgiven.
@@ -72,15 +94,20 @@ final class TagChecker: @unchecked Sendable {
     private func work() {
         guard let connection else { return }
         while true {
-            let batch = waiting.update { w -> [(TagPuller.Download, Done)] in
-                let b = w.items
-                w.items = []
-                if b.isEmpty { w.running = false }
-                return b
+            let (ahead, batch) = waiting.update { w in
+                defer { (w.items, w.ahead) = ([], []) }
+                if w.items.isEmpty && w.ahead.isEmpty { w.running = false }
+                return (w.ahead, w.items)
             }
-            if batch.isEmpty { return }
+            if ahead.isEmpty && batch.isEmpty { return }
+            if !ahead.isEmpty {
+                let sums = (try? RemoteChecksums.sha256(of: ahead.map(\.name), in: puller.remoteDirectory, on: connection)) ?? [:]
+                known.update { $0.merge(sums) { $1 } }
+                for a in ahead { a.answer(sums[a.name]) }
+            }
+            if batch.isEmpty { continue }
             do {
-                for ((outcome, copy), item) in zip(try puller.confirm(batch.map(\.0), from: connection), batch) {
+                for ((outcome, copy), item) in zip(try puller.confirm(batch.map(\.0), from: connection, known: known.value), batch) {
                     record(outcome, copy, item.1)
                 }
             } catch {

@@ -150,8 +150,9 @@ final class TagPuller: Sendable {
 
     /// Downloads into `.ceti-part-<hash of the name>` (`NameCodec.partialName`: a short name of
     /// ceti's own, so a 255-byte name fits and a tag's own `x.part` is never mistaken for one),
-    /// continuing an earlier partial download (whose bytes are re-hashed, not re-sent).
-    func download(_ file: RemoteFile, from tag: any TagConnection) throws -> Download {
+    /// continuing an earlier partial download (whose bytes are re-hashed, not re-sent). `landed`
+    /// hears how many bytes of the file are on disk so far (a streamed upload follows them).
+    func download(_ file: RemoteFile, from tag: any TagConnection, landed: ((Int64) -> Void)? = nil) throws -> Download {
         let localDir = localDirectory(device: tag.name)
         let part = localDir + "/" + NameCodec.partialName(for: file.name)
         // A partial left as `<name>.part` by an earlier ceti: taken over, resumed and checked like
@@ -174,10 +175,12 @@ final class TagPuller: Sendable {
         }
         var sha = Digest(.sha256)
         if have > 0 { try FileHashes.hash(&sha, fd: fd, path: part, offset: 0, length: have) }
+        landed?(have)
         var offset = have
         let bytes = try tag.read(remoteDirectory + "/" + file.name, from: have) { chunk in
             try FileIO.writeAll(fd, part, chunk, at: offset)
             offset += Int64(chunk.count)
+            landed?(offset)
             sha.update(chunk)
             meter.sent(Int64(chunk.count))
             // SIGINT/SIGTERM: stop between chunks; the bytes so far stay in the .part.
@@ -195,12 +198,16 @@ final class TagPuller: Sendable {
 
     /// Confirms downloads against the tag's sha256sum (one command per batch of names), then
     /// renames each `.part` to its final name and records it. A mismatch removes the copy.
-    func confirm(_ received: [Download], from tag: any TagConnection) throws -> [(PullOutcome, CopyRecord?)] {
+    /// `known`: the tag's checksums asked for earlier (before a streamed file's transfer ended).
+    func confirm(_ received: [Download], from tag: any TagConnection, known: [String: String] = [:]) throws
+        -> [(PullOutcome, CopyRecord?)]
+    {
         let remoteDir = remoteDirectory
         let localDir = localDirectory(device: tag.name)
-        var remote: [String: String] = [:]
-        if options.remoteVerify, !received.isEmpty {
-            remote = try RemoteChecksums.sha256(of: received.map(\.file.name), in: remoteDir, on: tag)
+        var remote = known
+        let asking = received.map(\.file.name).filter { known[$0] == nil }
+        if options.remoteVerify, !asking.isEmpty {
+            remote.merge(try RemoteChecksums.sha256(of: asking, in: remoteDir, on: tag)) { $1 }
         }
         var out: [(PullOutcome, CopyRecord?)] = []
         for var r in received {

@@ -1,18 +1,21 @@
-/// How many uploads are in flight at once: up to `jobs` files (`-j`), and up to half of `jobs`
-/// parts' worth of bytes, where a file weighs what it keeps on the wire at a time (its size, or one
-/// part of a large file). On a long, thin uplink (a satellite link at 300 ms) a small file is mostly
-/// round trip, so `jobs` of them go at once to keep the link busy; large files, each with its own
-/// parts in flight, go half as many at a time.
+/// How many uploads are in flight at once: up to `jobs` files (`-j`), a small file (up to 1 MiB)
+/// counting as half of one, and up to half of `jobs` parts' worth of bytes, where a file weighs
+/// what it keeps on the wire at a time (its size, or one part of a large file). On a long, thin
+/// uplink (a satellite link at 300 ms) a small file is mostly round trip, so twice `jobs` of them
+/// go at once to keep the link busy; large files, each with its own parts in flight, go half as
+/// many at a time.
 actor TransferWindow {
-    private let maxFiles: Int
+    static let smallFile: Int64 = 1 << 20
+    /// In half files.
+    private let maxHalves: Int
     private let maxBytes: Int64
-    private var files = 0
+    private var halves = 0
     private var bytes: Int64 = 0
     /// Waiting files, by rank (sensor data before audio before logs), then in arrival order.
     private var waiting: [(weight: Int64, rank: Int, resume: CheckedContinuation<Void, Never>)] = []
 
     init(jobs: Int, partSize: Int64) {
-        maxFiles = max(1, jobs)
+        maxHalves = 2 * max(1, jobs)
         maxBytes = Int64(max(1, jobs / 2)) * partSize
         weightCap = partSize
     }
@@ -21,11 +24,15 @@ actor TransferWindow {
     nonisolated func weight(_ size: Int64) -> Int64 { max(1, min(size, weightCap)) }
     private nonisolated let weightCap: Int64
 
-    private func fits(_ weight: Int64) -> Bool { files == 0 || (files < maxFiles && bytes + weight <= maxBytes) }
+    private nonisolated func halves(_ weight: Int64) -> Int { weight <= Self.smallFile ? 1 : 2 }
+
+    private func fits(_ weight: Int64) -> Bool {
+        halves == 0 || (halves + halves(weight) <= maxHalves && bytes + weight <= maxBytes)
+    }
 
     func acquire(_ weight: Int64, rank: Int = 0) async {
         if waiting.isEmpty && fits(weight) {
-            files += 1
+            halves += halves(weight)
             bytes += weight
             return
         }
@@ -44,12 +51,12 @@ actor TransferWindow {
     }
 
     func release(_ weight: Int64) {
-        files -= 1
+        halves -= halves(weight)
         bytes -= weight
         // In order: the first waiting file goes first (no file of the same rank overtakes another).
         while let first = waiting.first, fits(first.weight) {
             waiting.removeFirst()
-            files += 1
+            halves += halves(first.weight)
             bytes += first.weight
             first.resume.resume()
         }

@@ -24,7 +24,16 @@ public enum UploadRun {
         let s3 = options.dryRun ? ReadOnlyStore(service.store) : service.store
 
         // Prove credentials and bucket before the ledger is opened: a wrong secret writes nothing.
+        // Meanwhile (the same round trip on a long link) S3 is asked, once and without retries,
+        // what the likely keys hold: their folders listed, the first few single keys HEADed
+        // ({date}: today's, as for a file the ledger does not know yet). A hint only: what it
+        // could not answer is asked again, in its place.
+        let today = Timestamp.utcDate()
+        async let early = RemoteIndex.ask(
+            s3: service.client, bucket: options.bucket,
+            keys: files.map { options.keyTemplate.key(prefix: options.prefix, date: today, file: $0) }, heads: options.jobs)
         try await s3.checkBucket(options.bucket)
+        let known = (try? await early) ?? RemoteIndex.Known()
 
         let ledger = options.dryRun ? try Ledger(readOnlyPath: ledgerPath) : try Ledger(path: ledgerPath)
 
@@ -38,7 +47,7 @@ public enum UploadRun {
         // ledger proves is skipped only while S3 still holds its object as recorded.
         let uploader = Uploader(
             options: options, s3: s3, ledger: ledger, console: console, meter: meter, pool: pool,
-            remote: try await RemoteIndex.build(s3: s3, bucket: options.bucket, keys: planned.map(\.key)))
+            remote: try await RemoteIndex.build(s3: s3, bucket: options.bucket, keys: planned.map(\.key), known: known))
         var work: [UploadPlanner.PlannedFile] = []
         for (p, held) in try await UploadPlanner.confirmProofs(planned, uploader: uploader, jobs: options.jobs) {
             if held, let object = p.proof {

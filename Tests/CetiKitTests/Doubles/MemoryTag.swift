@@ -33,6 +33,7 @@ final class MemoryTag: @unchecked Sendable {
         var refuseSudo = false
         var drops: [String: (bytes: Int64, breaksConnection: Bool)] = [:]
         var changes: [String: [UInt8]] = [:]
+        var garbles: [String: Int64] = [:]
         var commands: [String] = []
         var reads: [String: Int] = [:]
         var bytesRead: Int64 = 0
@@ -114,6 +115,10 @@ final class MemoryTag: @unchecked Sendable {
     /// bytes, as a read of a changing file does. Once.
     func changeDuringRead(_ name: String, to bytes: [UInt8]) { locked { $0.changes[Self.form(name)] = bytes } }
 
+    /// The next read of `name` delivers the byte at `offset` inverted (a link that corrupts what it
+    /// carries); the file itself stays as it is. Once.
+    func garbleInTransit(_ name: String, at offset: Int64) { locked { $0.garbles[Self.form(name)] = offset } }
+
     // MARK: what ceti did
 
     /// Every command run on the tag, in order.
@@ -180,7 +185,7 @@ final class MemoryTag: @unchecked Sendable {
 
     /// Starts a read: counts it and takes its faults (once each).
     fileprivate func beginRead(_ path: String, host: String) throws -> (
-        name: String, drop: (bytes: Int64, breaksConnection: Bool)?, change: [UInt8]?
+        name: String, drop: (bytes: Int64, breaksConnection: Bool)?, change: [UInt8]?, garble: Int64?
     ) {
         try locked { s in
             guard let name = entryName(of: path), case .file = s.entries[name] else {
@@ -188,7 +193,7 @@ final class MemoryTag: @unchecked Sendable {
                 throw SSHError.protocolError(host: host, operation: "opening \(path)", message: missing ? "no such file" : "failure")
             }
             s.reads[name, default: 0] += 1
-            return (name, s.drops.removeValue(forKey: name), s.changes.removeValue(forKey: name))
+            return (name, s.drops.removeValue(forKey: name), s.changes.removeValue(forKey: name), s.garbles.removeValue(forKey: name))
         }
     }
 
@@ -446,7 +451,7 @@ final class MemoryTagConnection: TagConnection {
     @discardableResult
     func read(_ path: String, from offset: Int64, _ consume: (UnsafeRawBufferPointer) throws -> Void) throws -> Int64 {
         try ensureUsable("reading \(path)")
-        let (name, drop, firstChange) = try tag.beginRead(path, host: label)
+        let (name, drop, firstChange, garble) = try tag.beginRead(path, host: label)
         var change = firstChange
         var delivered: Int64 = 0
         while true {
@@ -459,8 +464,11 @@ final class MemoryTagConnection: TagConnection {
                 want = Int(min(Int64(want), drop.bytes - delivered))
             }
             // The file as it is now, chunk by chunk, as a real read of a file being written.
-            let bytes = tag.chunk(name, at: offset + delivered, count: want)
+            var bytes = tag.chunk(name, at: offset + delivered, count: want)
             if bytes.isEmpty { break }
+            if let garble, garble >= offset + delivered, garble < offset + delivered + Int64(bytes.count) {
+                bytes[Int(garble - offset - delivered)] ^= 0xFF
+            }
             try bytes.withUnsafeBytes(consume)
             delivered += Int64(bytes.count)
             if let new = change {
