@@ -311,9 +311,15 @@ final class Boat: @unchecked Sendable {
     @Test func aLargeFlacIsStreamedWhilePulledAndCompletedOnceConfirmed() async throws {
         let boat = try Self.streamingBoat()
         let flac = "1700000000000.flac"
+        try FileManager.default.createDirectory(atPath: boat.staging(), withIntermediateDirectories: true)
+        let reads = try FileReadCounter(directory: boat.staging())
         let summary = try await boat.ingest()
         #expect(summary.exitCode == 0)
         try boat.expectDelivered()
+        // Each part was read once, to hash and send it (under the partial's name or, once renamed,
+        // the file's); completing the upload reads no byte of it again.
+        let counts = reads.reads()
+        #expect((counts[flac] ?? 0) + (counts[NameCodec.partialName(for: flac)] ?? 0) == 3, "\(counts)")
         #expect(boat.store.count("CreateMultipartUpload") == 1 && boat.store.count("UploadPart") == 3, "each part sent once")
         let key = try #require(boat.store.keys(bucket: Boat.bucket).first { $0.hasSuffix("/" + flac) })
         #expect(boat.store.object(bucket: Boat.bucket, key: key)?.metadata["sha256"] == Digest.sha256(boat.originals[flac]!).hex)

@@ -665,3 +665,35 @@ def test_a_large_firmware_flac_is_streamed_to_s3_while_it_is_still_being_pulled(
     # Each part was sent once; the upload was completed after the copy was confirmed.
     puts = [e for e in p.entries() if e["method"] == "PUT" and "partNumber=" in e["path"] and e.get("status") == 200]
     assert len(puts) == 4, puts
+
+
+def test_s3upload_of_the_staging_folder_sends_the_queue_and_ingest_then_writes_the_manifests(ceti, s3, bucket, tag_pair,
+                                                                                              proxy, tmp_path):
+    """After an offline ingest, `ceti s3upload STAGING` puts the queued files in S3 (and says whose
+    they are); a later `ceti ingest` with no tag writes each manifest and _COMPLETE and sends no file
+    again."""
+    t0 = tag_pair[0]
+    want = {t0.name: tag_files(0, raws=1)}
+    fill(t0.data, want[t0.name])
+    staging = tmp_path / "staging"
+    env = {"CETI_TAG_PASSWORD": t0.password}
+    argv = ingest_argv(ceti, [t0], bucket, staging, "--wait-for-s3", "0")
+    argv[argv.index("--endpoint-url") + 1] = "http://127.0.0.1:1"
+    ceti(*argv, env_extra=env, check=3, timeout=300)
+    assert boto_objects(s3, bucket) == {}
+
+    r = ceti("s3upload", "--bucket", bucket, "--endpoint-url", ceti.s3env.endpoint, staging, check=0, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "waiting in `ceti ingest`'s queue" in r.stderr and f"ceti ingest --staging {staging}" in r.stderr, r.stderr
+    sent = {k: v["etag"] for k, v in boto_objects(s3, bucket).items()}
+    assert len(sent) == len(want[t0.name]) and not any("/_runs/" in k for k in sent)
+
+    p = proxy()
+    r = ceti("ingest", "--staging", staging, "--endpoint-url", p.endpoint, "--bucket", bucket, "--subnet", "127.0.0.1/32",
+             "--port", "9", env_extra=env, check=0, timeout=300)
+    assert r.returncode == 0, r.stderr
+    objects = boto_objects(s3, bucket)
+    check_delivery(objects, s3_body(s3, bucket), want, tmp_path)
+    assert {k: v["etag"] for k, v in objects.items() if "/_runs/" not in k} == sent
+    writes = [e["path"].split("?")[0] for e in p.entries() if e["method"] in ("PUT", "POST")]
+    assert sorted(w.rsplit("/", 1)[1] for w in writes) == ["_COMPLETE", "manifest.json"], writes

@@ -26,8 +26,9 @@ final class IngestPipeline: Sendable {
     /// checksums (the upload's metadata needs the tag's SHA-256 before the last byte).
     let streamer: PartStreamer?
     /// The streaming of each file being pulled, by its final local path: its upload step waits
-    /// for it, so that one sender at a time owns the multipart upload.
-    private let streams = Locked<[String: Task<Void, Never>]>([:])
+    /// for it, so that one sender at a time owns the multipart upload, and takes the parts'
+    /// hashes from it when every part went.
+    private let streams = Locked<[String: Task<FileHashes?, Never>]>([:])
     let budget: StagingBudget
     let uplink: Uplink
     /// Input bytes compressed in this run, as they go (the progress line).
@@ -321,12 +322,13 @@ final class IngestPipeline: Sendable {
             var sha: String?
             for await s in answer { sha = s }
             do {
-                try await streamer.send(
+                return try await streamer.send(
                     file, device: device, final: final, partial: dir + "/" + NameCodec.partialName(for: file.name), tagSHA256: sha,
                     landed: landed)
             } catch let e as S3Error where e.isFatal {
                 noteFatal(e)
             } catch {}
+            return nil
         }
         streams.update { $0[final] = task }
         return landed
@@ -377,7 +379,7 @@ final class IngestPipeline: Sendable {
         var o = IngestFileOutcome(action: .failed, device: copy.device, name: name, size: copy.size)
         // Its parts streamed while it was pulled: those in flight land before the upload step
         // takes the multipart upload over.
-        if let streaming = streams.update({ $0.removeValue(forKey: copy.localPath) }) { await streaming.value }
+        let streamed = await streams.update({ $0.removeValue(forKey: copy.localPath) })?.value
         if let e = fatal.value {
             o.message = "\(e)"
             return o
@@ -415,7 +417,8 @@ final class IngestPipeline: Sendable {
             //    reached the file waits for it; once the run gives up waiting, it stays queued.
             let file = LocalFile(
                 path: path, device: copy.device, relativePath: (path as NSString).lastPathComponent, fingerprint: fingerprint)
-            guard let object = try await upload(file, hashed: derived?.hashed, whileWaiting: release) else {
+            let hashed = derived?.hashed ?? streamed.flatMap { $0 }.map { HashedFile(fingerprint: fingerprint, hashes: $0) }
+            guard let object = try await upload(file, hashed: hashed, whileWaiting: release) else {
                 o.action = .queued
                 o.queuedBytes = fingerprint.size
                 try ledger.noteDevice(run: run.id, device: copy.device, host: host)

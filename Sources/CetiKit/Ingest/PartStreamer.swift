@@ -41,11 +41,13 @@ final class PartStreamer: Sendable {
     private var bucket: String { options.bucket }
 
     /// Streams `file` of `device` as it lands in `partial` (renamed to `final` once confirmed).
-    /// `tagSHA256`: the tag's checksum of it (nil: nothing is streamed). Throws only a refusal.
+    /// `tagSHA256`: the tag's checksum of it (nil: nothing is streamed). Returns the hashes of the
+    /// file's parts as sent, when every part went (the upload step then needs no read of its own
+    /// to complete it); throws only a refusal.
     func send(
         _ file: RemoteFile, device: String, final: String, partial: String, tagSHA256: String?, landed: Watermark
-    ) async throws {
-        guard let sha = tagSHA256, uplink.isOnline, !landed.isAbandoned else { return }
+    ) async throws -> FileHashes? {
+        guard let sha = tagSHA256, let shaBytes = [UInt8](hex: sha), uplink.isOnline, !landed.isAbandoned else { return nil }
         let layout = PartLayout(size: file.size, requestedPartSize: options.partSize)
         let local = LocalFile(
             path: final, device: device, relativePath: (final as NSString).lastPathComponent,
@@ -60,7 +62,7 @@ final class PartStreamer: Sendable {
             // settled by it. Neither needs a byte sent now.
             guard try ledger.upload(bucket: bucket, key: key) == nil,
                 try await store.headObject(bucket: bucket, key: key) == nil
-            else { return }
+            else { return nil }
             id = try await store.createMultipartUpload(bucket: bucket, key: key, metadata: [("sha256", sha)])
             try ledger.beginUpload(
                 UploadRecord(
@@ -70,11 +72,12 @@ final class PartStreamer: Sendable {
             throw e
         } catch {
             console.verbose("\(device)/\(file.name.printable): not streamed (\(error)); it is uploaded once pulled")
-            return
+            return nil
         }
         console.verbose(
             "\(device)/\(file.name.printable): streaming \(layout.partCount) parts to s3://\(bucket)/\(key.printable) as they arrive")
         let counter = ByteCounter(meter: meter)
+        let sent = Locked<[Int: (md5: [UInt8], sha256: [UInt8])]>([:])
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 var next = 1
@@ -83,8 +86,9 @@ final class PartStreamer: Sendable {
                     let number = next
                     next += 1
                     group.addTask { [self] in
-                        try await sendPart(
+                        let hashes = try await sendPart(
                             number, of: layout, key: key, uploadID: id, final: final, partial: partial, landed: landed, counter: counter)
+                        sent.update { $0[number] = hashes }
                     }
                 }
                 // Half the files' share of the window, as a large file's own upload would.
@@ -95,7 +99,13 @@ final class PartStreamer: Sendable {
             throw e
         } catch {
             console.verbose("\(device)/\(file.name.printable): streaming stopped (\(error)); the rest goes once it is pulled")
+            return nil
         }
+        let parts = sent.value
+        guard parts.count == layout.partCount else { return nil }
+        let numbers = 1...layout.partCount
+        return FileHashes(
+            sha256: shaBytes, partMD5s: numbers.map { parts[$0]!.md5 }, partSHA256s: numbers.map { parts[$0]!.sha256 }, layout: layout)
     }
 
     private struct Stopped: Error, CustomStringConvertible {
@@ -105,10 +115,10 @@ final class PartStreamer: Sendable {
     private func sendPart(
         _ number: Int, of layout: PartLayout, key: String, uploadID: String, final: String, partial: String, landed: Watermark,
         counter: ByteCounter
-    ) async throws {
+    ) async throws -> (md5: [UInt8], sha256: [UInt8]) {
         let (offset, length) = layout.range(ofPart: number)
         guard await landed.wait(for: offset + length) else { throw Stopped() }
-        try await window.run(size: length, rank: 1) { [self] in
+        return try await window.run(size: length, rank: 1) { [self] in
             guard !landed.isAbandoned, !Interrupt.isRequested, uplink.isOnline else { throw Stopped() }
             // The part as it is on disk now (the .part, or the copy once confirmed and renamed).
             let (fd, path) = try openEither(partial, final)
@@ -119,6 +129,7 @@ final class PartStreamer: Sendable {
                 body: .file(descriptor: fd, offset: offset, length: length), md5: md5, sha256: sha, onBytesSent: counter.add)
             guard etag == md5.hex else { throw UploadError.etagMismatch(key: "\(key) part \(number)", expected: md5.hex, got: etag) }
             try ledger.recordPart(uploadID: uploadID, PartRecord(number: number, size: length, md5: md5.hex, etag: etag))
+            return (md5, sha)
         }
     }
 

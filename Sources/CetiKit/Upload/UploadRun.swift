@@ -82,10 +82,28 @@ public enum UploadRun {
                 if let outcome { finish(outcome) }
             }
         }
+        try sayIngestQueue(outcomes, ledger: ledger, console: console)
         return UploadSummary(
             bucket: options.bucket, dryRun: options.dryRun,
             files: outcomes.sorted { $0.path < $1.path },
             seconds: meter.elapsed, bytesSent: meter.bytesSent)
+    }
+
+    /// Files `ceti ingest` left waiting for S3 (its queue) go up like any other; their manifests are
+    /// ingest's to write, and it needs no tag for that. Says so, once.
+    static func sayIngestQueue(_ outcomes: [UploadOutcome], ledger: Ledger, console: Console) throws {
+        let held: Set<UploadOutcome.Action> = [.uploaded, .resumed, .skipped, .present, .overwritten]
+        let inS3 = Set(outcomes.filter { held.contains($0.action) }.map(\.path))
+        let queued = try ledger.queuedFiles().values.joined().filter {
+            inS3.contains($0.copy.localPath) || $0.derivatives.keys.contains(where: inS3.contains)
+        }
+        guard let first = queued.first else { return }
+        let staging = ((first.copy.localPath as NSString).deletingLastPathComponent as NSString).deletingLastPathComponent
+        let devices = Set(queued.map(\.copy.device)).sorted().joined(separator: ", ")
+        console.info(
+            "\(queued.count) of these file(s) (\(devices)) were waiting in `ceti ingest`'s queue: they are in S3 now. "
+                + "`ceti ingest --staging \(staging.printable)` (no tag needed) writes their manifests and _COMPLETE, "
+                + "sending none of them again")
     }
 
     /// One line per file when not on a terminal; on a terminal only what is not a plain skip.

@@ -311,8 +311,9 @@ final class Uploader: Sendable {
         }
         let id = uploadID!
         let missing = (1...layout.partCount).filter { done[$0] == nil }
-        let fd = try openFile(file.path)
-        defer { close(fd) }
+        // Opened only when a part is left to send (a streamed file's parts are all there).
+        let fd = missing.isEmpty ? -1 : try openFile(file.path)
+        defer { if fd >= 0 { close(fd) } }
 
         // A sliding window of parts in flight; the connection pool bounds the total across files.
         try await withThrowingTaskGroup(of: (Int, String).self) { group in
