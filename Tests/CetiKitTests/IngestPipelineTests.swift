@@ -372,6 +372,30 @@ final class Boat: @unchecked Sendable {
         #expect(boat.store.count("UploadPart") <= 4)
     }
 
+    // MARK: manifests are written create-only
+
+    /// Another writer puts a different manifest under this run's key first (a copy of the ledger
+    /// resuming the same run elsewhere): exactly one write wins; this run reports it, leaves that
+    /// manifest as it is, writes no `_COMPLETE` and cleans nothing.
+    @Test func aManifestAnotherWriterPutFirstIsNeverOverwritten() async throws {
+        let boat = try Boat()
+        let other = Array(#"{"schema_version":1,"written_by":"another laptop"}"#.utf8)
+        let store = boat.store
+        store.beforePut.value = { key in
+            if key.hasSuffix("/" + Manifest.fileName), store.object(bucket: Boat.bucket, key: key) == nil {
+                store.insert(bucket: Boat.bucket, key: key, bytes: other)
+            }
+        }
+        let summary = try await boat.ingest()
+        #expect(summary.exitCode == 1)
+        #expect(summary.tags.first?.error?.contains("already written by another ceti") == true)
+        let keys = store.keys(bucket: Boat.bucket)
+        let manifest = try #require(keys.first { $0.hasSuffix("/" + Manifest.fileName) })
+        #expect(store.object(bucket: Boat.bucket, key: manifest)?.bytes == other, "the other writer's manifest stands")
+        #expect(!keys.contains { $0.hasSuffix("/" + Manifest.completeMarker) })
+        #expect(boat.tag.names.count == 4, "nothing cleaned without this run's manifest")
+    }
+
     // MARK: cleaning needs its own proof
 
     /// An object that vanished from S3 after its upload proves nothing: that file stays on the

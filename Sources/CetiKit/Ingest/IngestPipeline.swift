@@ -579,6 +579,7 @@ enum IngestError: Error, CustomStringConvertible {
     case backupExists(path: String)
     case unverified(key: String)
     case changedSinceIngested(device: String, name: String, output: String)
+    case manifestTaken(key: String)
 
     var description: String {
         switch self {
@@ -588,6 +589,9 @@ enum IngestError: Error, CustomStringConvertible {
         case .missing(let path): return "\(path) is gone from staging; rerun to pull it again"
         case .changed(let path): return "\(path) changed after it was uploaded; the backup copy was not kept"
         case .backupExists(let path): return "\(path) already exists with other content; it was kept: move it away and rerun"
+        case .manifestTaken(let key):
+            return "\(key) was already written by another ceti with other content (a copy of this ledger resuming the same run?); "
+                + "it was left as it is and this run's manifest was not written: compare the two ledgers before going on"
         case .unverified(let key): return "s3://…/\(key) is not verified in the ledger; no manifest was written: rerun"
         case .changedSinceIngested(let device, let name, let output):
             return "\(name) changed on \(device) since an earlier version of it was compressed to \(output); both are kept "

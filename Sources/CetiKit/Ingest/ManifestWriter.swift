@@ -55,11 +55,35 @@ struct ManifestWriter: Sendable {
         let manifest = Manifest(
             schemaVersion: Manifest.currentSchema, runId: run.id, runStartedAt: run.startedAt,
             device: device, host: state.host, bucket: bucket, files: entries)
-        let etag = try await store.putSmall(try manifest.encoded(), bucket: bucket, key: manifestKey)
+        // Create-only: two writers of one run's manifest (two laptops resuming copies of one ledger)
+        // never overwrite each other; what is there decides.
+        let body = try manifest.encoded()
+        var etag: String
+        var listed = entries.count
+        do {
+            etag = try await store.putSmall(body, bucket: bucket, key: manifestKey, createOnly: true)
+        } catch let e as S3Error where e.isPreconditionFailed {
+            guard let existing = try await store.getObject(bucket: bucket, key: manifestKey) else { throw e }
+            etag = existing.etag
+            if existing.body != body {
+                // This run's own, written by an attempt stopped before it was recorded, listing
+                // some of these files: it stands, and the files listed since wait for the next run.
+                let written = try? Manifest.decode(existing.body)
+                guard let written, written.runId == run.id, written.device == device, written.files.allSatisfy(entries.contains)
+                else { throw IngestError.manifestTaken(key: "s3://\(bucket)/\(manifestKey)") }
+                try ledger.release(run: run.id, device: device, keeping: Set(written.files.map(\.remotePath)))
+                listed = written.files.count
+            }
+        }
         try ledger.recordManifest(run: run.id, device: device, key: manifestKey, etag: etag)
-        _ = try await store.putSmall([], bucket: bucket, key: completeKey)
+        do {
+            _ = try await store.putSmall([], bucket: bucket, key: completeKey, createOnly: true)
+        } catch let e as S3Error {
+            // Already there (an earlier attempt of this run, or a retry whose first try landed).
+            guard e.isPreconditionFailed else { throw e }
+        }
         try ledger.recordComplete(run: run.id, device: device)
-        console.info("\(device): \(entries.count) file(s) in s3://\(bucket)/\(manifestKey), then \(Manifest.completeMarker)")
+        console.info("\(device): \(listed) file(s) in s3://\(bucket)/\(manifestKey), then \(Manifest.completeMarker)")
         return "s3://\(bucket)/\(manifestKey)"
     }
 }

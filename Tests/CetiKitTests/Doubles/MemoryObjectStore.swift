@@ -55,6 +55,9 @@ final class MemoryObjectStore: ObjectStore, @unchecked Sendable {
 
     /// The `n`th request from now (1-based; of `operation` only, when given) fails with `error`
     /// before it takes effect. Once.
+    /// Called with the key before each PutObject is carried out (another writer racing this one).
+    let beforePut = Locked<(@Sendable (String) -> Void)?>(nil)
+
     func fail(_ error: S3Error, onRequest n: Int, operation: String? = nil) {
         lock.withLock { state.faults.append(Fault(error: error, operation: operation, remaining: n, afterEffect: false)) }
     }
@@ -163,6 +166,7 @@ final class MemoryObjectStore: ObjectStore, @unchecked Sendable {
         bucket: String, key: String, body: HTTPRequest.Body, md5: [UInt8], sha256: [UInt8],
         metadata: [(String, String)], createOnly: Bool, onBytesSent: (@Sendable (Int64) -> Void)?
     ) async throws -> String {
+        beforePut.value?(key)
         let meta = Self.metadata(metadata)
         return try perform("PutObject", bucket: bucket, key: key, body: body, onBytesSent: onBytesSent) { objects, bytes in
             try Self.checkDigests("PutObject", key, bytes, md5: md5, sha256: sha256)
