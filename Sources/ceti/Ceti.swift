@@ -27,7 +27,7 @@ struct CetiCommand: AsyncParsableCommand {
                 a second signal stops at once).
                 """ + manualExamples(examples),
             version: Ceti.version,
-            subcommands: [Ingest.self, WhaleTag.self, GeneralOffload.self, Compress.self, S3Upload.self, Status.self]
+            subcommands: [Ingest.self, WhaleTag.self, GeneralOffload.self, Compress.self, S3Upload.self, Verify.self, Status.self]
         )
     }
 

@@ -267,12 +267,12 @@ def proxy(s3env, tmp_path):
 
     def start(corrupt_nth_body: int | None = None, upstream: str | None = None,
               stall_nth_body: int | None = None, stall_seconds: float = 0, skew_first: int = 0,
-              deny_file: Path | None = None, down_file: Path | None = None) -> ProxyHandle:
+              deny_file: Path | None = None, down_file: Path | None = None, rot_key: str | None = None) -> ProxyHandle:
         log = tmp_path / f"proxy{len(started) + 1}.jsonl"
         up = upstream or s3env.hostport
         port, stop = start_proxy(up, log, corrupt_nth_body=corrupt_nth_body,
                                  stall_nth_body=stall_nth_body, stall_seconds=stall_seconds,
-                                 skew_first=skew_first, deny_file=deny_file, down_file=down_file)
+                                 skew_first=skew_first, deny_file=deny_file, down_file=down_file, rot_key=rot_key)
         h = ProxyHandle(port=port, log_path=log, upstream=up, _stop=stop)
         started.append(h)
         return h

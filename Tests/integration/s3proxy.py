@@ -251,8 +251,11 @@ class Proxy:
     def __init__(self, upstream: str, log_path: str, corrupt_nth_body: int | None = None,
                  listen_host: str = "127.0.0.1", listen_port: int = 0,
                  stall_nth_body: int | None = None, stall_seconds: float = 0, skew_first: int = 0,
-                 deny_file: str | None = None, down_file: str | None = None):
+                 deny_file: str | None = None, down_file: str | None = None, rot_key: str | None = None):
         self.upstream = _parse_upstream(upstream)
+        # GETs of a path holding this string get the first byte of their body flipped: bytes that
+        # rotted at rest while the object's size, ETag and metadata (HEAD) stayed as they were.
+        self.rot_key = rot_key
         self.deny_file = deny_file
         self.down_file = down_file
         # Answer the first N requests as AWS does to a client whose clock is off (SeaweedFS never
@@ -607,16 +610,18 @@ class Proxy:
                 client.send(head)
                 continue
             entry["status"] = status
-            return self._relay_response_rest(head, upc, client, method)
+            rot = (self.rot_key is not None and method.upper() == "GET" and status in (200, 206)
+                   and self.rot_key in entry.get("path", ""))
+            return self._relay_response_rest(head, upc, client, method, rot)
 
-    def _relay_response_rest(self, head: bytes, upc: Conn, client: Conn, method: str) -> bool:
+    def _relay_response_rest(self, head: bytes, upc: Conn, client: Conn, method: str, rot: bool = False) -> bool:
         """Send a final response head and its body to the client; return upstream keep-alive."""
         resp = Message(head)
         status = _status_of(head)
         client.send(head)
-        return self._relay_body(resp, status, upc, client, method)
+        return self._relay_body(resp, status, upc, client, method, rot)
 
-    def _relay_body(self, resp: Message, status: int, upc: Conn, client: Conn, method: str) -> bool:
+    def _relay_body(self, resp: Message, status: int, upc: Conn, client: Conn, method: str, rot: bool = False) -> bool:
         version = resp.start.split(" ", 1)[0]
         keep = resp.keep_alive(version)
         if method.upper() == "HEAD" or status in (204, 304) or 100 <= status < 200:
@@ -635,7 +640,7 @@ class Proxy:
                 self._relay_n(upc, client, size + 2)
         length = resp.content_length()
         if length is not None:
-            self._relay_n(upc, client, length)
+            self._relay_n(upc, client, length, rot)
             return keep
         while True:  # delimited by close
             chunk = upc.read_some(IO_SIZE)
@@ -644,11 +649,14 @@ class Proxy:
             client.send(chunk)
 
     @staticmethod
-    def _relay_n(src: Conn, dst: Conn, n: int) -> None:
+    def _relay_n(src: Conn, dst: Conn, n: int, rot: bool = False) -> None:
         while n > 0:
             chunk = src.read_some(min(IO_SIZE, n))
             if not chunk:
                 raise PeerGone("upstream closed the connection inside a body")
+            if rot:
+                chunk = bytes([chunk[0] ^ 0x01]) + chunk[1:]
+                rot = False
             dst.send(chunk)
             n -= len(chunk)
 
@@ -665,11 +673,11 @@ def _status_of(head: bytes) -> int:
 def start_proxy(upstream: str, log_path, corrupt_nth_body: int | None = None,
                 listen_host: str = "127.0.0.1", listen_port: int = 0,
                 stall_nth_body: int | None = None, stall_seconds: float = 0, skew_first: int = 0,
-                deny_file=None, down_file=None):
+                deny_file=None, down_file=None, rot_key=None):
     """Run the proxy on threads in this process. Returns (port, stop_fn)."""
     proxy = Proxy(upstream, os.fspath(log_path), corrupt_nth_body, listen_host, listen_port,
                   stall_nth_body, stall_seconds, skew_first, os.fspath(deny_file) if deny_file else None,
-                  os.fspath(down_file) if down_file else None)
+                  os.fspath(down_file) if down_file else None, rot_key)
     proxy.start()
     return proxy.port, proxy.stop
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-COMMANDS = ["ingest", "whaletag", "general_offload", "compress", "s3upload", "status"]
+COMMANDS = ["ingest", "whaletag", "general_offload", "compress", "s3upload", "verify", "status"]
 DEVICE = "CETI-DJI_MINI2-1"
 NOWHERE = "127.0.0.1:1"
 
@@ -111,6 +111,7 @@ def test_config_flag_on_every_command(ceti, tmp_path, command):
         "general_offload": ["general_offload", "-n", "--registry", tmp_path, tmp_path, DEVICE],
         "compress": ["compress", "-n", tmp_path],
         "s3upload": ["s3upload", "-n", "--bucket", "b", tmp_path],
+        "verify": ["verify", "--bucket", "b"],
         "status": ["status"],
     }[command]
     r = ceti(*argv, "--config", missing, check=2)

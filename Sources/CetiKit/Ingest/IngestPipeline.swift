@@ -131,7 +131,7 @@ final class IngestPipeline: Sendable {
         // Streams of files that never reached their upload step (disowned, failed, interrupted).
         let folder = puller.localDirectory(device: pulled.tag) + "/"
         for left in streams.update({ s in s.filter { $0.key.hasPrefix(folder) }.map { s.removeValue(forKey: $0.key)! } }) {
-            await left.value
+            _ = await left.value
         }
         report.tag = pulled.tag
         report.duplicateOf = pulled.duplicateOf

@@ -201,6 +201,13 @@ public final class Ledger: @unchecked Sendable {
 
     // MARK: objects
 
+    /// The verified objects in `bucket` (of one device when given), by key.
+    public func verifiedObjects(bucket: String, device: String? = nil) throws -> [ObjectRecord] {
+        try select(
+            ObjectRecord.self, "FROM objects o WHERE o.bucket = ?" + (device == nil ? "" : " AND o.device = ?") + " ORDER BY o.key",
+            [.text(bucket)] + (device.map { [.text($0)] } ?? []))
+    }
+
     public func object(bucket: String, key: String) throws -> ObjectRecord? {
         try select(ObjectRecord.self, "FROM objects o WHERE o.bucket = ? AND o.key = ?", [.text(bucket), .text(key)]).first
     }

@@ -191,6 +191,18 @@ extension Ledger {
 
     // MARK: backups
 
+    /// Every verified backup copy, by path.
+    public func backups() throws -> [(path: String, sha256: String, size: Int64)] {
+        try locked {
+            try rows("SELECT path, sha256, size FROM backups ORDER BY path").map { (try $0.text(0), try $0.text(1), try $0.int(2)) }
+        }
+    }
+
+    /// The devices a run took.
+    public func devices(run: String) throws -> [String] {
+        try locked { try rows("SELECT device FROM run_devices WHERE run_id = ? ORDER BY device", [.text(run)]).map { try $0.text(0) } }
+    }
+
     /// The verified backup copy at `path`, if one was made (its SHA-256 and size).
     public func backup(path: String) throws -> (sha256: String, size: Int64)? {
         try locked {
