@@ -34,7 +34,7 @@ struct CetiCommand: AsyncParsableCommand {
     /// Each command's EXAMPLES, by the name its help's USAGE line shows.
     static let examplesByCommand: [String: String] = [
         "ingest": Ingest.examples, "whaletag": WhaleTag.examples, "general_offload": GeneralOffload.examples,
-        "compress": Compress.examples, "s3upload": S3Upload.examples, "status": Status.examples,
+        "compress": Compress.examples, "s3upload": S3Upload.examples, "verify": Verify.examples, "status": Status.examples,
     ]
 
     /// A help text with its command's EXAMPLES section appended (help text is what ArgumentParser

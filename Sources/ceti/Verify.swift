@@ -19,9 +19,9 @@ struct Verify: AsyncParsableCommand {
     }
 
     static let examples = """
-          ceti verify --bucket ceti-raw                 every verified object: HEAD each
-          ceti verify --deep --device wt-0a1b2c3d       read one tag's objects back and hash them
-          ceti verify --run 20261122T051530Z-a1b2 --json   one run's objects, for scripts
+          ceti verify --bucket ceti-raw            HEAD every verified object
+          ceti verify --deep --device wt-0a1b2c3d  read one tag's objects back
+          ceti verify --run RUN_ID --json          one run's objects, for scripts
         """
 
     @Flag(help: "Also read every object back and hash it, and hash every backup copy.")

@@ -681,6 +681,10 @@ def test_s3upload_of_the_staging_folder_sends_the_queue_and_ingest_then_writes_t
     argv[argv.index("--endpoint-url") + 1] = "http://127.0.0.1:1"
     ceti(*argv, env_extra=env, check=3, timeout=300)
     assert boto_objects(s3, bucket) == {}
+    # Not safe to delete anywhere yet: every file of the tag, with its local copy or derivative.
+    pending = json.loads(ceti("status", "--pending", "--json", check=0).stdout)["files"]
+    assert sorted(f["file"].rsplit("/", 1)[1] for f in pending) == sorted(want[t0.name])
+    assert all(f["device"] == t0.name and (f.get("copy") or f.get("derivative")) for f in pending), pending
 
     r = ceti("s3upload", "--bucket", bucket, "--endpoint-url", ceti.s3env.endpoint, staging, check=0, timeout=300)
     assert r.returncode == 0, r.stderr
@@ -697,3 +701,4 @@ def test_s3upload_of_the_staging_folder_sends_the_queue_and_ingest_then_writes_t
     assert {k: v["etag"] for k, v in objects.items() if "/_runs/" not in k} == sent
     writes = [e["path"].split("?")[0] for e in p.entries() if e["method"] in ("PUT", "POST")]
     assert sorted(w.rsplit("/", 1)[1] for w in writes) == ["_COMPLETE", "manifest.json"], writes
+    assert json.loads(ceti("status", "--pending", "--json", check=0).stdout)["files"] == []

@@ -502,3 +502,23 @@ def test_an_endpoint_that_never_answers_is_given_up_within_the_documented_bound(
     # 8 attempts of the bucket check, and the one HEAD sent with the first (a hint, never retried).
     assert len(accepted) == 8 + 1
     assert 8 * 1 <= took <= 8 * (1 + 5) + 61.5 + 5, took
+
+
+def test_status_pending_lists_exactly_the_files_without_a_verified_object(ceti, s3, bucket, tmp_path):
+    """A partial upload (one file conflicts with other content already under its key): `status
+    --pending` lists exactly that file; `--files` shows where every file's copies are."""
+    root = tmp_path / "up"
+    for name in ("a.csv", "b.csv", "c.raw"):
+        write(root / "wt-p" / name, os.urandom(2000))
+    s3.put_object(Bucket=bucket, Key=f"raw/{today()}/wt-p/b.csv", Body=b"someone else's bytes")
+    upload(ceti, bucket, root, check=1)
+
+    pending = json.loads(ceti("status", "--pending", "--json", check=0).stdout)["files"]
+    assert [(f["device"], f["file"]) for f in pending] == [("wt-p", str(root / "wt-p" / "b.csv"))], pending
+    assert pending[0].get("object") is None
+    every = json.loads(ceti("status", "--files", "--json", check=0).stdout)["files"]
+    held = {Path(f["file"]).name: f.get("object") for f in every}
+    assert held == {"a.csv": f"s3://{bucket}/raw/{today()}/wt-p/a.csv", "b.csv": None,
+                    "c.raw": f"s3://{bucket}/raw/{today()}/wt-p/c.raw"}, held
+    text = ceti("status", "--pending", check=0).stdout
+    assert "wt-p/b.csv" in text and "NOT IN S3" in text and "a.csv" not in text
