@@ -10,9 +10,9 @@ struct Verify: AsyncParsableCommand {
             discussion: """
                 Every object the ledger verified in the bucket (or only a run's, or a device's) is asked for with \
                 HEAD: size, ETag and x-amz-meta-sha256 must be those recorded. --deep also reads each object \
-                back (ranged GETs, 8 MiB at a time per object) and hashes it, and hashes each backup copy; without \
-                it a backup copy must exist with its recorded size. Every mismatch is listed (missing, changed, \
-                metadata, corrupt, backup). Nothing is written anywhere.
+                back (ranged GETs, 8 MiB at a time per object) and hashes it, and hashes each backup copy and each \
+                object's local file still in staging; without it those must have their recorded sizes. Every \
+                mismatch is listed (missing, changed, metadata, corrupt, backup, local). Nothing is written anywhere.
 
                 Exit status: 0 everything as recorded, 1 a mismatch was found, 2 usage/configuration error.
                 """ + manualExamples(examples))

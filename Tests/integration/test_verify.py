@@ -25,6 +25,8 @@ def test_verify_names_what_s3_lost_or_changed_and_deep_finds_rot(ceti, s3, bucke
 
     ok = json.loads(verify(ceti, bucket, ceti.s3env.endpoint, "--json", check=0).stdout)
     assert ok["problems"] == [] and ok["objects"] == len(objects) and ok["backups"] == len(objects)
+    # Staging keeps each uploaded file (the FLAC, the gzip, the files that went as they were).
+    assert ok["local_copies"] == len(objects), ok
     deep = verify(ceti, bucket, ceti.s3env.endpoint, "--deep", check=0)
     assert deep.returncode == 0 and "read back and hashed" in deep.stdout, deep.stdout + deep.stderr
 
@@ -41,11 +43,18 @@ def test_verify_names_what_s3_lost_or_changed_and_deep_finds_rot(ceti, s3, bucke
     s3.delete_object(Bucket=bucket, Key=gone)
     some_backup = next(p for p in backup.rglob("*") if p.is_file())
     some_backup.write_bytes(some_backup.read_bytes()[:-1])
+    # A staged file whose bytes changed but not its size: only --deep reads it.
+    staged = next(p for p in (tmp_path / "staging").rglob("*.gz"))
+    blob = bytearray(staged.read_bytes())
+    blob[-1] ^= 0xFF
+    staged.write_bytes(bytes(blob))
     r = verify(ceti, bucket, ceti.s3env.endpoint, "--json", check=1)
     found = {(x["kind"], x["what"]) for x in json.loads(r.stdout)["problems"]}
     assert found == {("changed", f"s3://{bucket}/{changed}"), ("missing", f"s3://{bucket}/{gone}"),
                      ("backup", str(some_backup))}, found
     assert f"missing: s3://{bucket}/{gone}" in r.stderr and f"changed: s3://{bucket}/{changed}" in r.stderr
+    r = verify(ceti, bucket, ceti.s3env.endpoint, "--deep", "--json", check=1)
+    assert ("local", str(staged)) in {(x["kind"], x["what"]) for x in json.loads(r.stdout)["problems"]}
 
     # One device only: the other tag's objects are not asked for.
     device = tag_pair[0].name

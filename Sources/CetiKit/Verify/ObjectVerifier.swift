@@ -44,16 +44,19 @@ struct ObjectVerifier: Sendable {
         return nil
     }
 
-    /// A backup copy: there, of its size, and (deep) of its SHA-256.
-    func check(backup path: String, sha256: String, size: Int64, deep: Bool) async throws -> VerifySummary.Problem? {
+    /// A backup copy (`.backup`: it must be there) or an object's local file (`.local`: checked
+    /// while it is still on disk): of its size, and (deep) of its SHA-256.
+    func check(_ kind: VerifySummary.Problem.Kind, path: String, sha256: String, size: Int64, deep: Bool) async throws
+        -> VerifySummary.Problem?
+    {
         guard let now = FileWalker.fingerprint(path: path) else {
-            return .init(kind: .backup, what: path, detail: "the backup copy is gone")
+            return kind == .backup ? .init(kind: kind, what: path, detail: "the backup copy is gone") : nil
         }
         guard now.size == size else {
-            return .init(kind: .backup, what: path, detail: "\(ByteSize.format(now.size)) on disk; recorded \(ByteSize.format(size))")
+            return .init(kind: kind, what: path, detail: "\(ByteSize.format(now.size)) on disk; recorded \(ByteSize.format(size))")
         }
         guard deep else { return nil }
         let got = try await pool.run { try FileHashes.sha256(path: path) }
-        return got == sha256 ? nil : .init(kind: .backup, what: path, detail: "its bytes hash to \(got); recorded \(sha256)")
+        return got == sha256 ? nil : .init(kind: kind, what: path, detail: "its bytes hash to \(got); recorded \(sha256)")
     }
 }

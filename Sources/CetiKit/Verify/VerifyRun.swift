@@ -65,7 +65,12 @@ public enum VerifyRun {
             }
         }
         for b in backups {
-            found(try await verifier.check(backup: b.path, sha256: b.sha256, size: b.size, deep: options.deep))
+            found(try await verifier.check(.backup, path: b.path, sha256: b.sha256, size: b.size, deep: options.deep))
+        }
+        // The local files the objects were made from, where staging still holds them.
+        for o in objects where FileWalker.fingerprint(path: o.localPath) != nil {
+            summary.localCopies += 1
+            found(try await verifier.check(.local, path: o.localPath, sha256: o.sha256, size: o.size, deep: options.deep))
         }
         summary.problems.sort { ($0.kind.rawValue, $0.what) < ($1.kind.rawValue, $1.what) }
         return summary

@@ -15,6 +15,8 @@ public struct VerifySummary: Sendable, Encodable {
             case corrupt
             /// A backup copy is gone, or differs in size or (--deep) SHA-256.
             case backup
+            /// The local file an object was made from (still in staging) differs from it.
+            case local
         }
         public var kind: Kind
         /// s3://bucket/key, or the backup's path.
@@ -27,6 +29,8 @@ public struct VerifySummary: Sendable, Encodable {
     public var objects = 0
     public var bytes: Int64 = 0
     public var backups = 0
+    /// Local files of the objects still on disk, checked against them.
+    public var localCopies = 0
     public var problems: [Problem] = []
 
     public var exitCode: Int32 { problems.isEmpty ? 0 : 1 }
@@ -34,7 +38,7 @@ public struct VerifySummary: Sendable, Encodable {
     public var line: String {
         let what =
             "\(objects) object(s) (\(ByteSize.format(bytes))) in s3://\(bucket)"
-            + (backups > 0 ? " and \(backups) backup copies" : "")
+            + (backups > 0 ? ", \(backups) backup copies" : "") + (localCopies > 0 ? ", \(localCopies) local copies" : "")
         let how = deep ? "read back and hashed" : "checked (size, ETag, x-amz-meta-sha256)"
         if problems.isEmpty { return "verify: \(what) \(how): all as recorded" }
         return "verify: \(what) \(how): \(problems.count) problem(s) listed above"
