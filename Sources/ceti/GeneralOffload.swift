@@ -61,7 +61,7 @@ struct GeneralOffload: AsyncParsableCommand {
             if let registry {
                 devices = try DeviceRegistry.fromFile(registry)
             } else {
-                let settings = try S3Settings.resolve(try s3.flags(), environment: env, config: config)
+                let settings = try s3.settings(environment: env, config: config)
                 var http = CurlClient.Options()
                 http.connections = 1
                 http.connectTimeoutSeconds = 10

@@ -85,7 +85,7 @@ struct Ingest: AsyncParsableCommand {
             guard (1...64).contains(cj) else { throw UsageError("--compress-jobs \(cj): give a number from 1 to 64") }
             let env = ProcessInfo.processInfo.environment
             let config = try ConfigFile.load(explicit: s3.config, environment: env)
-            let settings = try S3Settings.resolve(try s3.flags(), environment: env, config: config)
+            let settings = try s3.settings(environment: env, config: config)
             var pull = try login.pullOptions(dataDir: staging, ledgerFlag: ledger.ledger, environment: env, config: config)
             pull.jobs = tagJobs
             var compress = CompressOptions(directories: [], ledgerPath: pull.ledgerPath, jobs: cj)

@@ -56,7 +56,7 @@ struct S3Upload: AsyncParsableCommand {
         try await runReportingErrors(console) {
             let env = ProcessInfo.processInfo.environment
             let config = try ConfigFile.load(explicit: s3.config, environment: env)
-            let settings = try S3Settings.resolve(try s3.flags(), environment: env, config: config)
+            let settings = try s3.settings(environment: env, config: config)
             var options = try transfer.uploadOptions(
                 directories: directories, bucket: settings.bucket, urlPrefix: try s3.bucketURL().prefix,
                 ledgerFlag: ledger.ledger, environment: env, config: config)

@@ -87,6 +87,11 @@ struct S3Options: ParsableArguments {
         return (String(name), path.isEmpty ? nil : path)
     }
 
+    /// The S3 settings in force: these flags, then the environment, then the config file.
+    func settings(environment: [String: String], config: ConfigFile) throws -> S3Settings {
+        try S3Settings.resolve(try flags(), environment: environment, config: config)
+    }
+
     /// The flags for `S3Settings.resolve`, with --bucket s3://NAME/PREFIX reduced to NAME.
     func flags() throws -> S3Settings.Flags {
         S3Settings.Flags(bucket: try bucketURL().name, endpointURL: endpointURL, region: region, profile: profile)

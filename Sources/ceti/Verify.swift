@@ -46,7 +46,7 @@ struct Verify: AsyncParsableCommand {
         try await runReportingErrors(console) {
             let env = ProcessInfo.processInfo.environment
             let config = try ConfigFile.load(explicit: s3.config, environment: env)
-            let settings = try S3Settings.resolve(try s3.flags(), environment: env, config: config)
+            let settings = try s3.settings(environment: env, config: config)
             var options = VerifyOptions(
                 bucket: settings.bucket, ledgerPath: Ledger.resolvePath(flag: ledger.ledger, environment: env, config: config))
             options.deep = deep

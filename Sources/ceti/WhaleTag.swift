@@ -108,7 +108,7 @@ struct WhaleTag: AsyncParsableCommand {
                 return tags.contains { $0.problem != nil } ? 1 : 0
             }
             // Only cleaning by upload proof needs S3: a pull works with no uplink at all.
-            let settings = clean && proof == .uploaded ? try S3Settings.resolve(try s3.flags(), environment: env, config: config) : nil
+            let settings = clean && proof == .uploaded ? try s3.settings(environment: env, config: config) : nil
             let summary = try await WhaleTagRun.pull(
                 targets: tag, discovering: all ? try WhaleTagRun.subnets(login.subnet) : nil,
                 options: options, s3: settings, console: console)

@@ -140,13 +140,9 @@ class TcpProxy:
             if self.reset_after_down is not None:
                 self._resetting(client, server, self.reset_after_down)
                 continue
-            if self.rate or self.reset_every:
-                conn = _Conn(client, server)
-                self._shaped(conn, client, server, "up")
-                self._shaped(conn, server, client, "down")
-                continue
-            self._pipe(client, server, "up")
-            self._pipe(server, client, "down")
+            conn = _Conn(client, server)
+            self._shaped(conn, client, server, "up")
+            self._shaped(conn, server, client, "down")
 
     def _reset(self, conn: "_Conn") -> None:
         """RST to both sides of one connection (idempotent)."""
@@ -159,7 +155,7 @@ class TcpProxy:
         _abort(conn.client, conn.server)
 
     def _shaped(self, conn: "_Conn", src: socket.socket, dst: socket.socket, direction: str) -> None:
-        """One direction of a connection under rate / delay / reset_every."""
+        """One direction of a connection, under rate / delay / reset_every when given."""
         bucket = self.buckets.get(direction)
         chunk = self.chunk
 
@@ -304,69 +300,6 @@ class TcpProxy:
 
         threading.Thread(target=up, daemon=True).start()
         threading.Thread(target=down, daemon=True).start()
-
-    def _pipe(self, src: socket.socket, dst: socket.socket, direction: str) -> None:
-        if self.delay <= 0:
-            def run():
-                try:
-                    while True:
-                        data = src.recv(1 << 16)
-                        if not data:
-                            break
-                        self._count(direction, len(data))
-                        dst.sendall(data)
-                except OSError:
-                    pass
-                finally:
-                    for s in (src, dst):
-                        try:
-                            s.shutdown(socket.SHUT_RDWR)
-                        except OSError:
-                            pass
-            threading.Thread(target=run, daemon=True).start()
-            return
-        # With latency: a reader stamps chunks, a writer releases each `delay` after it arrived.
-        queue: deque = deque()
-        cond = threading.Condition()
-
-        def reader():
-            try:
-                while True:
-                    data = src.recv(1 << 16)
-                    with cond:
-                        queue.append((time.monotonic() + self.delay, data))
-                        cond.notify()
-                    if not data:
-                        break
-                    self._count(direction, len(data))
-            except OSError:
-                with cond:
-                    queue.append((0.0, b""))
-                    cond.notify()
-
-        def writer():
-            try:
-                while True:
-                    with cond:
-                        while not queue:
-                            cond.wait()
-                        due, data = queue.popleft()
-                    wait = due - time.monotonic()
-                    if wait > 0:
-                        time.sleep(wait)
-                    if not data:
-                        break
-                    dst.sendall(data)
-            except OSError:
-                pass
-            finally:
-                try:
-                    dst.shutdown(socket.SHUT_WR)
-                except OSError:
-                    pass
-
-        threading.Thread(target=reader, daemon=True).start()
-        threading.Thread(target=writer, daemon=True).start()
 
     def stop(self) -> None:
         self.stopping.set()

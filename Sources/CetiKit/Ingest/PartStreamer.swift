@@ -55,9 +55,8 @@ final class PartStreamer: Sendable {
         let key: String
         let id: String
         do {
-            // The key the upload step will give the copy ({date}: the day the ledger planned it).
-            let date = try ledger.file(path: final)?.plannedDate ?? Timestamp.utcDate()
-            key = options.keyTemplate.key(prefix: options.prefix, date: date, file: local)
+            // The key the upload step will give the copy.
+            key = options.key(for: local, plannedDate: try ledger.file(path: final)?.plannedDate)
             // An upload begun earlier is resumed by the upload step; an object already there is
             // settled by it. Neither needs a byte sent now.
             guard try ledger.upload(bucket: bucket, key: key) == nil,

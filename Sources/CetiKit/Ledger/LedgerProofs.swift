@@ -75,7 +75,7 @@ extension Ledger {
     /// Every verified copy of a device's files, with its derivatives and whether a complete
     /// manifest lists it, by remote path, newest copy first: one query for a whole tag.
     public func pulledFiles(device: String) throws -> [String: [PulledFile]] {
-        Dictionary(grouping: try pulled(device: device), by: \.copy.remotePath)
+        Dictionary(grouping: try pulled(where: "s.device = ?", [.text(device)]), by: \.copy.remotePath)
     }
 
     /// A pulled copy done locally whose upload waits for S3 (ingest without an uplink).
@@ -94,17 +94,17 @@ extension Ledger {
 
     /// What earlier runs left waiting for S3, by device (each file's newest copy).
     public func queuedFiles() throws -> [String: [PulledFile]] {
-        let queued = try locked { Set(try rows("SELECT local_path FROM upload_queue").map { try $0.text(0) }) }
-        guard !queued.isEmpty else { return [:] }
+        // Only the copies the queue names are read (not every file the ledger ever pulled).
         var newest: [String: PulledFile] = [:]
-        for f in try pulled(device: nil) where queued.contains(f.copy.localPath) && newest[f.copy.localPath] == nil {
+        for f in try pulled(where: "c.path IN (SELECT local_path FROM upload_queue)") where newest[f.copy.localPath] == nil {
             newest[f.copy.localPath] = f
         }
         return Dictionary(grouping: newest.values.filter { !$0.complete }, by: \.copy.device)
     }
 
-    /// One row per copy and derivative, merged per copy; newest copy first.
-    private func pulled(device: String?) throws -> [PulledFile] {
+    /// One row per copy and derivative, merged per copy; newest copy first. `filter`: the SQL
+    /// condition on the sources `s` and copies `c` to take.
+    private func pulled(where filter: String, _ args: [SQLValue] = []) throws -> [PulledFile] {
         let found = try locked {
             try rows(
                 """
@@ -113,8 +113,8 @@ extension Ledger {
                 LEFT JOIN derivatives d ON d.input_path = c.path AND d.input_sha256 = s.sha256
                 LEFT JOIN run_files f ON f.device = s.device AND f.remote_path = s.remote_path AND f.sha256 = s.sha256
                 LEFT JOIN run_devices rd ON rd.run_id = f.run_id AND rd.device = f.device
-                \(device == nil ? "" : "WHERE s.device = ?") ORDER BY c.id DESC
-                """, device.map { [.text($0)] } ?? [])
+                WHERE \(filter) ORDER BY c.id DESC
+                """, args)
         }
         var out: [PulledFile] = []
         var index: [String: Int] = [:]

@@ -41,6 +41,21 @@ extension ObjectStore {
             createOnly: createOnly, onBytesSent: nil)
     }
 
+    /// The SHA-256 of an object's first `size` bytes, read back in ranges (bounded memory), and how
+    /// many bytes there were (fewer than `size` when the object is shorter).
+    public func sha256(bucket: String, key: String, size: Int64) async throws -> (hex: String, bytes: Int64) {
+        var sha = Digest(.sha256)
+        let chunk: Int64 = 8 << 20
+        var offset: Int64 = 0
+        while offset < size {
+            let bytes = try await getObjectRange(bucket: bucket, key: key, offset: offset, count: min(chunk, size - offset))
+            guard !bytes.isEmpty else { break }
+            sha.update(bytes)
+            offset += Int64(bytes.count)
+        }
+        return (sha.finalize().hex, offset)
+    }
+
     /// A small object sent from memory (manifests, markers); its ETag checked against its MD5.
     public func putSmall(_ body: [UInt8], bucket: String, key: String, createOnly: Bool = false) async throws -> String {
         let md5 = Digest.md5(body)

@@ -32,4 +32,10 @@ extension UploadOptions {
         http.stallSeconds = stallSeconds
         return http
     }
+
+    /// A file's key. {date} is the UTC day the ledger first planned the file (`plannedDate`), today
+    /// for a file it does not know yet, so a resume on a later day finds the same key.
+    func key(for file: LocalFile, plannedDate: String?) -> String {
+        keyTemplate.key(prefix: prefix, date: plannedDate ?? Timestamp.utcDate(), file: file)
+    }
 }

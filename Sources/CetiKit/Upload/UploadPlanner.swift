@@ -53,7 +53,7 @@ enum UploadPlanner {
                 if record == nil {
                     newFiles.append(FileRecord(path: file.path, fingerprint: file.fingerprint, sha256: nil, plannedDate: today))
                 }
-                let key = options.keyTemplate.key(prefix: options.prefix, date: date, file: file)
+                let key = options.key(for: file, plannedDate: date)
                 // Keys of files never land among the runs' manifests.
                 if key.hasPrefix(runs) {
                     settled.append(

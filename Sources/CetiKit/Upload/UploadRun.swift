@@ -28,10 +28,8 @@ public enum UploadRun {
         // what the likely keys hold: their folders listed, the first few single keys HEADed
         // ({date}: today's, as for a file the ledger does not know yet). A hint only: what it
         // could not answer is asked again, in its place.
-        let today = Timestamp.utcDate()
         async let early = RemoteIndex.ask(
-            s3: service.client, bucket: options.bucket,
-            keys: files.map { options.keyTemplate.key(prefix: options.prefix, date: today, file: $0) }, heads: options.jobs)
+            s3: service.client, bucket: options.bucket, keys: files.map { options.key(for: $0, plannedDate: nil) }, heads: options.jobs)
         try await s3.checkBucket(options.bucket)
         let known = (try? await early) ?? RemoteIndex.Known()
 

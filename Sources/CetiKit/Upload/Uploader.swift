@@ -167,7 +167,7 @@ final class Uploader: Sendable {
         var same = head.size == size && head.etag == hashes.etag
         if !same, head.size == size, head.sha256 == hashes.sha256.hex {
             // Metadata alone proves nothing: read the object back.
-            same = try await remoteSHA256(key: key, size: size) == hashes.sha256.hex
+            same = try await s3.sha256(bucket: bucket, key: key, size: size).hex == hashes.sha256.hex
         }
         if same {
             outcome.action = .present
@@ -198,20 +198,6 @@ final class Uploader: Sendable {
             return outcome
         }
         return nil
-    }
-
-    /// The SHA-256 of an object's bytes, read back in ranges (bounded memory).
-    private func remoteSHA256(key: String, size: Int64) async throws -> String {
-        var sha = Digest(.sha256)
-        let chunk: Int64 = 8 << 20
-        var offset: Int64 = 0
-        while offset < size {
-            let bytes = try await s3.getObjectRange(bucket: bucket, key: key, offset: offset, count: min(chunk, size - offset))
-            guard !bytes.isEmpty else { break }
-            sha.update(bytes)
-            offset += Int64(bytes.count)
-        }
-        return sha.finalize().hex
     }
 
     /// The upload step: one local file under its key → a verified object: sent (or resumed),

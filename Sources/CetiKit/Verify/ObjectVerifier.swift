@@ -6,9 +6,6 @@ import Foundation
 struct ObjectVerifier: Sendable {
     let store: any ObjectStore
     let pool: BlockingPool
-    /// Bytes asked for per ranged GET while reading an object back (memory: this per object).
-    static let rangeSize: Int64 = 8 << 20
-
     func check(_ object: ObjectRecord, deep: Bool) async throws -> VerifySummary.Problem? {
         let what = "s3://\(object.bucket)/\(object.key.printable)"
         guard let head = try await store.headObject(bucket: object.bucket, key: object.key) else {
@@ -26,20 +23,11 @@ struct ObjectVerifier: Sendable {
             return .init(kind: .metadata, what: what, detail: "x-amz-meta-sha256 is \(head.sha256 ?? "absent"); recorded \(object.sha256)")
         }
         guard deep else { return nil }
-        var sha = Digest(.sha256)
-        var offset: Int64 = 0
-        while offset < object.size {
-            let bytes = try await store.getObjectRange(
-                bucket: object.bucket, key: object.key, offset: offset, count: min(Self.rangeSize, object.size - offset))
-            guard !bytes.isEmpty else { break }
-            sha.update(bytes)
-            offset += Int64(bytes.count)
-        }
-        let got = sha.finalize().hex
-        guard offset == object.size, got == object.sha256 else {
+        let (got, read) = try await store.sha256(bucket: object.bucket, key: object.key, size: object.size)
+        guard read == object.size, got == object.sha256 else {
             return .init(
                 kind: .corrupt, what: what,
-                detail: "its \(ByteSize.format(offset)) read back hash to \(got); recorded \(object.sha256) (size and ETag as recorded)")
+                detail: "its \(ByteSize.format(read)) read back hash to \(got); recorded \(object.sha256) (size and ETag as recorded)")
         }
         return nil
     }
