@@ -424,6 +424,17 @@ def bench_args(doc: str) -> argparse.ArgumentParser:
     return ap
 
 
+def tags_and_s3(bench: str) -> tuple[str, str]:
+    """For the benches that run simulated tags and S3: root (tag-sim's sshd) and with-s3.sh's
+    server are required; returns the endpoint and the bench bucket."""
+    if os.geteuid() != 0:
+        sys.exit(f"bench: {bench} needs root (the simulated tags run their own sshd)")
+    endpoint = os.environ.get("CETI_TEST_ENDPOINT", "").rstrip("/")
+    if not endpoint:
+        sys.exit("bench: run under scripts/with-s3.sh (CETI_TEST_ENDPOINT is not set)")
+    return endpoint, (os.environ.get("CETI_TEST_BUCKETS") or "ceti-bench").split(",")[0]
+
+
 def ceti_bin() -> str:
     return os.environ.get("CETI_BIN") or str(REPO / ".build" / "release" / "ceti")
 

@@ -61,7 +61,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from benchlib import (REPO, Measured, bench_args, build_launcher, ceti_bin, ceti_source, install_signal_handlers,  # noqa: E402
+from benchlib import (REPO, Measured, bench_args, build_launcher, tags_and_s3, ceti_bin, ceti_source, install_signal_handlers,  # noqa: E402
                       log, machine_info, record, run_measured, sh, write_random)
 from whaletag_bench import ServerCpu, wait_sessions_gone  # noqa: E402
 
@@ -314,12 +314,7 @@ def main() -> int:
     parts = set(args.parts.split(","))
     tools = [t for t in ("ceti", "reference") if t in args.tools.split(",")]
 
-    if os.geteuid() != 0:
-        sys.exit("bench: boat_bench needs root (the simulated tags run their own sshd)")
-    endpoint = os.environ.get("CETI_TEST_ENDPOINT", "").rstrip("/")
-    bucket = (os.environ.get("CETI_TEST_BUCKETS") or "ceti-bench").split(",")[0]
-    if not endpoint:
-        sys.exit("bench: run under scripts/with-s3.sh (CETI_TEST_ENDPOINT is not set)")
+    endpoint, bucket = tags_and_s3("boat_bench")
     s3_host, s3_port = endpoint.split("://", 1)[-1].rsplit(":", 1)
     install_signal_handlers()
     t_start = time.monotonic()

@@ -28,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 from benchlib import (bench_args, build_launcher, ceti_bin, ensure_numpy, machine_info, record, run_measured,  # noqa: E402
-                      write_hydrophone_raw, write_sensor_csv)
+                      tags_and_s3, write_hydrophone_raw, write_sensor_csv)
 sys.path.insert(0, str(REPO / "Tests" / "integration"))
 import tagsim  # noqa: E402
 
@@ -65,12 +65,7 @@ def main() -> int:
     ap.add_argument("--uplink", default="40M",
                     help="also run with the upload capped at this rate for both tools (MiB/s as 40M; 'none' to skip)")
     args = ap.parse_args()
-    if os.geteuid() != 0:
-        sys.exit("bench: ingest_bench needs root (the simulated tags run their own sshd)")
-    endpoint = os.environ.get("CETI_TEST_ENDPOINT")
-    bucket = (os.environ.get("CETI_TEST_BUCKETS") or "ceti-bench").split(",")[0]
-    if not endpoint:
-        sys.exit("bench: run under scripts/with-s3.sh (CETI_TEST_ENDPOINT is not set)")
+    endpoint, bucket = tags_and_s3("ingest_bench")
     t_start = time.monotonic()
     ceti = ceti_bin()
     aws = str(REPO / ".venv" / "bin" / "aws")

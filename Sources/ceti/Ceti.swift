@@ -27,14 +27,17 @@ struct CetiCommand: AsyncParsableCommand {
                 a second signal stops at once).
                 """ + manualExamples(examples),
             version: Ceti.version,
-            subcommands: [Ingest.self, WhaleTag.self, GeneralOffload.self, Compress.self, S3Upload.self, Verify.self, Status.self]
+            subcommands: [
+                Ingest.self, WhaleTag.self, GeneralOffload.self, Compress.self, S3Upload.self, Verify.self, Restore.self, Status.self,
+            ]
         )
     }
 
     /// Each command's EXAMPLES, by the name its help's USAGE line shows.
     static let examplesByCommand: [String: String] = [
         "ingest": Ingest.examples, "whaletag": WhaleTag.examples, "general_offload": GeneralOffload.examples,
-        "compress": Compress.examples, "s3upload": S3Upload.examples, "verify": Verify.examples, "status": Status.examples,
+        "compress": Compress.examples, "s3upload": S3Upload.examples, "verify": Verify.examples, "restore": Restore.examples,
+        "status": Status.examples,
     ]
 
     /// A help text with its command's EXAMPLES section appended (help text is what ArgumentParser

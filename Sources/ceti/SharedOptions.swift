@@ -63,16 +63,9 @@ struct S3Options: ParsableArguments {
             "Bucket: NAME or s3://NAME/PREFIX, whose PREFIX stands in for --prefix (else CETI_BUCKET, else `bucket:` in the config file).",
             valueName: "bucket"))
     var bucket: String?
-    @Option(
-        name: .customLong("endpoint-url"),
-        help: "S3-compatible endpoint, e.g. http://127.0.0.1:8333 (else AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL; default AWS).")
-    var endpointURL: String?
-    @Option(help: "Region (else AWS_REGION / AWS_DEFAULT_REGION / the profile's; default us-east-1).")
-    var region: String?
-    @Option(help: "AWS profile in ~/.aws/credentials and ~/.aws/config (else AWS_PROFILE, else default).")
-    var profile: String?
-    @Option(help: "Config file (default $XDG_CONFIG_HOME/ceti/config.yaml).", completion: .file(extensions: ["yaml", "yml"]))
-    var config: String?
+    @OptionGroup var connection: S3ConnectionOptions
+
+    var config: String? { connection.config }
 
     /// --bucket split into the bucket's name and, for s3://NAME/PREFIX, the prefix (nil when none).
     /// A plain name is kept as it is; `s3://` with no bucket name is a usage error.
@@ -94,7 +87,25 @@ struct S3Options: ParsableArguments {
 
     /// The flags for `S3Settings.resolve`, with --bucket s3://NAME/PREFIX reduced to NAME.
     func flags() throws -> S3Settings.Flags {
-        S3Settings.Flags(bucket: try bucketURL().name, endpointURL: endpointURL, region: region, profile: profile)
+        connection.flags(bucket: try bucketURL().name)
+    }
+}
+
+/// How to reach S3, without the bucket (restore takes its bucket from the manifest).
+struct S3ConnectionOptions: ParsableArguments {
+    @Option(
+        name: .customLong("endpoint-url"),
+        help: "S3-compatible endpoint, e.g. http://127.0.0.1:8333 (else AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL; default AWS).")
+    var endpointURL: String?
+    @Option(help: "Region (else AWS_REGION / AWS_DEFAULT_REGION / the profile's; default us-east-1).")
+    var region: String?
+    @Option(help: "AWS profile in ~/.aws/credentials and ~/.aws/config (else AWS_PROFILE, else default).")
+    var profile: String?
+    @Option(help: "Config file (default $XDG_CONFIG_HOME/ceti/config.yaml).", completion: .file(extensions: ["yaml", "yml"]))
+    var config: String?
+
+    func flags(bucket: String?) -> S3Settings.Flags {
+        S3Settings.Flags(bucket: bucket, endpointURL: endpointURL, region: region, profile: profile)
     }
 }
 

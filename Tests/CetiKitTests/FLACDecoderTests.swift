@@ -44,6 +44,7 @@ import Testing
 
     /// Where two byte strings first differ, nil when equal (a failed `==` on megabytes prints them all).
     func difference(_ a: [UInt8], _ b: [UInt8]) -> String? {
+        if a == b { return nil }  // the library's compare: fast in a debug build
         let common = min(a.count, b.count)
         let i = (0..<common).first { a[$0] != b[$0] } ?? common
         if i == a.count && i == b.count { return nil }
@@ -275,6 +276,272 @@ import Testing
             let result = try decode(dir + "/in.flac", format, to: dir + "/out.raw")
             #expect(difference(read(dir + "/out.raw"), raw) == nil)
             #expect(result.sha256 == Digest.sha256(raw))
+        }
+    }
+
+    // MARK: WAV, with the chunks around its audio kept as `flac --keep-foreign-metadata` keeps them
+
+    /// Little-endian bytes of `value`.
+    func le(_ value: UInt64, _ count: Int) -> [UInt8] { (0..<count).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) } }
+
+    /// A RIFF chunk: its id, size, body and, when the body's length is odd, `pad`.
+    func chunk(_ id: String, _ body: [UInt8], pad: UInt8 = 0) -> [UInt8] {
+        Array(id.utf8) + le(UInt64(body.count), 4) + body + (body.count % 2 == 1 ? [pad] : [])
+    }
+
+    /// The fmt chunk flac itself writes: PCM, or WAVE_FORMAT_EXTENSIBLE when `mask` is given.
+    func fmt(_ format: RawFormat, mask: UInt32? = nil) -> [UInt8] {
+        var body =
+            le(mask == nil ? 1 : 0xFFFE, 2) + le(UInt64(format.channels), 2) + le(UInt64(format.sampleRate), 4)
+            + le(UInt64(format.sampleRate * format.frameBytes), 4) + le(UInt64(format.frameBytes), 2) + le(UInt64(format.bitsPerSample), 2)
+        if let mask {
+            body += le(22, 2) + le(UInt64(format.bitsPerSample), 2) + le(UInt64(mask), 4)
+            body += [0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10, 0x00, 0x80, 0x00, 0x00, 0xaa, 0x00, 0x38, 0x9b, 0x71]
+        }
+        return chunk("fmt ", body)
+    }
+
+    /// A WAV of `chunks`, its RIFF size that of the file less 8 bytes.
+    func riff(_ chunks: [[UInt8]]) -> [UInt8] {
+        let body = chunks.reduce(into: Array("WAVE".utf8)) { $0.append(contentsOf: $1) }
+        return Array("RIFF".utf8) + le(UInt64(body.count), 4) + body
+    }
+
+    static func wavFormat(_ channels: Int, _ bits: Int, _ rate: Int) -> RawFormat {
+        RawFormat(channels: channels, bitsPerSample: bits, sampleRate: rate, bigEndian: false, signed: bits > 8)
+    }
+
+    /// The WAVs of the brief, each as flac would write its header: `flac -d --keep-foreign-metadata`
+    /// gives them back byte for byte too.
+    func wavCases() -> [(name: String, wav: [UInt8], format: RawFormat, audio: [UInt8])] {
+        let stereo = Self.wavFormat(2, 16, 48_000)
+        let three = Self.wavFormat(3, 24, 96_000)
+        let mono8 = Self.wavFormat(1, 8, 8_000)
+        let list = chunk("LIST", Array("INFO".utf8) + chunk("ISFT", Array("ceti test\0".utf8)))
+        // GUANO metadata (as bat recorders write it), odd-sized; a non-zero pad byte is kept as it is.
+        let guano = chunk("guan", Array("GUANO|Version:1.0\nMake:Wildlife Acoustics\n".utf8), pad: 0x55)
+        let ixml = chunk("iXML", Array("<BWFXML><PROJECT>ceti</PROJECT></BWFXML>\n".utf8))
+        let audio = (pcm(stereo, frames: 30_001), pcm(three, frames: 20_000, seed: 2), pcm(stereo, frames: 9_999, seed: 3))
+        // Odd-length audio: flac writes a zero pad byte after it, before the chunks that follow.
+        let odd = pcm(mono8, frames: 10_001, seed: 4)
+        return [
+            ("plain", riff([fmt(stereo), chunk("data", audio.0)]), stereo, audio.0),
+            ("extensible", riff([fmt(three, mask: 0x7), chunk("data", audio.1)]), three, audio.1),
+            ("chunks", riff([fmt(stereo), list, guano, chunk("data", audio.2), ixml]), stereo, audio.2),
+            ("odd8bit", riff([fmt(mono8), chunk("data", odd), chunk("id3 ", [1, 2, 3])]), mono8, odd),
+        ]
+    }
+
+    /// Compresses `wav` as `ceti compress` does (WAVHeader, then FLACEncoder with its chunks).
+    @discardableResult
+    func encodeWAV(_ wav: [UInt8], in dir: String, name: String = "in") throws -> String {
+        let wavPath = dir + "/\(name).wav"
+        let flacPath = dir + "/\(name).flac"
+        try write(wav, wavPath)
+        let input = open(wavPath, O_RDONLY)
+        let output = open(flacPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        try #require(input >= 0 && output >= 0)
+        defer {
+            close(input)
+            close(output)
+        }
+        let header = try WAVHeader.parse(fd: input, path: wavPath, fileSize: Int64(wav.count))
+        let result = try FLACEncoder.encode(
+            inputFD: input, inputPath: wavPath, inputSize: Int64(wav.count), pcmOffset: header.dataOffset,
+            pcmLength: header.dataLength, format: header.format, level: 5, outputFD: output, outputPath: flacPath,
+            foreign: header.foreign)
+        #expect(result.inputSHA256 == Digest.sha256(wav), "the input's hash covers every byte, stored ones included")
+        return flacPath
+    }
+
+    @discardableResult
+    func decodeWAV(_ flacPath: String, to outPath: String, progress: ((Int64) -> Void)? = nil) throws -> FLACDecoder.Result {
+        let input = open(flacPath, O_RDONLY)
+        let output = open(outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        try #require(input >= 0 && output >= 0)
+        defer {
+            close(input)
+            close(output)
+        }
+        return try FLACDecoder.decodeWAV(inputFD: input, inputPath: flacPath, outputFD: output, outputPath: outPath, progress: progress)
+    }
+
+    /// The metadata blocks of a FLAC: type and body (an APPLICATION block's id included).
+    func metadataBlocks(_ flac: [UInt8]) -> [(type: UInt8, body: [UInt8])] {
+        var blocks: [(type: UInt8, body: [UInt8])] = []
+        var at = 4
+        while at + 4 <= flac.count {
+            let length = Int(flac[at + 1]) << 16 | Int(flac[at + 2]) << 8 | Int(flac[at + 3])
+            blocks.append((flac[at] & 0x7F, Array(flac[(at + 4)..<min(flac.count, at + 4 + length)])))
+            if flac[at] & 0x80 != 0 { break }
+            at += 4 + length
+        }
+        return blocks
+    }
+
+    /// The payloads of the APPLICATION blocks "riff", in order.
+    func riffBlocks(_ flac: [UInt8]) -> [[UInt8]] {
+        metadataBlocks(flac).filter { $0.type == 2 && $0.body.prefix(4) == ArraySlice("riff".utf8) }.map { Array($0.body.dropFirst(4)) }
+    }
+
+    @Test func eachWAVComesBackByteForByte() throws {
+        for c in wavCases() {
+            try inTemporaryDirectory { dir in
+                let flac = try encodeWAV(c.wav, in: dir)
+                var progressed: Int64 = 0
+                let result = try decodeWAV(flac, to: dir + "/out.wav") { progressed += $0 }
+                #expect(difference(read(dir + "/out.wav"), c.wav) == nil, "\(c.name)")
+                #expect(result.sha256 == Digest.sha256(c.wav), "\(c.name)")
+                #expect(result.bytes == Int64(c.wav.count), "\(c.name)")
+                #expect(result.samples == UInt64(c.audio.count / c.format.frameBytes), "\(c.name)")
+                #expect(progressed == Int64(read(flac).count), "\(c.name)")
+                // The audio alone, as before, for callers that want the PCM.
+                try decode(flac, c.format, to: dir + "/out.raw")
+                #expect(difference(read(dir + "/out.raw"), c.audio) == nil, "\(c.name)")
+            }
+        }
+    }
+
+    @Test(.enabled(if: haveFlacTool, "\(flacTool) is not installed: no cross-check against the reference tool"))
+    func theReferenceToolRestoresTheSameWAVAndStoresTheSameBlocks() throws {
+        for c in wavCases() {
+            try inTemporaryDirectory { dir in
+                let flac = try encodeWAV(c.wav, in: dir)
+                #expect(try runFlacTool(["-t", flac]) == 0, "\(c.name): flac -t")
+                #expect(try runFlacTool(["-d", "--keep-foreign-metadata", "-o", dir + "/flac.wav", flac]) == 0, "\(c.name)")
+                #expect(difference(read(dir + "/flac.wav"), c.wav) == nil, "\(c.name): flac -d --keep-foreign-metadata")
+
+                // flac's own FLAC of the same WAV: the same "riff" blocks, in the same order after
+                // the same VORBIS_COMMENT (flac adds a SEEKTABLE and a PADDING block, ceti neither).
+                #expect(try runFlacTool(["--keep-foreign-metadata", "-o", dir + "/reference.flac", dir + "/in.wav"]) == 0)
+                let ours = metadataBlocks(read(flac)).filter { $0.type == 2 || $0.type == 4 }
+                let theirs = metadataBlocks(read(dir + "/reference.flac")).filter { $0.type == 2 || $0.type == 4 }
+                #expect(ours.map(\.type) == theirs.map(\.type), "\(c.name)")
+                #expect(ours.map(\.body) == theirs.map(\.body), "\(c.name)")
+                #expect(riffBlocks(read(flac)).count == (c.name == "chunks" ? 6 : c.name == "odd8bit" ? 4 : 3))
+                // And ceti rebuilds the WAV from flac's FLAC.
+                try decodeWAV(dir + "/reference.flac", to: dir + "/ceti.wav")
+                #expect(difference(read(dir + "/ceti.wav"), c.wav) == nil, "\(c.name): decodeWAV of flac's FLAC")
+            }
+        }
+    }
+
+    @Test func theFLACKeepsTheChannelMaskAsFlacDoes() throws {
+        try inTemporaryDirectory { dir in
+            let format = Self.wavFormat(4, 16, 48_000)
+            let flac = try encodeWAV(riff([fmt(format, mask: 0x603), chunk("data", pcm(format, frames: 1000))]), in: dir)
+            let comments = metadataBlocks(read(flac)).filter { $0.type == 4 }.map(\.body)
+            try #require(comments.count == 1)
+            #expect(String(decoding: comments[0], as: UTF8.self).hasSuffix("WAVEFORMATEXTENSIBLE_CHANNEL_MASK=0x0603"))
+            // Without the comment, `flac -d` would write 4.0's usual mask (0x0033) instead.
+            if Self.haveFlacTool {
+                #expect(try runFlacTool(["-d", "--keep-foreign-metadata", "-o", dir + "/flac.wav", flac]) == 0)
+                #expect(difference(read(dir + "/flac.wav"), read(dir + "/in.wav")) == nil)
+            }
+        }
+    }
+
+    /// RF64: sizes in the ds64 chunk, the data chunk's size 0xFFFFFFFF, as flac writes them.
+    @Test func anRF64ComesBackByteForByte() throws {
+        try inTemporaryDirectory { dir in
+            let format = Self.wavFormat(2, 16, 44_100)
+            let audio = pcm(format, frames: 5001, seed: 5)
+            let format16 = fmt(format)
+            let riffSize = 4 + 36 + format16.count + 8 + audio.count
+            let ds64 = chunk("ds64", le(UInt64(riffSize), 8) + le(UInt64(audio.count), 8) + le(5001, 8) + le(0, 4))
+            let wav =
+                Array("RF64".utf8) + le(0xFFFF_FFFF, 4) + Array("WAVE".utf8) + ds64 + format16
+                + Array("data".utf8) + le(0xFFFF_FFFF, 4) + audio
+            let flac = try encodeWAV(wav, in: dir)
+            try decodeWAV(flac, to: dir + "/out.rf64")
+            #expect(difference(read(dir + "/out.rf64"), wav) == nil)
+            if Self.haveFlacTool {
+                // flac writes RF64 for an output named .rf64 (or with --force-rf64-format).
+                #expect(try runFlacTool(["-d", "--keep-foreign-metadata", "-o", dir + "/flac.rf64", flac]) == 0)
+                #expect(difference(read(dir + "/flac.rf64"), wav) == nil)
+            }
+        }
+    }
+
+    /// A header flac would not write (an 18-byte fmt chunk ending in cbSize 0, as WAVEFORMATEX
+    /// writers leave it): `flac -d` 1.4.2 writes its own 16-byte one, ceti the stored one.
+    @Test func aHeaderFlacWouldWriteDifferentlyComesBackAsStored() throws {
+        try inTemporaryDirectory { dir in
+            let format = Self.wavFormat(2, 24, 48_000)
+            var body = Array(fmt(format).dropFirst(8))
+            body += [0, 0]
+            let wav = riff([chunk("fmt ", body), chunk("data", pcm(format, frames: 3000, seed: 6))])
+            let flac = try encodeWAV(wav, in: dir)
+            try decodeWAV(flac, to: dir + "/out.wav")
+            #expect(difference(read(dir + "/out.wav"), wav) == nil)
+        }
+    }
+
+    @Test func aFLACWithoutAWAVHeaderIsRefused() throws {
+        try inTemporaryDirectory { dir in
+            let flac = try encode(pcm(.tag, frames: 5000), .tag, in: dir)
+            let error = #expect(throws: FLACDecoder.DecodeError.self) { try decodeWAV(flac, to: dir + "/out.wav") }
+            guard case .noWAVHeader = error else { Issue.record("got \(String(describing: error))"); return }
+            #expect(error?.description.contains("holds no WAV header") == true)
+            #expect(error?.description.contains("flac -d") == true)
+            #expect(read(dir + "/out.wav").isEmpty)
+        }
+    }
+
+    @Test func aDamagedWAVFLACFails() throws {
+        try inTemporaryDirectory { dir in
+            let c = wavCases()[2]
+            let good = read(try encodeWAV(c.wav, in: dir))
+            // In the audio, then cut inside the metadata and inside the audio.
+            var bad = good
+            bad[good.count * 2 / 3] ^= 0x10
+            try write(bad, dir + "/bad.flac")
+            let flipped = #expect(throws: FLACDecoder.DecodeError.self) { try decodeWAV(dir + "/bad.flac", to: dir + "/out.wav") }
+            #expect(isDamage(flipped), "\(String(describing: flipped))")
+            for cut in [60, audioStart(good) - 5, good.count * 3 / 5] {
+                try write(Array(good.prefix(cut)), dir + "/cut.flac")
+                let error = #expect(throws: FLACDecoder.DecodeError.self) { try decodeWAV(dir + "/cut.flac", to: dir + "/out.wav") }
+                #expect(isDamage(error), "cut at \(cut): \(String(describing: error))")
+            }
+        }
+    }
+
+    /// The largest chunk a metadata block holds, kept; libFLAC and flac take it.
+    @Test func aChunkOfTheLargestSizeIsKept() throws {
+        let format = Self.wavFormat(2, 16, 48_000)
+        let junk = chunk("JUNK", [UInt8](repeating: 0x4A, count: WAVHeader.maxChunk - 8))
+        let wav = riff([fmt(format), junk, chunk("data", pcm(format, frames: 2000))])
+        try inTemporaryDirectory { dir in
+            let flac = try encodeWAV(wav, in: dir)
+            #expect(riffBlocks(read(flac)).map(\.count) == [12, 24, WAVHeader.maxChunk, 8])
+            try decodeWAV(flac, to: dir + "/out.wav")
+            #expect(difference(read(dir + "/out.wav"), wav) == nil)
+            if Self.haveFlacTool {
+                #expect(try runFlacTool(["-d", "--keep-foreign-metadata", "-o", dir + "/flac.wav", flac]) == 0)
+                #expect(difference(read(dir + "/flac.wav"), wav) == nil)
+            }
+        }
+    }
+
+    /// What ceti cannot keep whole is refused before anything is encoded (and the original kept).
+    @Test func aWAVTheFLACCannotHoldWholeIsRefused() throws {
+        let format = Self.wavFormat(1, 8, 8_000)
+        let odd = pcm(format, frames: 101)
+        let junk = chunk("JUNK", [UInt8](repeating: 0, count: 14 << 20))
+        let cases: [(String, [UInt8], String)] = [
+            ("big", riff([fmt(format), chunk("JUNK", [UInt8](repeating: 0, count: WAVHeader.maxChunk - 6)), chunk("data", odd)]), "JUNK"),
+            ("much", riff([fmt(format), junk, junk, junk, junk, junk, chunk("data", odd)]), "64 MiB"),
+            ("pad", riff([fmt(format), chunk("data", odd, pad: 7)]), "pad byte"),
+            ("nopad", riff([fmt(format)]) + Array("data".utf8) + le(101, 4) + odd, "no pad byte"),
+            ("stray", riff([fmt(format), chunk("data", odd)]) + [1, 2, 3], "not a chunk"),
+            ("cut", riff([fmt(format), chunk("data", odd), chunk("LIST", [UInt8](repeating: 0, count: 40))]).dropLast(3), "past the end"),
+        ]
+        try inTemporaryDirectory { dir in
+            for (name, wav, says) in cases {
+                let error = #expect(throws: WAVHeader.WAVError.self, "\(name)") { try encodeWAV(wav, in: dir, name: name) }
+                #expect(error?.description.contains(says) == true, "\(name): \(String(describing: error))")
+                #expect(error?.description.contains("left untouched") == true, "\(name)")
+            }
         }
     }
 }

@@ -380,7 +380,8 @@ class Proxy:
             return False
         method, target, version = parts
         entry = {"method": method, "path": target, "body_bytes": 0, "status": None,
-                 "complete": False, "conn": cid, "corrupted": False, "amz_date": req.get("x-amz-date")}
+                 "complete": False, "conn": cid, "corrupted": False, "amz_date": req.get("x-amz-date"),
+                 "range": req.get("range")}
         with self.count_lock:
             skew = self.skew_left > 0
             self.skew_left -= 1 if skew else 0

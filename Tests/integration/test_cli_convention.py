@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-COMMANDS = ["ingest", "whaletag", "general_offload", "compress", "s3upload", "verify", "status"]
+COMMANDS = ["ingest", "whaletag", "general_offload", "compress", "s3upload", "verify", "restore", "status"]
 DEVICE = "CETI-DJI_MINI2-1"
 NOWHERE = "127.0.0.1:1"
 
@@ -112,6 +112,7 @@ def test_config_flag_on_every_command(ceti, tmp_path, command):
         "compress": ["compress", "-n", tmp_path],
         "s3upload": ["s3upload", "-n", "--bucket", "b", tmp_path],
         "verify": ["verify", "--bucket", "b"],
+        "restore": ["restore", tmp_path / "manifest.json", tmp_path / "out"],
         "status": ["status"],
     }[command]
     r = ceti(*argv, "--config", missing, check=2)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import math
 import os
@@ -114,6 +116,86 @@ def test_wav_takes_its_layout_from_the_header(ceti, tmp_path):
     compress(ceti, tmp_path / "in", check=0)  # the raw flags (3 ch, big-endian) must not matter
     subprocess.run(["flac", "-t", "-s", str(d / "take.flac")], check=True)
     assert flac_decode(d / "take.flac", tmp_path / "back.raw", endian="little") == data
+
+
+def riff_chunk(cid: bytes, body: bytes, pad: bytes = b"\0") -> bytes:
+    """A RIFF chunk: id, little-endian size, body, and a pad byte after an odd-sized body."""
+    return cid + struct.pack("<I", len(body)) + body + (pad if len(body) % 2 else b"")
+
+
+def wav_bytes(*chunks: bytes) -> bytes:
+    body = b"WAVE" + b"".join(chunks)
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def fmt_chunk(channels: int, bits: int, rate: int, mask: int | None = None) -> bytes:
+    """The fmt chunk flac writes: PCM, or WAVE_FORMAT_EXTENSIBLE holding PCM when a mask is given."""
+    frame = channels * bits // 8
+    body = struct.pack("<HHIIHH", 1 if mask is None else 0xFFFE, channels, rate, rate * frame, frame, bits)
+    if mask is not None:
+        body += struct.pack("<HHI", 22, bits, mask) + bytes.fromhex("0100000000001000800000aa00389b71")
+    return riff_chunk(b"fmt ", body)
+
+
+def python_wave(data: bytes) -> bytes:
+    """A 16-bit stereo WAV as Python's wave module writes it."""
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(48000)
+        w.writeframes(data)
+    return buf.getvalue()
+
+
+WAVS = {
+    "plain": lambda: python_wave(pcm(24001, 2, 16, "little")),
+    "extensible": lambda: wav_bytes(fmt_chunk(3, 24, 96000, mask=0x7), riff_chunk(b"data", pcm(9000, 3, 24, "little"))),
+    # A LIST chunk, an odd-sized chunk (its pad byte kept as it is, even non-zero) before the audio,
+    # and a chunk after it.
+    "chunks": lambda: wav_bytes(
+        fmt_chunk(2, 16, 48000),
+        riff_chunk(b"LIST", b"INFO" + riff_chunk(b"ISFT", b"drone recorder 2.1\0")),
+        riff_chunk(b"guan", b"GUANO|Version:1.0\nMake:Wildlife Acoustics\n", pad=b"\x55"),
+        riff_chunk(b"data", pcm(7001, 2, 16, "little", seed=3)),
+        riff_chunk(b"iXML", b"<BWFXML><PROJECT>ceti</PROJECT></BWFXML>\n")),
+    # Odd-length 8-bit audio: a zero pad byte after it, then a chunk.
+    "odd8bit": lambda: wav_bytes(
+        fmt_chunk(1, 8, 8000), riff_chunk(b"data", bytes(random.Random(4).randrange(256) for _ in range(10001))),
+        riff_chunk(b"id3 ", b"\x01\x02\x03")),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WAVS))
+def test_a_wav_comes_back_byte_for_byte_with_flac_keep_foreign_metadata(ceti, tmp_path, name):
+    d = tmp_path / "in" / "drone"
+    d.mkdir(parents=True)
+    original = WAVS[name]()
+    (d / "take.wav").write_bytes(original)
+    r = compress(ceti, "--json", tmp_path / "in", check=0)
+    (f,) = json.loads(r.stdout)["files"]
+    assert f["action"] == "compressed" and f["original_removed"] is True
+    flac = d / "take.flac"
+    subprocess.run(["flac", "-t", "-s", str(flac)], check=True)
+    out = tmp_path / "out.wav"
+    subprocess.run(["flac", "-d", "-s", "-f", "--keep-foreign-metadata", "-o", str(out), str(flac)], check=True)
+    assert out.read_bytes() == original
+    # The ledger's input hash is that of the whole WAV, header and all.
+    with sqlite3.connect(ceti.ledger) as db:
+        (sha,) = db.execute("SELECT input_sha256 FROM derivatives").fetchone()
+    assert sha == hashlib.sha256(original).hexdigest()
+
+
+def test_a_wav_whose_chunk_no_flac_block_holds_is_kept(ceti, tmp_path):
+    d = tmp_path / "in" / "drone"
+    d.mkdir(parents=True)
+    big = wav_bytes(fmt_chunk(2, 16, 48000), riff_chunk(b"JUNK", bytes(17 << 20)), riff_chunk(b"data", pcm(4800, 2, 16, "little")))
+    (d / "big.wav").write_bytes(big)
+    r = compress(ceti, tmp_path / "in")
+    assert r.returncode == 1
+    assert "big.wav" in r.stderr and '"JUNK" chunk' in r.stderr and "left untouched" in r.stderr, r.stderr
+    assert (d / "big.wav").read_bytes() == big
+    assert sorted(p.name for p in d.iterdir()) == ["big.wav"]
 
 
 def test_gzip_round_trips_and_passes_gzip_t(ceti, tmp_path):

@@ -427,6 +427,40 @@ def test_a_run_stopped_between_complete_and_its_record_never_rewrites_that_manif
     assert sum(k.endswith("_COMPLETE") for k in objects) == 2
 
 
+def test_a_manifest_another_writer_put_first_is_never_overwritten(ceti, s3, bucket, tag_pair, tmp_path):
+    """Two writers of one run's manifest (a copy of the ledger resuming the same run on another
+    laptop): SeaweedFS refuses the second create-only PUT (If-None-Match: *), ceti reads what is
+    there, finds another writer's manifest, leaves it as it is, writes no _COMPLETE and says so.
+    The run is made resumable by hand, as a kill -9 would leave it (the ledger is touched here as
+    in the test above)."""
+    import sqlite3
+
+    t0 = tag_pair[0]
+    fill(t0.data, tag_files(0, raws=1))
+    staging = tmp_path / "staging"
+    argv = ingest_argv(ceti, [t0], bucket, staging, "--wait-for-s3", "0", "--json")
+    argv[argv.index("--endpoint-url") + 1] = "http://127.0.0.1:1"
+    run_id = json.loads(ceti(*argv, env_extra={"CETI_TAG_PASSWORD": t0.password}, check=3, timeout=300).stdout)["run_id"]
+    # Meanwhile the other writer's manifest of the same run and device reaches S3 first.
+    key = f"raw/_runs/{run_id}/{t0.name}/manifest.json"
+    theirs = json.dumps({"schema_version": 1, "run_id": run_id, "device": t0.name, "host": "other-laptop",
+                         "bucket": bucket, "run_started_at": "2026-01-01T00:00:00Z", "files": []}).encode()
+    s3.put_object(Bucket=bucket, Key=key, Body=theirs)
+    with sqlite3.connect(ceti.ledger) as db:
+        db.execute("UPDATE runs SET finished_at = NULL")
+
+    r = ceti("ingest", "--staging", staging, "--endpoint-url", ceti.s3env.endpoint, "--bucket", bucket,
+             "--subnet", "127.0.0.1/32", "--port", "9", "--json", env_extra={"CETI_TAG_PASSWORD": t0.password},
+             timeout=300)
+    assert json.loads(r.stdout)["run_id"] == run_id, "the stopped run was resumed"
+    assert r.returncode == 1, r.stderr
+    assert f"s3://{bucket}/{key} was already written by another ceti with other content" in r.stderr, r.stderr
+    assert s3_body(s3, bucket)(key) == theirs
+    objects = boto_objects(s3, bucket)
+    assert not any(k.endswith("/_COMPLETE") for k in objects), objects
+    assert len(data_keys(objects, t0.name)) == len(tag_files(0, raws=1)), "the files themselves went up"
+
+
 def test_a_second_ingest_on_the_same_ledger_is_refused(ceti, bucket, tag_pair, tmp_path):
     fill(tag_pair[0].data, {f"{1700000000000 + k}.raw": audio(400_000, k) for k in range(4)})
     # The first run is held back by a bandwidth cap, so it is surely still running.

@@ -150,13 +150,14 @@ struct Compressor: Sendable {
             var format = layout?.format ?? options.raw
             var offset: Int64 = 0
             var length = size
+            var foreign: WAVHeader.Foreign?
             if kind == .flacFromWAV {
                 let wav = try WAVHeader.parse(fd: input, path: path, fileSize: size)
-                (format, offset, length) = (wav.format, wav.dataOffset, wav.dataLength)
+                (format, offset, length, foreign) = (wav.format, wav.dataOffset, wav.dataLength, wav.foreign)
             }
             let r = try FLACEncoder.encode(
                 inputFD: input, inputPath: path, inputSize: size, pcmOffset: offset, pcmLength: length,
-                format: format, level: options.flacLevel, outputFD: out, outputPath: part, progress: progress)
+                format: format, level: options.flacLevel, outputFD: out, outputPath: part, foreign: foreign, progress: progress)
             inputSHA = r.inputSHA256
             flacMD5 = r.streamMD5.hex
             parameters = "\(format.flacFlags) -\(options.flacLevel)"
@@ -196,13 +197,13 @@ struct Compressor: Sendable {
             parameters: parameters, flacMD5: flacMD5, verifiedAt: Timestamp.iso8601(clock.now()))
         try ledger.recordDerivative(record)
         do {
-            try Self.publish(part, as: output)
+            try FileIO.publish(part, as: output)
         } catch {
             try? ledger.forgetDerivative(outputPath: output, outputSHA256: outputSHA)
+            if case FileIOError.exists = error { throw CompressError.outputAppeared(input: nil, output: output) }
             throw error
         }
         committed = true
-        FileHashes.syncDirectory((output as NSString).deletingLastPathComponent)
         // Still locked: the final name is the very file hashed above.
         guard stat(fsPath(output), &named) == 0, named.st_ino == mine.st_ino, named.st_dev == mine.st_dev,
             Int64(named.st_size) == outputSize
@@ -210,20 +211,6 @@ struct Compressor: Sendable {
             throw CompressError.outputAppeared(input: path, output: output)
         }
         return Derived(record: record, hashed: hashed, layout: layout)
-    }
-
-    /// Gives the `.part` its final name, never replacing a file of that name: a hard link then the
-    /// unlink of the `.part` (a rename where the filesystem has no hard links, checked first).
-    private static func publish(_ part: String, as output: String) throws {
-        if link(fsPath(part), fsPath(output)) == 0 {
-            unlink(fsPath(part))
-            return
-        }
-        let e = errno
-        if e == EEXIST { throw CompressError.outputAppeared(input: nil, output: output) }
-        guard e == EPERM || e == EOPNOTSUPP || e == ENOSYS || e == EMLINK else { throw FileIOError.write(path: output, errno: e) }
-        guard access(fsPath(output), F_OK) != 0 else { throw CompressError.outputAppeared(input: nil, output: output) }
-        guard rename(fsPath(part), fsPath(output)) == 0 else { throw FileIOError.write(path: output, errno: errno) }
     }
 
     /// A file as the disk holds it (its cached pages dropped first: they are clean after the

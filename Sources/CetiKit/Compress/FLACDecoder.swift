@@ -2,7 +2,7 @@ import CFLAC
 import Foundation
 
 /// The inverse of FLACEncoder: libFLAC's stream decoder reading a FLAC from a file descriptor and
-/// writing its PCM in a RawFormat's byte layout. It verifies as it decodes: every libFLAC error
+/// writing its PCM in a RawFormat's byte layout, or the whole WAV it was made from. It verifies as it decodes: every libFLAC error
 /// is fatal, the sample count must equal STREAMINFO's, and libFLAC checks the stored MD5; the
 /// SHA-256 of the bytes written is returned for comparison with the manifest. Blocking: run it on
 /// a thread of our own. After a throw the output holds partial or wrong bytes: discard it.
@@ -26,6 +26,7 @@ enum FLACDecoder {
         case read(path: String, errno: Int32)
         case write(path: String, errno: Int32)
         case decoder(path: String, state: String)
+        case noWAVHeader(path: String)
 
         var description: String {
             switch self {
@@ -41,6 +42,9 @@ enum FLACDecoder {
             case .write(let path, let e):
                 return "cannot write \(path): \(String(cString: strerror(e)))" + (e == ENOSPC ? "; free some space and rerun" : "")
             case .decoder(let path, let state): return "libFLAC failed on \(path): \(state)"
+            case .noWAVHeader(let path):
+                return "\(path) holds no WAV header (made before ceti kept WAV headers, or not from a WAV); "
+                    + "decode it with `flac -d`, which writes its audio in a new header"
             }
         }
     }
@@ -52,15 +56,133 @@ enum FLACDecoder {
         inputFD: Int32, inputPath: String, format: RawFormat, outputFD: Int32, outputPath: String,
         progress: ((Int64) -> Void)? = nil
     ) throws -> Result {
+        try checkMagic(inputFD, inputPath)
         let state = State(
             inputFD: inputFD, inputPath: inputPath, format: format, outputFD: outputFD, outputPath: outputPath,
             progress: progress)
-        // libFLAC would scan a non-FLAC file for a frame sync code, and raw PCM may well contain one.
-        var magic = [UInt8](repeating: 0, count: 4)
-        let got = magic.withUnsafeMutableBytes { state.read(into: $0.baseAddress!, count: 4, at: 0) }
-        if let failure = state.failure { throw failure }
-        guard got == 4, magic == Array("fLaC".utf8) else { throw DecodeError.notFLAC(path: inputPath) }
+        return try run(state, wav: nil)
+    }
 
+    /// Decodes the FLAC in `inputFD` as `decode` does, into the WAV it was made from: the chunks
+    /// before the audio, the audio in the WAV's layout (little-endian; 8-bit unsigned, wider
+    /// signed), the zero pad byte after audio of odd length, then the chunks after it — all from
+    /// its APPLICATION blocks "riff" (`flac --keep-foreign-metadata` or ceti). Every stored byte
+    /// is written as stored, so a WAV whose header is not the one flac would write comes back too:
+    /// `flac -d` makes the RIFF header, fmt chunk and data chunk header again from STREAMINFO
+    /// (1.4.2 keeps what it made; 1.4.3 and later refuse when it differs from what is stored).
+    /// The result counts and hashes the whole WAV.
+    static func decodeWAV(
+        inputFD: Int32, inputPath: String, outputFD: Int32, outputPath: String, progress: ((Int64) -> Void)? = nil
+    ) throws -> Result {
+        try checkMagic(inputFD, inputPath)
+        let wav = try StoredWAV(fd: inputFD, path: inputPath)
+        let state = State(
+            inputFD: inputFD, inputPath: inputPath, format: wav.format, outputFD: outputFD, outputPath: outputPath,
+            progress: progress)
+        return try run(state, wav: wav)
+    }
+
+    /// libFLAC would scan a non-FLAC file for a frame sync code, and raw PCM may well contain one.
+    static func checkMagic(_ fd: Int32, _ path: String) throws {
+        var magic = [UInt8](repeating: 0, count: 4)
+        let got = try magic.withUnsafeMutableBytes { try read(fd, path, into: $0.baseAddress!, count: 4, at: 0) }
+        guard got == 4, magic == Array("fLaC".utf8) else { throw DecodeError.notFLAC(path: path) }
+    }
+
+    /// Up to `count` bytes at `offset`; fewer only at the end of the file.
+    static func read(_ fd: Int32, _ path: String, into dst: UnsafeMutableRawPointer, count: Int, at offset: Int64) throws(DecodeError)
+        -> Int
+    {
+        var got = 0
+        while got < count {
+            let n = pread(fd, dst + got, count - got, off_t(offset + Int64(got)))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .read(path: path, errno: errno)
+            }
+            if n == 0 { break }
+            got += n
+        }
+        return got
+    }
+
+    static func truncatedMetadata(_ path: String) -> DecodeError {
+        .damaged(path: path, problem: "it ends inside its metadata (truncated)")
+    }
+
+    /// The APPLICATION blocks "riff" of a FLAC, found by walking its metadata block headers (their
+    /// bytes are copied from the file when written, never held), and the layout their fmt chunk gives.
+    struct StoredWAV {
+        /// Where a block's bytes (after the application id) are in the FLAC.
+        struct Piece {
+            var offset: Int64
+            var count: Int
+        }
+        /// The RIFF header and the chunks up to the data chunk's header included.
+        var head: [Piece] = []
+        /// The chunks after the audio.
+        var tail: [Piece] = []
+        var format: RawFormat
+
+        init(fd: Int32, path: String) throws {
+            func bytes(_ offset: Int64, _ count: Int) throws -> [UInt8] {
+                var out = [UInt8](repeating: 0, count: count)
+                let got = try out.withUnsafeMutableBytes { try read(fd, path, into: $0.baseAddress!, count: count, at: offset) }
+                guard got == count else { throw truncatedMetadata(path) }
+                return out
+            }
+            func damaged(_ problem: String) -> DecodeError { .damaged(path: path, problem: "its stored WAV header \(problem)") }
+            var pieces: [Piece] = []
+            var at: Int64 = 4
+            var last = false
+            while !last {
+                let header = try bytes(at, 4)
+                last = header[0] & 0x80 != 0
+                let length = Int(header[1]) << 16 | Int(header[2]) << 8 | Int(header[3])
+                if header[0] & 0x7F == 2, length >= 4, try bytes(at + 4, 4) == Array("riff".utf8) {
+                    pieces.append(Piece(offset: at + 8, count: length - 4))
+                }
+                at += 4 + Int64(length)
+            }
+            guard let first = pieces.first else { throw DecodeError.noWAVHeader(path: path) }
+            let riff = try bytes(first.offset, min(first.count, 12))
+            guard riff.count == 12, ["RIFF", "RF64"].contains(String(decoding: riff[0..<4], as: UTF8.self)),
+                String(decoding: riff[8..<12], as: UTF8.self) == "WAVE"
+            else { throw damaged("does not begin with a RIFF/WAVE header") }
+            head = [first]
+            var stored: RawFormat?
+            var audio = false
+            for piece in pieces.dropFirst() {
+                guard piece.count >= 8 else { throw damaged("has a piece too short for a chunk") }
+                switch String(decoding: try bytes(piece.offset, 4), as: UTF8.self) {
+                case "fmt " where stored == nil && !audio:
+                    let chunk = try bytes(piece.offset, piece.count)
+                    let size = Int(chunk[4]) | Int(chunk[5]) << 8 | Int(chunk[6]) << 16 | Int(chunk[7]) << 24
+                    do {
+                        stored = try WAVHeader.describe(fmt: chunk[8..<8 + min(size, chunk.count - 8)]).format
+                    } catch {
+                        throw damaged("says \(error.why)")
+                    }
+                case "fmt ": throw damaged("has a second fmt chunk, or one after the data chunk")
+                case "data" where audio || stored == nil || piece.count != 8:
+                    throw damaged("has a second data chunk, one before the fmt chunk, or one that is not 8 bytes")
+                case "data":
+                    audio = true
+                    head.append(piece)
+                    continue
+                default: break
+                }
+                if audio { tail.append(piece) } else { head.append(piece) }
+            }
+            guard let stored, audio else { throw damaged("lacks its \(stored == nil ? "fmt" : "data") chunk") }
+            format = stored
+        }
+    }
+
+    /// Decodes, with the WAV's own bytes around the audio when `wav` is given.
+    private static func run(_ state: State, wav: StoredWAV?) throws -> Result {
+        let inputPath = state.inputPath
+        let format = state.format
         guard let decoder = FLAC__stream_decoder_new() else { throw DecodeError.decoder(path: inputPath, state: "out of memory") }
         defer { FLAC__stream_decoder_delete(decoder) }
         FLAC__stream_decoder_set_md5_checking(decoder, 1)
@@ -84,19 +206,34 @@ enum FLACDecoder {
         }
         let stream = (channels: Int(info.channels), bits: Int(info.bits_per_sample), rate: Int(info.sample_rate))
         guard stream == (format.channels, format.bitsPerSample, format.sampleRate) else {
-            throw DecodeError.layoutMismatch(
-                path: inputPath, stream: describe(stream.channels, stream.bits, stream.rate),
-                expected: describe(format.channels, format.bitsPerSample, format.sampleRate))
+            let (streamText, expected) = (
+                describe(stream.channels, stream.bits, stream.rate), describe(format.channels, format.bitsPerSample, format.sampleRate)
+            )
+            guard wav == nil else {
+                throw DecodeError.damaged(path: inputPath, problem: "its stored WAV header says \(expected) but its audio is \(streamText)")
+            }
+            throw DecodeError.layoutMismatch(path: inputPath, stream: streamText, expected: expected)
         }
         // libFLAC quietly skips the MD5 check when the stored MD5 is all zeros.
         guard withUnsafeBytes(of: info.md5sum, { $0.contains { $0 != 0 } }) else {
             throw DecodeError.noStoredMD5(path: inputPath)
         }
 
+        for piece in wav?.head ?? [] { state.copyInput(piece) }
+        state.flush()
+        if let failure = state.failure { throw failure }
+
         _ = FLAC__stream_decoder_process_until_end_of_stream(decoder)
         state.flush()
         if let failure = state.failure { throw failure }
         guard endOfStream(decoder) else { throw DecodeError.decoder(path: inputPath, state: stateString(decoder)) }
+        if let wav {
+            // As `flac -d`: a zero pad byte after audio of odd length (ceti encodes no other).
+            if state.samples * UInt64(format.frameBytes) % 2 == 1 { state.copyInput(nil) }
+            for piece in wav.tail { state.copyInput(piece) }
+            state.flush()
+            if let failure = state.failure { throw failure }
+        }
         if info.total_samples != 0 && state.samples != info.total_samples {
             throw DecodeError.sampleCount(path: inputPath, decoded: state.samples, stored: info.total_samples)
         }
@@ -157,18 +294,36 @@ enum FLACDecoder {
 
         /// Up to `count` bytes at `offset`; fewer only at the end of the file, nil on an error.
         func read(into dst: UnsafeMutableRawPointer, count: Int, at offset: Int64) -> Int? {
-            var got = 0
-            while got < count {
-                let n = pread(inputFD, dst + got, count - got, off_t(offset + Int64(got)))
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    failure = failure ?? .read(path: inputPath, errno: errno)
-                    return nil
-                }
-                if n == 0 { break }
-                got += n
+            do {
+                return try FLACDecoder.read(inputFD, inputPath, into: dst, count: count, at: offset)
+            } catch {
+                failure = failure ?? error
+                return nil
             }
-            return got
+        }
+
+        /// Writes a stored piece of the WAV (copied from the FLAC through the buffer), or one zero byte for nil.
+        func copyInput(_ piece: StoredWAV.Piece?) {
+            let count = piece?.count ?? 1
+            var done = 0
+            while done < count, failure == nil {
+                if fill == capacity {
+                    flush()
+                    continue
+                }
+                let n = min(count - done, capacity - fill)
+                if let piece {
+                    guard let got = read(into: buffer + fill, count: n, at: piece.offset + Int64(done)) else { return }
+                    guard got == n else {
+                        failure = truncatedMetadata(inputPath)
+                        return
+                    }
+                } else {
+                    buffer[fill] = 0
+                }
+                fill += n
+                done += n
+            }
         }
 
         func flush() {
@@ -212,7 +367,7 @@ enum FLACDecoder {
             let bias: UInt32 = format.signed ? 0 : 1 << UInt32(format.bitsPerSample - 1)
             var i = 0
             while i < blocksize {
-                if fill == capacity {
+                if capacity - fill < format.frameBytes {
                     flush()
                     if failure != nil { return false }
                 }

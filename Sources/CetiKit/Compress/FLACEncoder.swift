@@ -43,18 +43,37 @@ struct FLACEncoder {
         init(fd: Int32) { self.fd = fd }
     }
 
-    /// Encodes `length` bytes of PCM at `offset` of `inputFD` into `outputFD`.
+    /// Encodes `length` bytes of PCM at `offset` of `inputFD` into `outputFD`. A WAV's `foreign`
+    /// bytes (every byte but the audio) go into APPLICATION blocks "riff" after the VORBIS_COMMENT,
+    /// as `flac --keep-foreign-metadata` writes them, and are hashed from there: they are what is
+    /// stored. No PADDING block (flac adds 8 KiB for tag editing; ceti's FLACs are never edited).
     static func encode(
         inputFD: Int32, inputPath: String, inputSize: Int64, pcmOffset: Int64, pcmLength: Int64,
-        format: RawFormat, level: Int, outputFD: Int32, outputPath: String,
+        format: RawFormat, level: Int, outputFD: Int32, outputPath: String, foreign: WAVHeader.Foreign? = nil,
         progress: ((Int64) -> Void)? = nil
     ) throws -> Result {
         guard pcmLength > 0 else { throw EncodeError.empty(path: inputPath) }
         guard pcmLength % Int64(format.frameBytes) == 0 else {
             throw EncodeError.notWholeFrames(path: inputPath, size: pcmLength, frameBytes: format.frameBytes, format: format.flacFlags)
         }
+        // The pieces, the audio and its pad byte must be the whole file, or a byte would be lost.
+        let pad = foreign != nil && pcmLength % 2 == 1 ? [UInt8(0)] : []
+        if let foreign {
+            let head = foreign.head.reduce(0) { $0 + Int64($1.count) }
+            let tail = foreign.tail.reduce(0) { $0 + Int64($1.count) }
+            guard head == pcmOffset, head + pcmLength + Int64(pad.count) + tail == inputSize else {
+                throw EncodeError.encoder(path: inputPath, state: "its WAV chunks do not cover the file")
+            }
+        }
         guard let encoder = FLAC__stream_encoder_new() else { throw EncodeError.encoder(path: inputPath, state: "out of memory") }
         defer { FLAC__stream_encoder_delete(encoder) }
+        // Read by libFLAC in init; kept until the encoder is gone.
+        let blocks = foreign.map(MetadataBlocks.init)
+        if let blocks {
+            guard FLAC__stream_encoder_set_metadata(encoder, blocks.list, UInt32(blocks.count)) != 0 else {
+                throw EncodeError.encoder(path: inputPath, state: "metadata refused")
+            }
+        }
         let frames = UInt64(pcmLength) / UInt64(format.frameBytes)
         FLAC__stream_encoder_set_verify(encoder, 1)
         FLAC__stream_encoder_set_channels(encoder, UInt32(format.channels))
@@ -83,7 +102,11 @@ struct FLACEncoder {
             return sink.writeErrno != 0 ? FileIOError.write(path: outputPath, errno: sink.writeErrno) : e
         }
         // The header (WAV) is part of the input's hash but not of the audio.
-        if pcmOffset > 0 { try FileHashes.hash(&sha, fd: inputFD, path: inputPath, offset: 0, length: pcmOffset) }
+        if let foreign {
+            for piece in foreign.head { sha.update(piece) }
+        } else if pcmOffset > 0 {
+            try FileHashes.hash(&sha, fd: inputFD, path: inputPath, offset: 0, length: pcmOffset)
+        }
         var done: Int64 = 0
         while done < pcmLength {
             let want = Int(min(Int64(chunk), pcmLength - done))
@@ -101,7 +124,10 @@ struct FLACEncoder {
             done += Int64(want)
             progress?(Int64(want))
         }
-        if pcmOffset + pcmLength < inputSize {
+        if let foreign {
+            sha.update(pad)
+            for piece in foreign.tail { sha.update(piece) }
+        } else if pcmOffset + pcmLength < inputSize {
             try FileHashes.hash(
                 &sha, fd: inputFD, path: inputPath, offset: pcmOffset + pcmLength,
                 length: inputSize - pcmOffset - pcmLength)
@@ -122,6 +148,61 @@ struct FLACEncoder {
         return String(cString: text)
     }
 
+    /// The metadata blocks `flac --keep-foreign-metadata` writes for a WAV, in its order: a
+    /// VORBIS_COMMENT with the channel mask when the fmt chunk has one (otherwise libFLAC writes
+    /// its empty one there), then one APPLICATION block "riff" per piece, in file order. The
+    /// structs and bytes are ours (libFLAC's metadata object API is not in CFLAC's shim).
+    final class MetadataBlocks {
+        let list: UnsafeMutablePointer<UnsafeMutablePointer<FLAC__StreamMetadata>?>
+        let count: Int
+        private let blocks: UnsafeMutablePointer<FLAC__StreamMetadata>
+        private let entry = UnsafeMutablePointer<FLAC__StreamMetadata_VorbisComment_Entry>.allocate(capacity: 1)
+        private var owned: [UnsafeMutableRawBufferPointer] = []
+
+        init(_ foreign: WAVHeader.Foreign) {
+            // As flac's utils.c writes it.
+            let comment = foreign.channelMask.map { Array(String(format: "WAVEFORMATEXTENSIBLE_CHANNEL_MASK=0x%04X", $0).utf8) }
+            let pieces = foreign.head + foreign.tail
+            count = pieces.count + (comment == nil ? 0 : 1)
+            blocks = .allocate(capacity: count)
+            blocks.initialize(repeating: FLAC__StreamMetadata(), count: count)
+            list = .allocate(capacity: count)
+            var next = 0
+            if let comment {
+                entry.initialize(to: FLAC__StreamMetadata_VorbisComment_Entry(length: UInt32(comment.count), entry: copy(comment)))
+                blocks[0].type = FLAC__METADATA_TYPE_VORBIS_COMMENT
+                // Vendor length, (empty) vendor, comment count, then each comment's length and text;
+                // libFLAC puts its own vendor string in.
+                blocks[0].length = UInt32(4 + 4 + 4 + comment.count)
+                blocks[0].data.vorbis_comment.num_comments = 1
+                blocks[0].data.vorbis_comment.comments = entry
+                next = 1
+            }
+            for piece in pieces {
+                blocks[next].type = FLAC__METADATA_TYPE_APPLICATION
+                blocks[next].length = UInt32(4 + piece.count)
+                blocks[next].data.application.id = (0x72, 0x69, 0x66, 0x66)  // "riff"
+                blocks[next].data.application.data = copy(piece)
+                next += 1
+            }
+            for i in 0..<count { list[i] = blocks + i }
+        }
+
+        private func copy(_ bytes: [UInt8]) -> UnsafeMutablePointer<UInt8> {
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, bytes.count), alignment: 1)
+            buffer.copyBytes(from: bytes)
+            owned.append(buffer)
+            return buffer.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        }
+
+        deinit {
+            for buffer in owned { buffer.deallocate() }
+            blocks.deinitialize(count: count)
+            blocks.deallocate()
+            list.deallocate()
+            entry.deallocate()
+        }
+    }
 }
 
 private let flacWrite: FLAC__StreamEncoderWriteCallback = { _, buffer, bytes, _, _, client in

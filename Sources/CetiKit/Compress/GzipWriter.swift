@@ -85,7 +85,8 @@ enum GzipWriter {
     }
 
     /// Inflates every member of a gzip stream with zlib as its bytes are fed, hashing what comes
-    /// out: the compressed output is checked in the same read that hashes it for the upload.
+    /// out (and handing it to `output`, when given: a restore writes it): the compressed output is
+    /// checked in the same read that hashes it for the upload.
     final class Inflater {
         private var stream = z_stream()
         private let outBuf = UnsafeMutablePointer<UInt8>.allocate(capacity: 1 << 20)
@@ -93,10 +94,13 @@ enum GzipWriter {
         private var total: Int64 = 0
         private var ended = false
         private var problem: String?
+        private var outputError: Error?
+        private let output: ((UnsafeRawBufferPointer) throws -> Void)?
         let path: String
 
-        init(path: String) throws {
+        init(path: String, output: ((UnsafeRawBufferPointer) throws -> Void)? = nil) throws {
             self.path = path
+            self.output = output
             guard inflateInit2_(&stream, 15 + 16, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
                 outBuf.deallocate()
                 throw GzipError.verify(path: path, message: "zlib could not start")
@@ -109,7 +113,7 @@ enum GzipWriter {
         }
 
         func feed(_ bytes: UnsafeRawBufferPointer) {
-            guard problem == nil, let base = bytes.baseAddress, bytes.count > 0 else { return }
+            guard problem == nil, outputError == nil, let base = bytes.baseAddress, bytes.count > 0 else { return }
             stream.next_in = UnsafeMutablePointer(mutating: base.assumingMemoryBound(to: UInt8.self))
             stream.avail_in = UInt32(bytes.count)
             while stream.avail_in > 0 {
@@ -121,9 +125,13 @@ enum GzipWriter {
                 stream.next_out = outBuf
                 stream.avail_out = 1 << 20
                 let rc = CZlib.inflate(&stream, Z_NO_FLUSH)
-                let produced = (1 << 20) - Int(stream.avail_out)
-                sha?.update(UnsafeRawBufferPointer(start: outBuf, count: produced))
-                total += Int64(produced)
+                let produced = UnsafeRawBufferPointer(start: outBuf, count: (1 << 20) - Int(stream.avail_out))
+                sha?.update(produced)
+                total += Int64(produced.count)
+                do { try output?(produced) } catch {
+                    outputError = error
+                    return
+                }
                 if rc == Z_STREAM_END { ended = true; continue }
                 guard rc == Z_OK || rc == Z_BUF_ERROR else {
                     problem = "zlib: " + (stream.msg.map { String(cString: $0) } ?? "error \(rc)")
@@ -134,6 +142,7 @@ enum GzipWriter {
 
         /// The inflated size and SHA-256 of everything fed.
         func finish() throws -> (size: Int64, sha256: [UInt8]) {
+            if let outputError { throw outputError }
             if let problem { throw GzipError.verify(path: path, message: problem) }
             guard ended, let digest = sha.take() else { throw GzipError.verify(path: path, message: "the gzip stream is truncated") }
             return (total, digest.finalize())

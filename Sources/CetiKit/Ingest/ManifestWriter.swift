@@ -68,8 +68,11 @@ struct ManifestWriter: Sendable {
             if existing.body != body {
                 // This run's own, written by an attempt stopped before it was recorded, listing
                 // some of these files: it stands, and the files listed since wait for the next run.
+                // Anything else in it (host, start, bucket), or no file at all, is another writer's.
                 let written = try? Manifest.decode(existing.body)
-                guard let written, written.runId == run.id, written.device == device, written.files.allSatisfy(entries.contains)
+                var ours = manifest
+                ours.files = written?.files ?? []
+                guard let written, written == ours, !written.files.isEmpty, written.files.allSatisfy(entries.contains)
                 else { throw IngestError.manifestTaken(key: "s3://\(bucket)/\(manifestKey)") }
                 try ledger.release(run: run.id, device: device, keeping: Set(written.files.map(\.remotePath)))
                 listed = written.files.count

@@ -4,10 +4,13 @@ import Foundation
 public enum FileIOError: Error, CustomStringConvertible {
     case read(path: String, message: String)
     case write(path: String, errno: Int32)
+    /// A file was to get a name that another file already has; nothing was overwritten.
+    case exists(path: String)
 
     public var description: String {
         switch self {
         case .read(let path, let message): return "cannot read \(path): \(message)"
+        case .exists(let path): return "\(path) already exists; it was not overwritten"
         case .write(let path, let e):
             return "cannot write \(path): \(String(cString: strerror(e)))" + (e == ENOSPC ? "; free some space and rerun" : "")
         }
@@ -47,5 +50,21 @@ enum FileIO {
             }
             done += n
         }
+    }
+
+    /// Gives a finished file (`part`) its final name, never replacing a file of that name: a hard
+    /// link, then the `.part` unlinked (a rename where the filesystem has no hard links, such as
+    /// exFAT, checked first); then the folder is synced. `FileIOError.exists` when the name is taken.
+    static func publish(_ part: String, as final: String) throws {
+        if link(fsPath(part), fsPath(final)) == 0 {
+            unlink(fsPath(part))
+        } else {
+            let e = errno
+            if e == EEXIST { throw FileIOError.exists(path: final) }
+            guard e == EPERM || e == EOPNOTSUPP || e == ENOSYS || e == EMLINK else { throw FileIOError.write(path: final, errno: e) }
+            guard access(fsPath(final), F_OK) != 0 else { throw FileIOError.exists(path: final) }
+            guard rename(fsPath(part), fsPath(final)) == 0 else { throw FileIOError.write(path: final, errno: errno) }
+        }
+        FileHashes.syncDirectory((final as NSString).deletingLastPathComponent)
     }
 }
