@@ -59,6 +59,9 @@ bench: release
 CETI_BIN ?= .build/release/ceti
 MANPAGES ?= .build/man
 MANDIR ?= $(PREFIX)/share/man
+# ceti-watch.service: the user `ceti watch` runs as, and where systemd finds units of $(PREFIX).
+CETI_USER ?= ceti
+SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
 GENERATE_MANUAL ?= $(SWIFT) package plugin --allow-writing-to-directory $(MANPAGES) generate-manual --multi-page -o $(MANPAGES)
 install: release
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
@@ -67,7 +70,7 @@ install: release
 	rm -rf $(MANPAGES) && mkdir -p $(MANPAGES)
 	$(GENERATE_MANUAL)
 	for f in $(MANPAGES)/ceti*.1; do \
-		page=$$(basename $$f | sed 's/^ceti\./ceti-/; s/^ceti-1$$/ceti.1/;'); \
+		page=$$(basename $$f .1 | tr . -).1; \
 		case $$page in ceti-help.1) continue;; esac; \
 		title=$$(echo $${page%.1} | tr a-z A-Z); \
 		sed "s/^\.Dt .* 1$$/.Dt $$title 1/" $$f > $(MANPAGES)/$$page.tmp && \
@@ -79,6 +82,9 @@ install: release
 	install -m 0644 $(MANPAGES)/ceti.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/ceti
 	install -m 0644 $(MANPAGES)/_ceti $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_ceti
 	install -m 0644 $(MANPAGES)/ceti.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/ceti.fish
+	install -d $(DESTDIR)$(SYSTEMD_UNIT_DIR)
+	sed 's|@BINDIR@|$(PREFIX)/bin|; s|@USER@|$(CETI_USER)|' scripts/ceti-watch.service.in > $(MANPAGES)/ceti-watch.service
+	install -m 0644 $(MANPAGES)/ceti-watch.service $(DESTDIR)$(SYSTEMD_UNIT_DIR)/ceti-watch.service
 
 demo: release
 	CETI_BIN=$(CURDIR)/.build/release/ceti CETI_TEST_BUCKETS="ceti-demo" bash scripts/with-s3.sh bash scripts/demo.sh

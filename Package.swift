@@ -3,7 +3,8 @@ import PackageDescription
 
 let package = Package(
     name: "ceti",
-    platforms: [.macOS(.v13)],
+    // macOS 14: Hummingbird 2's API (the status page's HTTP server) is available from macOS 14 on.
+    platforms: [.macOS(.v14)],
     products: [
         .executable(name: "ceti", targets: ["ceti"]),
         .library(name: "CetiKit", targets: ["CetiKit"]),
@@ -11,6 +12,13 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        // The watcher's status page: Hummingbird serves it; NIO, swift-log and ServiceLifecycle are
+        // Hummingbird's own, named here because StatusServer reads the bound port, quiets the
+        // server's log and shuts it down gracefully.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // C libraries from Debian's -dev packages, each through a four-line module map.
@@ -30,6 +38,10 @@ let package = Package(
             dependencies: [
                 "CCurl", "CCurlShim", "CSysShim", "COpenSSL", "CSQLite", "CSSH2", "CFLAC", "CDeflate", "CZlib",
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(

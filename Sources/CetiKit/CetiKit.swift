@@ -10,7 +10,7 @@ extension Ceti {
     /// (a damaged ledger, a full disk, a ledger locked by another ceti).
     public static func exitStatus(for error: Error) -> Int32 {
         switch error {
-        case is UsageError, is CredentialError, is ConfigFile.ConfigError, is KeyTemplate.TemplateError:
+        case is UsageError, is CredentialError, is ConfigFile.ConfigError, is KeyTemplate.TemplateError, is WatchConfig.Invalid:
             return 2
         case let e as SQLiteError:
             if case .open = e { return 2 }

@@ -28,7 +28,8 @@ struct CetiCommand: AsyncParsableCommand {
                 """ + manualExamples(examples),
             version: Ceti.version,
             subcommands: [
-                Ingest.self, WhaleTag.self, GeneralOffload.self, Compress.self, S3Upload.self, Verify.self, Restore.self, Status.self,
+                Ingest.self, WhaleTag.self, GeneralOffload.self, Compress.self, S3Upload.self, Verify.self, Restore.self, Watch.self,
+                Status.self,
             ]
         )
     }
@@ -37,6 +38,7 @@ struct CetiCommand: AsyncParsableCommand {
     static let examplesByCommand: [String: String] = [
         "ingest": Ingest.examples, "whaletag": WhaleTag.examples, "general_offload": GeneralOffload.examples,
         "compress": Compress.examples, "s3upload": S3Upload.examples, "verify": Verify.examples, "restore": Restore.examples,
+        "watch": Watch.examples,
         "status": Status.examples,
     ]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-COMMANDS = ["ingest", "whaletag", "general_offload", "compress", "s3upload", "verify", "restore", "status"]
+COMMANDS = ["ingest", "whaletag", "general_offload", "compress", "s3upload", "verify", "restore", "watch", "status"]
 DEVICE = "CETI-DJI_MINI2-1"
 NOWHERE = "127.0.0.1:1"
 
@@ -113,6 +113,7 @@ def test_config_flag_on_every_command(ceti, tmp_path, command):
         "s3upload": ["s3upload", "-n", "--bucket", "b", tmp_path],
         "verify": ["verify", "--bucket", "b"],
         "restore": ["restore", tmp_path / "manifest.json", tmp_path / "out"],
+        "watch": ["watch", "--once"],
         "status": ["status"],
     }[command]
     r = ceti(*argv, "--config", missing, check=2)
@@ -213,13 +214,21 @@ def test_make_install_man_pages_and_completions(ceti, tmp_path):
     tool = tool if tool.exists() else next((REPO / ".build").glob("*/debug/generate-manual-tool"), None)
     prefix, pages = tmp_path / "prefix", tmp_path / "man-build"
     make = ["make", "-C", str(REPO), "-o", "release", "install", f"PREFIX={prefix}", f"CETI_BIN={ceti.bin}",
-            f"MANPAGES={pages}"]
+            f"MANPAGES={pages}", "CETI_USER=fieldops"]
     if tool is not None:  # else the plugin (a release build)
         make.append(f"GENERATE_MANUAL={tool} {ceti.bin} --multi-page -o {pages}")
     subprocess.run(make, check=True, capture_output=True, timeout=900)
     assert (prefix / "bin" / "ceti").exists()
     man1 = prefix / "share" / "man" / "man1"
-    assert {p.name for p in man1.iterdir()} >= {f"ceti-{c}.1" for c in COMMANDS} | {"ceti.1"}
+    assert {p.name for p in man1.iterdir()} >= {f"ceti-{c}.1" for c in COMMANDS} | {"ceti.1", "ceti-watch-run.1"}
+    # The watcher's systemd unit: runs the installed ceti as the chosen user, not restarted on a config error.
+    unit = (prefix / "lib" / "systemd" / "system" / "ceti-watch.service").read_text()
+    assert f"ExecStart={prefix}/bin/ceti watch" in unit and "User=fieldops" in unit and "RestartPreventExitStatus=2" in unit
+    if shutil.which("systemd-analyze"):
+        r = subprocess.run(["systemd-analyze", "verify", str(prefix / "lib" / "systemd" / "system" / "ceti-watch.service")],
+                           capture_output=True, text=True, env={**os.environ, "MANPATH": str(prefix / "share" / "man")})
+        # Its man page is checked above (`man` may not be installed); anything else would be a unit error.
+        assert [l for l in r.stderr.splitlines() if "'man " not in l] == [], r.stderr
     if shutil.which("man"):
         out = subprocess.run(["man", "-l", str(man1 / "ceti-ingest.1")], capture_output=True, text=True,
                              env={**os.environ, "MANPAGER": "cat", "PAGER": "cat"}, check=True).stdout

@@ -224,7 +224,7 @@ def test_mismatches_occupied_names_and_hostile_manifests_are_refused_and_named(c
     evil = tmp_path / "evil.json"
     evil.write_text(json.dumps(hostile))
     r = restore(ceti, evil, tmp_path / "evil-out", env=env, check=1)
-    assert "../escaped.raw is not a plain file name" in r.stderr and not (tmp_path / "escaped.raw").exists()
+    assert "../escaped.raw is not a path inside the folder" in r.stderr and not (tmp_path / "escaped.raw").exists()
     old = dict(manifest)
     old["files"] = [dict(entries[raw1], derivative=dict(entries[raw1]["derivative"], layout=None, parameters="-5"))]
     old_path = tmp_path / "old.json"

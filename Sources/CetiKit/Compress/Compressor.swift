@@ -171,6 +171,8 @@ struct Compressor: Sendable {
         if let pulled = try ledger.recordedContent(localPath: path), pulled.sha256 != inputSHA.hex {
             throw CompressError.changedSincePulled(input: path, recorded: pulled.sha256, now: inputSHA.hex)
         }
+        // The original's modification time, as gzip and flac keep it: the recording's own time.
+        guard futimens(out, [st.st_atim, st.st_mtim]) == 0 else { throw FileIOError.write(path: part, errno: errno) }
         guard fsync(out) == 0 else { throw FileIOError.write(path: part, errno: errno) }
         guard FileWalker.fingerprint(path: path) == FileWalker.fingerprint(st) else {
             throw CompressError.inputChanged(input: path, output: output)

@@ -26,11 +26,15 @@ public struct ConfigFile: Sendable {
     var shapes: [String: String] = [:]
     /// `$HOME` for `~` in paths (nil: this process's).
     public var home: String?
+    /// The file's text, for the sections other parts read themselves (`watch:`, `WatchConfig`).
+    public var text: String?
 
     public static let knownKeys: Set = [
         "bucket", "prefix", "key_template", "endpoint_url", "region", "profile",
-        "jobs", "part_size", "bwlimit", "ledger",
+        "jobs", "part_size", "bwlimit", "ledger", "watch",
     ]
+    /// Keys that hold a whole section, read by their own parser (`WatchConfig`).
+    static let sectionKeys: Set = ["watch"]
     /// Keys read with `int`: checked when the file is loaded, so that no command runs on a
     /// configuration it would read differently from what the operator wrote.
     static let intKeys: Set = ["jobs"]
@@ -90,6 +94,7 @@ public struct ConfigFile: Sendable {
             throw ConfigError.invalid(path, "not valid YAML (\(error))")
         }
         var config = ConfigFile(path: path)
+        config.text = text
         guard let node, !isNull(node) else { return config }
         guard case .mapping(let map) = node else { throw ConfigError.invalid(path, "expected `key: value` lines") }
         for (k, v) in map {
@@ -102,6 +107,7 @@ public struct ConfigFile: Sendable {
             }
             let key = keyScalar.string
             if let line = k.mark?.line { config.lines[key] = line }
+            if sectionKeys.contains(key) { continue }
             switch v {
             case .scalar(let s):
                 if !isNull(v) { config.values[key] = s.string }

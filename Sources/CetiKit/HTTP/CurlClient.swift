@@ -131,15 +131,8 @@ public final class CurlClient: @unchecked Sendable {
         default:
             ceti_curl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, request.method)
         }
-        if request.method == "PUT" || request.method == "POST" {
-            ceti_curl_setopt_data_cb(handle, CURLOPT_READFUNCTION, curlReadCallback)
-            ceti_curl_setopt_pointer(handle, CURLOPT_READDATA, userdata)
-            ceti_curl_setopt_seek_cb(handle, curlSeekCallback)
-            ceti_curl_setopt_pointer(handle, CURLOPT_SEEKDATA, userdata)
-        }
+        transfer.attach(to: handle, sendsBody: request.method == "PUT" || request.method == "POST")
         ceti_curl_setopt_slist(handle, CURLOPT_HTTPHEADER, headerList)
-        ceti_curl_setopt_data_cb(handle, CURLOPT_WRITEFUNCTION, curlWriteCallback)
-        ceti_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, userdata)
         ceti_curl_setopt_data_cb(handle, CURLOPT_HEADERFUNCTION, curlHeaderCallback)
         ceti_curl_setopt_pointer(handle, CURLOPT_HEADERDATA, userdata)
 

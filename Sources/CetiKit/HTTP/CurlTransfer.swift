@@ -22,6 +22,20 @@ final class CurlTransfer {
         self.onBytesSent = onBytesSent
     }
 
+    /// Points the handle's callbacks at this transfer (it must outlive the perform): the response
+    /// body always, the request body (read and rewound for a resend) when `sendsBody`.
+    func attach(to handle: UnsafeMutableRawPointer, sendsBody: Bool) {
+        let userdata = Unmanaged.passUnretained(self).toOpaque()
+        if sendsBody {
+            ceti_curl_setopt_data_cb(handle, CURLOPT_READFUNCTION, curlReadCallback)
+            ceti_curl_setopt_pointer(handle, CURLOPT_READDATA, userdata)
+            ceti_curl_setopt_seek_cb(handle, curlSeekCallback)
+            ceti_curl_setopt_pointer(handle, CURLOPT_SEEKDATA, userdata)
+        }
+        ceti_curl_setopt_data_cb(handle, CURLOPT_WRITEFUNCTION, curlWriteCallback)
+        ceti_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, userdata)
+    }
+
     func read(into buffer: UnsafeMutablePointer<CChar>, capacity: Int) -> Int {
         let remaining = request.body.length - sent
         guard remaining > 0 else { return 0 }

@@ -457,7 +457,7 @@ final class IngestPipeline: Sendable {
                 object: Manifest.Object(key: object.key, size: object.size, sha256: sha, etag: etag),
                 note: note)
             o.message = note
-            if !(try manifests.list(entry, run: run, copy: copy, host: host)) {
+            if !(try manifests.list(entry, run: run, device: copy.device, host: host)) {
                 console.info(
                     "\(copy.device)/\(name.printable): this run's manifest of \(copy.device) is already complete; the next run lists it")
             }

@@ -12,10 +12,10 @@ struct ManifestWriter: Sendable {
 
     /// Lists one file (its manifest entry) for the device's manifest of `run`. False when that
     /// manifest is already complete: the file then waits for the next run.
-    func list(_ entry: Manifest.Entry, run: IngestRunRecord, copy: CopyRecord, host: String) throws -> Bool {
+    func list(_ entry: Manifest.Entry, run: IngestRunRecord, device: String, host: String) throws -> Bool {
         let json = String(decoding: try Manifest.encoder.encode(entry), as: UTF8.self)
         return try ledger.assign(
-            run: run.id, device: copy.device, host: host, remotePath: copy.remotePath, sha256: copy.sha256, entry: json)
+            run: run.id, device: device, host: host, remotePath: entry.remotePath, sha256: entry.sha256, entry: json)
     }
 
     /// Writes the device's manifest, then `_COMPLETE`; returns the manifest's s3:// address, or nil

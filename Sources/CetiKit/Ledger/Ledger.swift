@@ -7,7 +7,7 @@ public final class Ledger: @unchecked Sendable {
     let db: SQLiteDatabase
     // Recursive, so a batch of reads can run inside one `reading` transaction.
     private let lock = NSRecursiveLock()
-    static let schemaVersion: Int64 = 6
+    static let schemaVersion: Int64 = 7
 
     /// `--ledger`, else `$CETI_LEDGER`, else `ledger:` in the config file, else
     /// `$XDG_DATA_HOME/ceti/ledger.sqlite` (`~/.local/share/ceti/ledger.sqlite`).
@@ -74,6 +74,10 @@ public final class Ledger: @unchecked Sendable {
             // Every statement is CREATE ... IF NOT EXISTS: one script serves new and older ledgers.
             try transaction {
                 try db.execute(Self.schema)
+                // Schema 7: runs of `ceti watch` are kept apart from ingest's (which resumes its last one).
+                if try !db.query("PRAGMA table_info(runs)").contains(where: { $0[1].text == "kind" }) {
+                    try db.execute("ALTER TABLE runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'ingest'")
+                }
                 try db.execute("PRAGMA user_version = \(Self.schemaVersion)")
             }
         }
@@ -111,7 +115,8 @@ public final class Ledger: @unchecked Sendable {
             bucket TEXT NOT NULL, key TEXT NOT NULL, device TEXT NOT NULL, local_path TEXT NOT NULL,
             message TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (bucket, key));
         CREATE TABLE IF NOT EXISTS runs (
-            id TEXT PRIMARY KEY, started_at TEXT NOT NULL, local_date TEXT NOT NULL, finished_at TEXT);
+            id TEXT PRIMARY KEY, started_at TEXT NOT NULL, local_date TEXT NOT NULL, finished_at TEXT,
+            kind TEXT NOT NULL DEFAULT 'ingest');
         CREATE TABLE IF NOT EXISTS run_devices (
             run_id TEXT NOT NULL REFERENCES runs(id), device TEXT NOT NULL, host TEXT NOT NULL, manifest_key TEXT,
             manifest_etag TEXT, completed_at TEXT, PRIMARY KEY (run_id, device));
@@ -124,6 +129,10 @@ public final class Ledger: @unchecked Sendable {
         CREATE TABLE IF NOT EXISTS upload_queue (
             local_path TEXT PRIMARY KEY, device TEXT NOT NULL, remote_path TEXT NOT NULL, sha256 TEXT NOT NULL,
             queued_at TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS watch_sessions (
+            root TEXT NOT NULL, name TEXT NOT NULL, fingerprint TEXT NOT NULL, changed_at INTEGER NOT NULL,
+            state TEXT NOT NULL, run_id TEXT, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER,
+            last_error TEXT, manifest TEXT, done_fingerprint TEXT, PRIMARY KEY (root, name));
         CREATE TABLE IF NOT EXISTS backups (
             path TEXT PRIMARY KEY, sha256 TEXT NOT NULL, size INTEGER NOT NULL, verified_at TEXT NOT NULL);
         """

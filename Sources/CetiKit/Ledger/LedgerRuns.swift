@@ -24,7 +24,7 @@ extension Ledger {
     public func openRun(now: Date = Date()) throws -> IngestRunRecord {
         try locked {
             if let r = try rows(
-                "SELECT id, started_at, local_date FROM runs WHERE finished_at IS NULL ORDER BY started_at DESC LIMIT 1"
+                "SELECT id, started_at, local_date FROM runs WHERE finished_at IS NULL AND kind = 'ingest' ORDER BY started_at DESC LIMIT 1"
             ).first {
                 return IngestRunRecord(id: try r.text(0), startedAt: try r.text(1), localDate: try r.text(2), resumed: true)
             }
@@ -133,6 +133,7 @@ extension Ledger {
                     FROM run_files WHERE device = ?1 AND run_id != ?2 AND EXISTS (SELECT 1 FROM run_devices d
                         WHERE d.run_id = run_files.run_id AND d.device = run_files.device
                         AND d.manifest_key IS NULL AND d.completed_at IS NULL)
+                        AND (SELECT kind FROM runs WHERE id = run_files.run_id) = (SELECT kind FROM runs WHERE id = ?2)
                     """
                 guard try rows("SELECT 1 " + pending + " LIMIT 1", [.text(device), .text(run)]).first != nil else { return }
                 try db.query(
@@ -224,7 +225,7 @@ extension Ledger {
             guard
                 let r = try rows(
                     """
-                    SELECT id, started_at, finished_at FROM runs WHERE id IN (SELECT run_id FROM run_devices)
+                    SELECT id, started_at, finished_at FROM runs WHERE kind = 'ingest' AND id IN (SELECT run_id FROM run_devices)
                     ORDER BY started_at DESC LIMIT 1
                     """
                 ).first

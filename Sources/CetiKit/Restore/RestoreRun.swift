@@ -148,7 +148,7 @@ public enum RestoreRun {
         for e in selected {
             let names = [e.name] + (keepDerivatives ? [e.derivative?.name].compactMap { $0 } : [])
             if let bad = names.first(where: { !isPlainName($0) }) {
-                refused.append(.init(name: e.name, detail: "\(bad.printable) is not a plain file name: not restored"))
+                refused.append(.init(name: e.name, detail: "\(bad.printable) is not a path inside the folder: not restored"))
             } else if let twice = names.first(where: { seen[$0, default: 0] > 1 }) {
                 refused.append(.init(name: e.name, detail: "the manifest lists \(twice.printable) more than once: not restored"))
             } else {
@@ -158,11 +158,14 @@ public enum RestoreRun {
         return (ok, refused)
     }
 
-    /// One file name: no `/`, no NUL, not `.` or `..`, not one of restore's own temporary files.
+    /// A path inside the folder: a file name, or folders and a file name (a watched session's
+    /// `sensors/gps.csv`) — never absolute, never `.` or `..` or an empty part, no NUL, and not one
+    /// of restore's own temporary files.
     static func isPlainName(_ name: String) -> Bool {
         let bytes = NameCodec.decode(name)
-        return !bytes.isEmpty && bytes != Array(".".utf8) && bytes != Array("..".utf8) && !bytes.contains(0x2F) && !bytes.contains(0)
-            && !name.hasPrefix(".ceti-restore-")
+        let parts = bytes.split(separator: 0x2F, omittingEmptySubsequences: false)
+        return !bytes.contains(0) && !name.hasPrefix(".ceti-restore-")
+            && parts.allSatisfy { !$0.isEmpty && Array($0) != Array(".".utf8) && Array($0) != Array("..".utf8) }
     }
 
     private static func found(_ p: RestoreSummary.Problem, in summary: inout RestoreSummary, _ console: Console) {

@@ -68,6 +68,10 @@ struct Restorer: Sendable {
             unlink(fsPath(temp + ".out"))
             return .alreadyThere
         }
+        if entry.name.contains("/") {
+            let folder = ((directory + "/" + entry.name) as NSString).deletingLastPathComponent
+            guard mkdirs(folder) else { throw FileIOError.write(path: folder, errno: errno) }
+        }
         let fetched = try await downloads.run { try await download.fetch(entry.object, bucket: bucket, into: temp + ".download") }
         try Interrupt.check()
         try await pool.run { [self] in try decode(entry, from: temp + ".download", into: temp + ".out", final: directory + "/" + entry.name)
@@ -151,5 +155,12 @@ struct Restorer: Sendable {
     static func setMTime(_ path: String, _ seconds: Int64) throws {
         let times = [timespec(tv_sec: Int(seconds), tv_nsec: 0), timespec(tv_sec: Int(seconds), tv_nsec: 0)]
         guard utimensat(AT_FDCWD, fsPath(path), times, 0) == 0 else { throw FileIOError.write(path: path, errno: errno) }
+    }
+
+    /// `mkdir -p` of a folder in name form.
+    private func mkdirs(_ folder: String) -> Bool {
+        FileManager.default.fileExists(atPath: String(decoding: NameCodec.decodePath(folder), as: UTF8.self))
+            || (try? FileManager.default.createDirectory(
+                atPath: String(decoding: NameCodec.decodePath(folder), as: UTF8.self), withIntermediateDirectories: true)) != nil
     }
 }

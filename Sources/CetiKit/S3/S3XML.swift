@@ -74,6 +74,7 @@ enum S3XML {
         return out
     }
 
+    /// The five XML (and HTML) specials as entities: for element text and quoted attributes.
     static func escape(_ s: String) -> String {
         var out = ""
         for c in s {
