@@ -312,3 +312,40 @@ def test_a_stalled_upload_is_reported_once_and_the_session_still_completes(ceti,
     assert events == ["stalled", "complete"], (events, r.stderr)
     assert "no byte has moved" in r.stderr
     assert json.loads(r.stdout)["uploaded"] == [f"{root}/s1"]
+
+
+def test_include_regex_max_age_and_depth_pick_the_sessions(ceti, s3, bucket, tmp_path):
+    root = tmp_path / "in"
+    session(root, "2026-11/wt-a", {"a.txt": b"a"})
+    session(root, "2026-11/notes", {"n.txt": b"n"})  # not matching include_regex: never a session
+    session(root, "2026-10/wt-old", {"o.txt": b"o"}, age=40 * 86400)  # older than max_age: reported only
+    session(root, "wt-shallow", {"s.txt": b"s"})  # depth 1: not a session at depth 2
+    cfg = config(tmp_path, ceti, bucket, f"    - {{path: {root}, profile: p}}\n",
+                 "    p: {session_depth: 2, include_regex: '^wt-', max_age: 30d, stable_for: 1s}\n")
+    r = json.loads(watch(ceti, cfg, "--once", "--json", check=0).stdout)
+    assert r["uploaded"] == [f"{root}/2026-11/wt-a"], r
+    assert {s["name"]: s["state"] for s in r["sessions"]} == {"2026-11/wt-a": "complete", "2026-10/wt-old": "too_old"}
+    assert sorted(k.split("/", 2)[2] for k in boto_objects(s3, bucket) if "/_runs/" not in k) == ["2026-11/wt-a/a.txt"]
+
+
+def test_a_kept_session_that_changes_sends_only_what_is_new(ceti, s3, bucket, tmp_path):
+    root = tmp_path / "in"
+    s = session(root, "s1", {"a.txt": b"a" * 10, "b.txt": b"b" * 20})
+    cfg = config(tmp_path, ceti, bucket, f"    - {{path: {root}, profile: p}}\n", "    p: {stable_for: 1s}\n")
+    assert json.loads(watch(ceti, cfg, "--once", "--json", check=0).stdout)["uploaded"] == [f"{root}/s1"]
+    # A file removed: nothing new to send or list; the session stays complete, nothing fails.
+    (s / "b.txt").unlink()
+    assert json.loads(watch(ceti, cfg, "--once", "--json", check=0).stdout)["sessions"][0]["state"] == "waiting"
+    time.sleep(1.2)
+    r = json.loads(watch(ceti, cfg, "--once", "--json", check=0).stdout)
+    assert r["failed"] == [] and {x["name"]: x["state"] for x in r["sessions"]} == {"s1": "complete"}, r
+    # A file added: uploaded, and listed by a manifest of its own run.
+    (s / "c.txt").write_bytes(b"c" * 30)
+    assert json.loads(watch(ceti, cfg, "--once", "--json", check=0).stdout)["uploaded"] == []  # changed just now
+    time.sleep(1.2)
+    assert json.loads(watch(ceti, cfg, "--once", "--json", check=0).stdout)["uploaded"] == [f"{root}/s1"]
+    objects = boto_objects(s3, bucket)
+    manifests = sorted(k for k in objects if k.endswith("/manifest.json"))
+    assert len(manifests) == 2 and sum(k.endswith("/_COMPLETE") for k in objects) == 2
+    listed = [[e["name"] for e in json.loads(s3_body(s3, bucket)(k))["files"]] for k in manifests]
+    assert sorted(map(sorted, listed)) == [["a.txt", "b.txt"], ["c.txt"]], listed

@@ -126,7 +126,6 @@ final class Watcher: Sendable {
             r.attempts = 0
             r.nextAttemptAt = nil
         }
-        let interrupted = r.state == .uploading
         if r.doneFingerprint == s.fingerprint {
             r.state = .complete
         } else if s.files.isEmpty {
@@ -138,7 +137,7 @@ final class Watcher: Sendable {
         } else if let maxAge = profile.maxAgeSeconds, Double(now - s.newestMTime) > maxAge {
             r.state = .tooOld
             r.lastError = "its newest file is older than max_age: not uploaded"
-        } else if Double(now - r.changedAt) < profile.stableForSeconds && !(interrupted && r.changedAt <= now) {
+        } else if Double(now - r.changedAt) < profile.stableForSeconds {
             r.state = .waiting
             r.lastError = nil
         } else if r.state == .failed, let next = r.nextAttemptAt, next > now {
@@ -183,14 +182,16 @@ final class Watcher: Sendable {
                 compressor: profile.compress ? compressor : nil, pool: pool, host: host, jobs: options.jobs, console: console
             ).upload(session, run: run)
             try ledger.finishRun(run.id)
-            console.info("\(label): \(done.files) file(s) in \(done.manifest.printable), then _COMPLETE")
+            console.info(
+                done.manifest.map { "\(label): \(done.files) file(s) in \($0.printable), then _COMPLETE" }
+                    ?? "\(label): every file is in S3 and listed by an earlier manifest")
             // What the session holds now (compress replaced originals): unchanged from here on means done.
             let after = try await pool.run { [excluded] in
                 try SessionScanner.snapshot(root: root.path, name: session.name, profile: profile, excluding: excluded)
             }
             record.doneFingerprint = after.fingerprint
             record.fingerprint = after.fingerprint
-            (record.state, record.manifest, record.lastError, record.runID) = (.complete, done.manifest, nil, nil)
+            (record.state, record.manifest, record.lastError, record.runID) = (.complete, done.manifest ?? record.manifest, nil, nil)
             (record.attempts, record.nextAttemptAt) = (0, nil)
             try ledger.saveWatchSession(record)
             board.update {
@@ -204,7 +205,7 @@ final class Watcher: Sendable {
                 event(
                     .complete, session, root: root,
                     text: "ceti: \(session.name) uploaded (\(done.files) files, \(ByteSize.format(done.bytes)))",
-                    files: done.files, bytes: done.bytes, manifest: done.manifest))
+                    files: done.files, bytes: done.bytes, manifest: done.manifest ?? record.manifest))
             do {
                 try await afterUpload(after, root: root, profile: profile, upload: upload)
             } catch {
