@@ -435,6 +435,13 @@ def tags_and_s3(bench: str) -> tuple[str, str]:
     return endpoint, (os.environ.get("CETI_TEST_BUCKETS") or "ceti-bench").split(",")[0]
 
 
+def versions(ceti: str, aws: str) -> tuple[str, str, str]:
+    """`ceti --version`, `flac --version` and `aws --version`, for a results section."""
+    def first(cmd: list[str]) -> str:
+        return subprocess.run(cmd, capture_output=True, text=True).stdout.strip()
+    return first([ceti, "--version"]), first(["flac", "--version"]), first([aws, "--version"])
+
+
 def ceti_bin() -> str:
     return os.environ.get("CETI_BIN") or str(REPO / ".build" / "release" / "ceti")
 

@@ -28,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 from benchlib import (bench_args, build_launcher, ceti_bin, ensure_numpy, machine_info, record, run_measured,  # noqa: E402
-                      tags_and_s3, write_hydrophone_raw, write_sensor_csv)
+                      tags_and_s3, versions, write_hydrophone_raw, write_sensor_csv)
 sys.path.insert(0, str(REPO / "Tests" / "integration"))
 import tagsim  # noqa: E402
 
@@ -173,9 +173,7 @@ def main() -> int:
     if args.quick or args.no_record:
         return 0
     m = machine_info()
-    version = subprocess.run([ceti, "--version"], capture_output=True, text=True).stdout.strip()
-    flacv = subprocess.run(["flac", "--version"], capture_output=True, text=True).stdout.strip()
-    awsv = subprocess.run([aws, "--version"], capture_output=True, text=True).stdout.strip()
+    version, flacv, awsv = versions(ceti, aws)
     sshv = subprocess.run(["ssh", "-V"], capture_output=True, text=True).stderr.strip()
     section = f"""
 ## ingest — {dt.datetime.now(dt.timezone.utc).strftime('%a %b %d %H:%M:%S UTC %Y')}

@@ -31,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 from benchlib import (bench_args, build_launcher, ceti_bin, ensure_numpy, machine_info, record, run_measured,  # noqa: E402
-                      tags_and_s3)
+                      tags_and_s3, versions)
 from ingest_bench import TAGS, make_tag_data  # noqa: E402
 sys.path.insert(0, str(REPO / "Tests" / "integration"))
 import tagsim  # noqa: E402
@@ -160,9 +160,7 @@ def main() -> int:
     if args.quick or args.no_record:
         return 0
     m = machine_info()
-    version = subprocess.run([ceti, "--version"], capture_output=True, text=True).stdout.strip()
-    flacv = subprocess.run(["flac", "--version"], capture_output=True, text=True).stdout.strip()
-    awsv = subprocess.run([aws, "--version"], capture_output=True, text=True).stdout.strip()
+    version, flacv, awsv = versions(ceti, aws)
     record(f"""
 ## restore — {dt.datetime.now(dt.timezone.utc).strftime('%a %b %d %H:%M:%S UTC %Y')}
 
