@@ -23,7 +23,7 @@ enum FLACDecoder {
         case damaged(path: String, problem: String)
         case sampleCount(path: String, decoded: UInt64, stored: UInt64)
         case md5Mismatch(path: String)
-        case read(path: String, errno: Int32)
+        case read(path: String, message: String)
         case write(path: String, errno: Int32)
         case decoder(path: String, state: String)
         case noWAVHeader(path: String)
@@ -38,7 +38,7 @@ enum FLACDecoder {
             case .sampleCount(let path, let decoded, let stored):
                 return "\(path): decoded \(decoded) samples but STREAMINFO says \(stored) (the object is truncated or damaged)"
             case .md5Mismatch(let path): return "\(path): stored MD5 differs from the decoded audio (the object is damaged)"
-            case .read(let path, let e): return "cannot read \(path): \(String(cString: strerror(e)))"
+            case .read(let path, let message): return "cannot read \(path): \(message)"
             case .write(let path, let e):
                 return "cannot write \(path): \(String(cString: strerror(e)))" + (e == ENOSPC ? "; free some space and rerun" : "")
             case .decoder(let path, let state): return "libFLAC failed on \(path): \(state)"
@@ -93,17 +93,13 @@ enum FLACDecoder {
     static func read(_ fd: Int32, _ path: String, into dst: UnsafeMutableRawPointer, count: Int, at offset: Int64) throws(DecodeError)
         -> Int
     {
-        var got = 0
-        while got < count {
-            let n = pread(fd, dst + got, count - got, off_t(offset + Int64(got)))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw .read(path: path, errno: errno)
-            }
-            if n == 0 { break }
-            got += n
+        do {
+            return try FileIO.readFully(fd, path, UnsafeMutableRawBufferPointer(start: dst, count: count), count, at: offset)
+        } catch let FileIOError.read(_, message) {
+            throw .read(path: path, message: message)
+        } catch {
+            throw .read(path: path, message: "\(error)")
         }
-        return got
     }
 
     static func truncatedMetadata(_ path: String) -> DecodeError {

@@ -32,7 +32,8 @@ public final class CurlClient: @unchecked Sendable {
     private var threads: [Thread] = []
     private var running = 0
 
-    private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
+    /// libcurl's process-wide setup, once, before the first handle (also for `NotifyCurl`).
+    static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
 
     public init(options: Options = Options()) {
         _ = Self.globalInit

@@ -27,8 +27,6 @@ enum NotifyCurl {
     /// An SMTP exchange is several round trips (greeting, TLS, AUTH, one RCPT per recipient).
     static let mailTimeoutSeconds = 60
 
-    private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
-
     /// POSTs `json` to `url`; any answer but a 2xx is a failure that names the status.
     static func post(json: [UInt8], to url: String) throws(Failure) {
         let status = try perform(
@@ -96,7 +94,7 @@ enum NotifyCurl {
         url: String, protocols: String, body: [UInt8], timeout: Int, secrets: [String], lists: [(CURLoption, [String])],
         configure: (UnsafeMutableRawPointer) -> Void
     ) throws(Failure) -> Int {
-        _ = globalInit
+        _ = CurlClient.globalInit
         guard let handle = curl_easy_init() else { throw Failure(description: "libcurl could not start a transfer (out of memory?)") }
         defer { curl_easy_cleanup(handle) }
         var slists: [UnsafeMutablePointer<curl_slist>?] = []

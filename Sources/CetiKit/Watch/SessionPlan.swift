@@ -55,14 +55,8 @@ public struct SessionPlan: Sendable, Encodable {
                             ? "waiting: last change \(age) s ago, stable_for is \(Int(profile.stableForSeconds)) s"
                             : "complete: would be uploaded at the next scan")
         for f in s.files {
-            var sent = f
             let kind = profile.compress ? Compressor.kind(of: f.path) : nil
-            if let kind {
-                let output = Compressor.outputPath(f.path, kind)
-                sent.relativePath =
-                    String(f.relativePath.dropLast((f.path as NSString).lastPathComponent.count))
-                    + (output as NSString).lastPathComponent
-            }
+            let sent = kind.map { f.sibling(Compressor.outputPath(f.path, $0)) } ?? f
             plan.files.append(
                 File(
                     name: f.relativePath, size: f.fingerprint.size, mtime: f.fingerprint.mtimeNanoseconds / 1_000_000_000,

@@ -102,9 +102,7 @@ struct SessionUploader: Sendable {
         {
             // Compressed by an earlier attempt: listed under its original's name and content
             // (the output carries the original's mtime).
-            item.name =
-                String(file.relativePath.dropLast((file.path as NSString).lastPathComponent.count))
-                + (made.inputPath as NSString).lastPathComponent
+            item.name = file.sibling(made.inputPath).relativePath
             item.derivative = Compressor.Derived(record: made, hashed: nil)
             item.original.fingerprint.size = made.inputSize
             item.sha256 = made.inputSHA256
@@ -122,11 +120,7 @@ struct SessionUploader: Sendable {
             }
             item.derivative = made
             item.sha256 = made.record.inputSHA256
-            item.upload = LocalFile(
-                path: made.record.outputPath, device: file.device,
-                relativePath: String(file.relativePath.dropLast((file.path as NSString).lastPathComponent.count))
-                    + (made.record.outputPath as NSString).lastPathComponent,
-                fingerprint: output)
+            item.upload = file.sibling(made.record.outputPath, fingerprint: output)
         } catch let e as CompressError {
             throw e
         } catch {

@@ -21,7 +21,7 @@ final class Watcher: Sendable {
     private let current = Locked<(key: String, start: Int64)?>(nil)
     /// When a byte last moved, and whether the stall since then was reported.
     private let moved: Locked<(bytes: Int64, at: Date, reported: Bool)>
-    private let host = ProcessInfo.processInfo.hostName
+    private let host = Notifier.hostName
 
     init(
         options: WatchOptions, ledger: Ledger, store: any ObjectStore, pool: BlockingPool, board: StatusBoard, notifier: Notifier?,
