@@ -51,6 +51,7 @@ bench: release
 	CETI_BIN=$(CURDIR)/.build/release/ceti CETI_TEST_BUCKETS="ceti-bench" bash scripts/with-s3.sh $(VENV)/bin/python bench/ingest_bench.py $(filter --quick,$(ARGS)) $(IARGS)
 	CETI_BIN=$(CURDIR)/.build/release/ceti CETI_TEST_BUCKETS="ceti-bench" bash scripts/with-s3.sh $(VENV)/bin/python bench/boat_bench.py $(filter --quick,$(ARGS)) $(BARGS)
 	CETI_BIN=$(CURDIR)/.build/release/ceti CETI_TEST_BUCKETS="ceti-bench" bash scripts/with-s3.sh $(VENV)/bin/python bench/restore_bench.py $(filter --quick,$(ARGS)) $(RARGS)
+	CETI_BIN=$(CURDIR)/.build/release/ceti CETI_TEST_BUCKETS="ceti-bench" bash scripts/with-s3.sh $(VENV)/bin/python bench/qc_bench.py $(filter --quick,$(ARGS)) $(QARGS)
 
 # The binary, its man pages (ceti(1) and one per subcommand: man ceti-ingest) made by
 # swift-argument-parser's generate-manual plugin, and bash/zsh/fish completions made by the binary

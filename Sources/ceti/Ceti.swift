@@ -17,18 +17,20 @@ struct CetiCommand: AsyncParsableCommand {
             abstract: "Move field recordings from whale tags and SD cards to S3 without losing a byte.",
             discussion: """
                 Typical order on the boat: whaletag (pull tags) or general_offload (SD cards) → compress → s3upload → \
-                whaletag --clean. Every step records what it did in the ledger (ceti status shows it), and \
+                qc (did each tag record well?) → whaletag --clean. Every step records what it did in the ledger (ceti status shows it), and \
                 nothing is deleted anywhere without the ledger's proof of a verified copy.
 
                 Exit status: 0 success (including nothing to do); 1 some work failed (each failure listed), \
                 or the ledger or a disk failed (a damaged or locked ledger, a full disk); 2 usage or \
                 configuration error (an unknown flag, a bad value, a missing argument, a wrong config \
-                file value); 130 / 143 stopped by SIGINT / SIGTERM after the work in hand (rerun to resume; \
-                a second signal stops at once).
+                file value); 3 (ingest) uploads queued while S3 could not be reached; 4 (qc, ingest \
+                --qc-strict) a device's recording QC verdict is bad; 130 / 143 stopped by SIGINT / SIGTERM \
+                after the work in hand (rerun to resume; a second signal stops at once).
                 """ + manualExamples(examples),
             version: Ceti.version,
             subcommands: [
                 Ingest.self, WhaleTag.self, GeneralOffload.self, Compress.self, S3Upload.self, Verify.self, Restore.self, Watch.self,
+                QC.self,
                 Status.self,
             ]
         )
@@ -38,7 +40,7 @@ struct CetiCommand: AsyncParsableCommand {
     static let examplesByCommand: [String: String] = [
         "ingest": Ingest.examples, "whaletag": WhaleTag.examples, "general_offload": GeneralOffload.examples,
         "compress": Compress.examples, "s3upload": S3Upload.examples, "verify": Verify.examples, "restore": Restore.examples,
-        "watch": Watch.examples,
+        "watch": Watch.examples, "qc": QC.examples,
         "status": Status.examples,
     ]
 

@@ -57,7 +57,7 @@ struct Compress: AsyncParsableCommand {
             var options = CompressOptions(
                 directories: directories,
                 ledgerPath: Ledger.resolvePath(flag: ledger.ledger, environment: env, config: config), jobs: j)
-            try compression.apply(to: &options)
+            try compression.apply(to: &options, config: config)
             options.keep = keep
             options.dryRun = dryRun
             let summary = try await CompressRun.execute(options, console: console)

@@ -33,8 +33,16 @@ struct Ingest: AsyncParsableCommand {
                 Interrupted at any point (even kill -9), a rerun resumes the same run id: finished work is \
                 not redone, no object is written twice and no second _COMPLETE appears.
 
+                Recording QC runs in the same pass as encoding (raw, WAV), gzipping (CSV) or pulling (the \
+                tag's FLAC): per channel levels, clipping, DC offset, dead channels and stuck samples; gaps \
+                between recordings from their <epoch_ms> names; sensor CSV header, rows, timestamps, ranges \
+                and frozen columns. Each tag's verdict (ok, warn or bad, thresholds in the config file's \
+                qc: section) is printed before --clean acts and written into its manifest; it never changes \
+                what is deleted. `ceti qc --run ID --html F` draws it.
+
                 Exit status: 0 all done, 1 a tag or file failed (each listed), 2 usage/configuration error \
-                or refused credentials, 3 done locally with uploads queued for S3.
+                or refused credentials, 4 (with --qc-strict) a tag's QC verdict is bad and nothing failed, \
+                3 done locally with uploads queued for S3.
                 """ + manualExamples(examples))
     }
 
@@ -50,6 +58,8 @@ struct Ingest: AsyncParsableCommand {
     var tag: [String] = []
     @Flag(help: "Wipe each tag of the files proven uploaded (the rules of whaletag -c), after its manifest is complete.")
     var clean = false
+    @Flag(name: .customLong("qc-strict"), help: "Exit 4 when a tag's recording QC verdict is bad (and nothing failed).")
+    var qcStrict = false
     @Option(help: "Also keep verified copies of the uploaded files in DIR/<local date>/<hostname>/.", completion: .directory)
     var backup: String?
     @Option(name: .customLong("max-staging"), help: "Pause pulling while staging holds more than this not yet uploaded, e.g. 20G.")
@@ -89,7 +99,7 @@ struct Ingest: AsyncParsableCommand {
             var pull = try login.pullOptions(dataDir: staging, ledgerFlag: ledger.ledger, environment: env, config: config)
             pull.jobs = tagJobs
             var compress = CompressOptions(directories: [], ledgerPath: pull.ledgerPath, jobs: cj)
-            try compression.apply(to: &compress)
+            try compression.apply(to: &compress, config: config)
             let upload = try transfer.uploadOptions(
                 directories: [], bucket: settings.bucket, urlPrefix: try s3.bucketURL().prefix,
                 ledgerFlag: ledger.ledger, environment: env, config: config)
@@ -98,6 +108,7 @@ struct Ingest: AsyncParsableCommand {
             options.subnets = tag.isEmpty ? try WhaleTagRun.subnets(login.subnet) : []
             options.clean = clean
             options.dryRun = dryRun
+            options.qcStrict = qcStrict
             guard (0...86_400).contains(waitForS3) else { throw UsageError("--wait-for-s3 \(waitForS3): give seconds from 0 to 86400") }
             options.s3Patience = Double(waitForS3)
             options.backupDir = backup.map(FileWalker.absolute)

@@ -164,25 +164,38 @@ struct TagLoginOptions: ParsableArguments {
 }
 
 /// Raw audio layout and compression levels, shared by compress and ingest.
-struct CompressionOptions: ParsableArguments {
+/// The layout of raw audio when neither its name nor the tag's data_config gives it.
+struct RawLayoutOptions: ParsableArguments {
     @Option(help: "Raw audio: channels.") var channels = 3
     @Option(help: "Raw audio: bits per sample, 16 or 24.", completion: .list(["16", "24"])) var bps = 16
     @Option(name: .customLong("sample-rate"), help: "Raw audio: sample rate in Hz.") var sampleRate = 96_000
     @Option(help: "Raw audio: byte order, big or little.", completion: .list(["big", "little"])) var endian = "big"
     @Option(help: "Raw audio: signed or unsigned samples.", completion: .list(["signed", "unsigned"])) var sign = "signed"
-    @Option(help: "FLAC compression level, 0 (fastest) to 8 (smallest).") var level = 5
-    @Option(name: .customLong("gzip-level"), help: "gzip compression level, 1 to 9.") var gzipLevel = 6
 
-    func apply(to options: inout CompressOptions) throws {
+    func format() throws -> RawFormat {
         guard endian == "big" || endian == "little" else { throw UsageError("--endian \(endian): give big or little") }
         guard sign == "signed" || sign == "unsigned" else { throw UsageError("--sign \(sign): give signed or unsigned") }
+        return RawFormat(
+            channels: channels, bitsPerSample: bps, sampleRate: sampleRate, bigEndian: endian == "big", signed: sign == "signed")
+    }
+}
+
+struct CompressionOptions: ParsableArguments {
+    @OptionGroup var layout: RawLayoutOptions
+    @Option(help: "FLAC compression level, 0 (fastest) to 8 (smallest).") var level = 5
+    @Option(name: .customLong("gzip-level"), help: "gzip compression level, 1 to 9.") var gzipLevel = 6
+    @Flag(
+        name: .customLong("no-qc"),
+        help: "No recording QC (levels, clipping, dead channels, sensor checks) while encoding; thresholds: config `qc:`.")
+    var noQC = false
+
+    func apply(to options: inout CompressOptions, config: ConfigFile) throws {
+        options.raw = try layout.format()
         guard (0...8).contains(level) else { throw UsageError("--level \(level): give 0 to 8") }
         guard (1...9).contains(gzipLevel) else { throw UsageError("--gzip-level \(gzipLevel): give 1 to 9") }
-        options.raw = RawFormat(
-            channels: channels, bitsPerSample: bps, sampleRate: sampleRate,
-            bigEndian: endian == "big", signed: sign == "signed")
         options.flacLevel = level
         options.gzipLevel = gzipLevel
+        options.qc = noQC ? nil : try QCThresholds.load(config)
     }
 }
 

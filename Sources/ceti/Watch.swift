@@ -79,6 +79,7 @@ struct WatchRunCommand: AsyncParsableCommand {
             options.bucket = fallback
             options.prefix = try s3.bucketURL().prefix ?? config.string("prefix") ?? options.prefix
             options.once = once
+            options.qc = try QCThresholds.load(config)
             options.statusListen = statusListen
             options.statusListenAny = statusListenAny
             options.jobs = try jobs ?? config.int("jobs") ?? options.jobs

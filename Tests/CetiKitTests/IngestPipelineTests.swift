@@ -187,9 +187,9 @@ final class Boat: @unchecked Sendable {
             let n = (counts[output] ?? 0) + (counts[output + ".part"] ?? 0)
             #expect(n >= 1 && n <= 2, "\(output) read \(n) times")
         }
-        // README "Layout": at most 24 ledger statements per ingested file (22 measured).
+        // README "Layout": at most 26 ledger statements per ingested file (24 measured, QC's record included).
         let perFile = Double(ledger.statements - before) / 4
-        #expect(perFile <= 24, "\(perFile) ledger statements per file")
+        #expect(perFile <= 26, "\(perFile) ledger statements per file")
     }
 
     // MARK: kills, transient and fatal store errors

@@ -71,7 +71,7 @@ import Testing
     @Test func aFrozenColumnIsReportedAndNothingElse() {
         let qc = Self.qc(Self.csv { _, row in row.pressure = "1.013" })
         #expect(qc.frozenColumns == ["Pressure [bar]"])
-        #expect(qc.problems == ["data_pressure_temperature.csv: column 'Pressure [bar]' never changes (2000 rows)"])
+        #expect(qc.problems.map(\.message) == ["data_pressure_temperature.csv: column 'Pressure [bar]' never changes (2000 rows)"])
         // Fewer rows than minRowsForFrozen: a slow sensor may simply not have changed.
         #expect(Self.qc(Self.csv(rows: 99) { _, row in row.pressure = "1.013" }).problems.isEmpty)
     }
@@ -84,7 +84,7 @@ import Testing
                 if i >= 1199 { row.t += 600_000_000 - 100_000 }
             })
         #expect(
-            qc.problems == [
+            qc.problems.map(\.message) == [
                 "data_pressure_temperature.csv: timestamp jumps 600 s at line 1201 (median interval 0.1 s)",
                 "data_pressure_temperature.csv: column 'Water Temperature [C]' never changes (2000 rows)",
             ])
@@ -112,14 +112,14 @@ import Testing
         #expect(qc.gapCount == 35 && qc.gaps.count == 20)
         #expect(qc.gaps.prefix(3).map(\.row) == [1002, 5001, 5031])
         #expect(qc.gaps.allSatisfy { Self.close($0.seconds, 5.1) })
-        #expect(qc.problems.last == "data_pressure_temperature.csv: and 15 more gaps")
+        #expect(qc.problems.last?.message == "data_pressure_temperature.csv: and 15 more gaps")
         #expect(qc.problems.count == 21)
     }
 
     @Test func aClockSteppingBackIsCountedOnce() {
         let qc = Self.qc(Self.csv { i, row in if i >= 500 { row.t -= 5_000_000 } })
         #expect(qc.nonMonotonic == 1 && qc.firstNonMonotonicRow == 502)
-        #expect(qc.problems == ["data_pressure_temperature.csv: timestamp goes backwards 1 time, first at line 502"])
+        #expect(qc.problems.map(\.message) == ["data_pressure_temperature.csv: timestamp goes backwards 1 time, first at line 502"])
     }
 
     @Test func valuesOutsidePlausibleRangesAreCountedWithTheirExtremes() {
@@ -138,7 +138,7 @@ import Testing
                     column: "Water Temperature [C]", count: 5, min: -5.5, max: 99, plausibleMin: -5, plausibleMax: 45, unit: "C"),
             ])
         #expect(
-            qc.problems == [
+            qc.problems.map(\.message) == [
                 "data_pressure_temperature.csv: column 'Pressure [bar]' has 1 value outside -1 to 200 bar (from -228.6 to -228.6)",
                 "data_pressure_temperature.csv: column 'Water Temperature [C]' has 5 values outside -5 to 45 C (from -5.5 to 99)",
             ])
@@ -174,7 +174,7 @@ import Testing
             })
         #expect(qc.rows == 2000 && qc.badRows == 3 && qc.firstBadRows == [12, 22, 32])
         #expect(
-            qc.problems == [
+            qc.problems.map(\.message) == [
                 "data_pressure_temperature.csv: 3 bad rows (1 with the wrong number of fields, 2 with a non-numeric value), first at lines 12, 22, 32"
             ])
         // Only the first 5 lines are kept.
@@ -190,7 +190,7 @@ import Testing
         let qc = Self.qc(ms, name: "data_imu_acc_01.csv")
         #expect(!qc.headerPresent && qc.header.isEmpty && qc.rows == 500)
         #expect(qc.timestampColumn == "column 1" && qc.timestampUnit == "ms" && Self.close(qc.medianIntervalSeconds, 0.01))
-        #expect(qc.problems == ["data_imu_acc_01.csv: no header line; the first line is data"])
+        #expect(qc.problems.map(\.message) == ["data_imu_acc_01.csv: no header line; the first line is data"])
         let s = "time,value\n" + (0..<10).map { "\(1_700_000_000 + $0 * 60),\($0)\n" }.joined()
         #expect(Self.qc(s).timestampUnit == "s" && Self.close(Self.qc(s).medianIntervalSeconds, 60))
         // A clock since boot: the unit from the header.
@@ -236,7 +236,7 @@ import Testing
         // A quote never closed swallows the rest of the file: one unreadable row.
         let open = Self.qc(Self.header + "\n" + Row(0).text + "1700000000100000,-1,\"oops,1.0,18.0\n" + Row(2).text)
         #expect(open.rows == 2 && open.badRows == 1 && open.firstBadRows == [3])
-        #expect(open.problems.contains { $0.contains("1 unreadable") })
+        #expect(open.problems.contains { $0.message.contains("1 unreadable") })
     }
 
     @Test func blankLinesAndAMissingLastNewlineChangeNothing() {
@@ -253,7 +253,7 @@ import Testing
         for text in ["", "\u{FEFF}", "\n\r\n"] {
             let qc = Self.qc(text)
             #expect(!qc.headerPresent && qc.rows == 0)
-            #expect(qc.problems == ["data_pressure_temperature.csv: empty file, not even a header"])
+            #expect(qc.problems.map(\.message) == ["data_pressure_temperature.csv: empty file, not even a header"])
         }
         for text in [Self.header, Self.header + "\n", Self.header + "\r\n"] {
             let qc = Self.qc(text)

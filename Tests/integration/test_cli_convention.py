@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-COMMANDS = ["ingest", "whaletag", "general_offload", "compress", "s3upload", "verify", "restore", "watch", "status"]
+COMMANDS = ["ingest", "whaletag", "general_offload", "compress", "s3upload", "verify", "restore", "watch", "qc", "status"]
 DEVICE = "CETI-DJI_MINI2-1"
 NOWHERE = "127.0.0.1:1"
 
@@ -114,6 +114,7 @@ def test_config_flag_on_every_command(ceti, tmp_path, command):
         "verify": ["verify", "--bucket", "b"],
         "restore": ["restore", tmp_path / "manifest.json", tmp_path / "out"],
         "watch": ["watch", "--once"],
+        "qc": ["qc", tmp_path],
         "status": ["status"],
     }[command]
     r = ceti(*argv, "--config", missing, check=2)

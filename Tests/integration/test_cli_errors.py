@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-SUBCOMMANDS = ["ingest", "whaletag", "general_offload", "compress", "s3upload", "status"]
+SUBCOMMANDS = ["ingest", "whaletag", "general_offload", "compress", "s3upload", "qc", "status"]
 
 # Words of SQL that must never reach the operator.
 SQL_WORDS = re.compile(r"\b(PRAGMA|SELECT|INSERT|UPDATE|DELETE FROM|CREATE|BEGIN|COMMIT|WHERE|journal_mode)\b")
@@ -41,6 +41,7 @@ def positional(sub: str, tmp_path: Path) -> list[str]:
         "general_offload": [str(work), "CETI-TEST-1"],
         "compress": [str(work)],
         "s3upload": [str(work)],
+        "qc": [str(work)],
         "status": [],
     }[sub]
 
@@ -66,7 +67,7 @@ def test_unknown_flag_exits_2(ceti, tmp_path, sub):
 
 
 # Each subcommand's own numeric option (general_offload and status have none).
-NUMERIC = {"ingest": "--jobs", "whaletag": "--tag-jobs", "compress": "--jobs", "s3upload": "--jobs"}
+NUMERIC = {"ingest": "--jobs", "whaletag": "--tag-jobs", "compress": "--jobs", "s3upload": "--jobs", "qc": "--jobs"}
 
 
 @pytest.mark.parametrize("sub", SUBCOMMANDS)

@@ -9,6 +9,8 @@ public struct CompressOptions: Sendable {
     public var keep = false
     public var dryRun = false
     public var ledgerPath: String
+    /// Recording QC in the encoding pass (issue #16), with these thresholds; nil: none.
+    public var qc: QCThresholds? = QCThresholds()
 
     public init(directories: [String], ledgerPath: String, jobs: Int) {
         self.directories = directories

@@ -18,6 +18,8 @@ struct Compressor: Sendable {
         var record: DerivativeRecord
         var hashed: HashedFile?
         var layout: RawLayout? = nil
+        /// Measured while encoding, or recorded when it was made earlier; nil with QC off.
+        var qc: FileQC? = nil
     }
 
     enum Kind: String { case flacFromRaw = "raw", flacFromBin = "bin", flacFromWAV = "wav", gzip = "csv" }
@@ -69,7 +71,8 @@ struct Compressor: Sendable {
         }
         defer { Self.claims.release(output, by: path) }
         if access(fsPath(output), F_OK) == 0 {
-            return Derived(record: try settleExisting(path, output: output, outcome: &outcome), hashed: nil)
+            let record = try settleExisting(path, output: output, outcome: &outcome)
+            return Derived(record: record, hashed: nil, qc: try ledger.qc(path: path, sha256: record.inputSHA256))
         }
         if options.dryRun {
             outcome.action = .wouldCompress
@@ -144,6 +147,9 @@ struct Compressor: Sendable {
         var flacMD5: String?
         var layout: RawLayout?
         var parameters: String
+        var audioQC: AudioAnalyzer?
+        var sensorQC: SensorAnalyzer?
+        let name = (path as NSString).lastPathComponent
         switch kind {
         case .flacFromRaw, .flacFromBin, .flacFromWAV:
             layout = kind == .flacFromWAV ? nil : RawLayout.resolve(path, options: options.raw)
@@ -155,16 +161,21 @@ struct Compressor: Sendable {
                 let wav = try WAVHeader.parse(fd: input, path: path, fileSize: size)
                 (format, offset, length, foreign) = (wav.format, wav.dataOffset, wav.dataLength, wav.foreign)
             }
+            if let qc = options.qc, AudioAnalyzer.supports(format) {
+                audioQC = AudioAnalyzer(format: format, expectedFrames: length / Int64(format.frameBytes), thresholds: qc.audio)
+            }
             let r = try FLACEncoder.encode(
                 inputFD: input, inputPath: path, inputSize: size, pcmOffset: offset, pcmLength: length,
-                format: format, level: options.flacLevel, outputFD: out, outputPath: part, foreign: foreign, progress: progress)
+                format: format, level: options.flacLevel, outputFD: out, outputPath: part, foreign: foreign, analyzer: audioQC,
+                progress: progress)
             inputSHA = r.inputSHA256
             flacMD5 = r.streamMD5.hex
             parameters = "\(format.flacFlags) -\(options.flacLevel)"
         case .gzip:
+            sensorQC = options.qc.map { SensorAnalyzer(name: name, thresholds: $0.sensor) }
             inputSHA = try GzipWriter.compress(
                 inputFD: input, inputPath: path, size: size, level: options.gzipLevel,
-                outputFD: out, outputPath: part, threads: gzipThreads, progress: progress)
+                outputFD: out, outputPath: part, threads: gzipThreads, observe: sensorQC.map { s in { s.feed($0) } }, progress: progress)
             parameters = "-\(options.gzipLevel)"
         }
         // A staged copy is encoded only as it was pulled: the SHA-256 read now is the one recorded then.
@@ -198,6 +209,11 @@ struct Compressor: Sendable {
             outputSHA256: outputSHA, outputSize: outputSize, codec: kind == .gzip ? "gzip" : "flac",
             parameters: parameters, flacMD5: flacMD5, verifiedAt: Timestamp.iso8601(clock.now()))
         try ledger.recordDerivative(record)
+        var qc: FileQC?
+        if audioQC != nil || sensorQC != nil {
+            qc = FileQC(name: name, audio: audioQC?.finish(), sensor: sensorQC?.finish())
+            try ledger.recordQC(path: path, sha256: record.inputSHA256, qc!)
+        }
         do {
             try FileIO.publish(part, as: output)
         } catch {
@@ -212,7 +228,7 @@ struct Compressor: Sendable {
         else {
             throw CompressError.outputAppeared(input: path, output: output)
         }
-        return Derived(record: record, hashed: hashed, layout: layout)
+        return Derived(record: record, hashed: hashed, layout: layout, qc: qc)
     }
 
     /// A file as the disk holds it (its cached pages dropped first: they are clean after the

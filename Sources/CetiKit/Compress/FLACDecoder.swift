@@ -243,6 +243,18 @@ enum FLACDecoder {
         "\(channels)-channel \(bits)-bit \(rate) Hz"
     }
 
+    /// What a libFLAC decoder error means, for the operator.
+    static func describe(_ status: FLAC__StreamDecoderErrorStatus) -> String {
+        switch status {
+        case FLAC__STREAM_DECODER_ERROR_STATUS_LOST_SYNC: return "lost sync (bytes that are not a FLAC frame)"
+        case FLAC__STREAM_DECODER_ERROR_STATUS_BAD_HEADER: return "a corrupt frame header"
+        case FLAC__STREAM_DECODER_ERROR_STATUS_FRAME_CRC_MISMATCH: return "a frame fails its CRC"
+        case FLAC__STREAM_DECODER_ERROR_STATUS_UNPARSEABLE_STREAM: return "a frame libFLAC cannot parse"
+        case FLAC__STREAM_DECODER_ERROR_STATUS_BAD_METADATA: return "corrupt metadata"
+        default: return "libFLAC error \(status.rawValue)"
+        }
+    }
+
     static func endOfStream(_ decoder: UnsafeMutablePointer<FLAC__StreamDecoder>) -> Bool {
         FLAC__stream_decoder_get_state(decoder) == FLAC__STREAM_DECODER_END_OF_STREAM
     }
@@ -418,14 +430,5 @@ private let flacMetadata: FLAC__StreamDecoderMetadataCallback = { _, metadata, c
 /// this callback cannot stop it: the failure is noted and the next read or write aborts.
 private let flacError: FLAC__StreamDecoderErrorCallback = { _, status, client in
     guard let s = decoderState(client), s.failure == nil else { return }
-    let what: String
-    switch status {
-    case FLAC__STREAM_DECODER_ERROR_STATUS_LOST_SYNC: what = "lost sync (bytes that are not a FLAC frame)"
-    case FLAC__STREAM_DECODER_ERROR_STATUS_BAD_HEADER: what = "a corrupt frame header"
-    case FLAC__STREAM_DECODER_ERROR_STATUS_FRAME_CRC_MISMATCH: what = "a frame fails its CRC"
-    case FLAC__STREAM_DECODER_ERROR_STATUS_UNPARSEABLE_STREAM: what = "a frame libFLAC cannot parse"
-    case FLAC__STREAM_DECODER_ERROR_STATUS_BAD_METADATA: what = "corrupt metadata"
-    default: what = "libFLAC error \(status.rawValue)"
-    }
-    s.failure = .damaged(path: s.inputPath, problem: "\(what) after sample \(s.samples)")
+    s.failure = .damaged(path: s.inputPath, problem: "\(FLACDecoder.describe(status)) after sample \(s.samples)")
 }

@@ -46,11 +46,11 @@ struct FLACEncoder {
     /// Encodes `length` bytes of PCM at `offset` of `inputFD` into `outputFD`. A WAV's `foreign`
     /// bytes (every byte but the audio) go into APPLICATION blocks "riff" after the VORBIS_COMMENT,
     /// as `flac --keep-foreign-metadata` writes them, and are hashed from there: they are what is
-    /// stored. No PADDING block (flac adds 8 KiB for tag editing; ceti's FLACs are never edited).
+    /// stored. `analyzer` (recording QC) is fed every sample as it is encoded. No PADDING block (flac adds 8 KiB for tag editing; ceti's FLACs are never edited).
     static func encode(
         inputFD: Int32, inputPath: String, inputSize: Int64, pcmOffset: Int64, pcmLength: Int64,
         format: RawFormat, level: Int, outputFD: Int32, outputPath: String, foreign: WAVHeader.Foreign? = nil,
-        progress: ((Int64) -> Void)? = nil
+        analyzer: AudioAnalyzer? = nil, progress: ((Int64) -> Void)? = nil
     ) throws -> Result {
         guard pcmLength > 0 else { throw EncodeError.empty(path: inputPath) }
         guard pcmLength % Int64(format.frameBytes) == 0 else {
@@ -118,7 +118,9 @@ struct FLACEncoder {
             PCM.decode(bytes, format: format, into: &samples, littleEndian: &le)
             le.withUnsafeBytes { md5.update(UnsafeRawBufferPointer(rebasing: $0[0..<want])) }
             let ok = samples.withUnsafeBufferPointer {
-                FLAC__stream_encoder_process_interleaved(encoder, $0.baseAddress, UInt32(count / format.channels))
+                // QC sees the very samples libFLAC is given: no second read of the audio.
+                analyzer?.feed(interleaved: UnsafeBufferPointer(rebasing: $0[0..<count]))
+                return FLAC__stream_encoder_process_interleaved(encoder, $0.baseAddress, UInt32(count / format.channels))
             }
             guard ok != 0 else { throw fail(EncodeError.encoder(path: inputPath, state: stateString(encoder))) }
             done += Int64(want)

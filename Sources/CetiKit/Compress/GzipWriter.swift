@@ -21,10 +21,11 @@ enum GzipWriter {
         }
     }
 
-    /// Compresses `inputFD` into `outputFD`; returns the input's SHA-256.
+    /// Compresses `inputFD` into `outputFD`; returns the input's SHA-256. `observe` (recording QC)
+    /// sees every input byte, in order, in the read that hashes it.
     static func compress(
         inputFD: Int32, inputPath: String, size: Int64, level: Int, outputFD: Int32,
-        outputPath: String, threads: Int, progress: ((Int64) -> Void)? = nil
+        outputPath: String, threads: Int, observe: ((UnsafeRawBufferPointer) -> Void)? = nil, progress: ((Int64) -> Void)? = nil
     ) throws -> [UInt8] {
         guard size > 0 else { throw GzipError.empty(path: inputPath) }
         let blocks = Blocks(workers: max(1, threads), level: level)
@@ -37,7 +38,9 @@ enum GzipWriter {
                 let want = Int(min(Int64(blockSize), size - offset))
                 let got = try FileIO.readFully(inputFD, inputPath, blocks.inputs[n], want, at: offset)
                 guard got == want else { throw FileIOError.read(path: inputPath, message: "it shrank while being read") }
-                sha.update(UnsafeRawBufferPointer(rebasing: blocks.inputs[n][0..<got]))
+                let bytes = UnsafeRawBufferPointer(rebasing: blocks.inputs[n][0..<got])
+                sha.update(bytes)
+                observe?(bytes)
                 blocks.lengths[n] = got
                 offset += Int64(got)
                 n += 1

@@ -31,10 +31,10 @@ public struct ConfigFile: Sendable {
 
     public static let knownKeys: Set = [
         "bucket", "prefix", "key_template", "endpoint_url", "region", "profile",
-        "jobs", "part_size", "bwlimit", "ledger", "watch",
+        "jobs", "part_size", "bwlimit", "ledger", "watch", "qc",
     ]
-    /// Keys that hold a whole section, read by their own parser (`WatchConfig`).
-    static let sectionKeys: Set = ["watch"]
+    /// Keys that hold a whole section, read by their own parser (`WatchConfig`, `QCThresholds`).
+    static let sectionKeys: Set = ["watch", "qc"]
     /// Keys read with `int`: checked when the file is loaded, so that no command runs on a
     /// configuration it would read differently from what the operator wrote.
     static let intKeys: Set = ["jobs"]

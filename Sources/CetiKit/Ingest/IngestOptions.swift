@@ -16,6 +16,8 @@ public struct IngestOptions: Sendable {
     /// Pause pulling while staging holds more than this not yet uploaded.
     public var maxStaging: Int64?
     public var dryRun = false
+    /// Exit 4 when a tag's QC verdict is `bad` (README "Exit status"); QC itself is `compress.qc`.
+    public var qcStrict = false
     /// Once every tag is pulled, how long uploads wait for an S3 that cannot be reached before
     /// the run ends with them queued (exit 3). While pulls go on, they wait as long as those.
     public var s3Patience: Double = 300

@@ -22,6 +22,13 @@ public struct IngestFileOutcome: Sendable, Codable, Equatable {
     public var message: String? = nil
     /// The bytes waiting for S3 (its derivative's, when it has one).
     public var queuedBytes: Int64? = nil
+    /// Recording QC of the file (judged); in the manifest and the tag's verdict, not in --json's
+    /// file list (its envelopes would swamp it).
+    public var qc: FileQC? = nil
+
+    enum CodingKeys: String, CodingKey {
+        case action, device, name, size, derivative, key, upload, backup, message, queuedBytes
+    }
 }
 
 /// One tag's ingest.
@@ -37,6 +44,8 @@ public struct IngestTagReport: Sendable, Codable {
     public var error: String? = nil
     /// This target reached a tag another target of the run pulled (same hostname and host key).
     public var duplicateOf: String? = nil
+    /// Recording QC over the files of this run: the verdict, problems and timeline.
+    public var qc: DeviceQC? = nil
 
     public var failed: Bool {
         error != nil || pulled.contains { $0.action == .failed } || files.contains { $0.action == .failed }
@@ -52,15 +61,33 @@ public struct IngestSummary: Sendable, Codable, RunSummary {
     public var seconds: Double
     public var bytesPulled: Int64
     public var bytesSent: Int64
+    /// --qc-strict: a tag whose QC verdict is `bad` ends the run with `qcBad`.
+    public var qcStrict = false
 
     /// Files done locally whose upload waits for S3.
     public var queued: [IngestFileOutcome] { tags.flatMap(\.files).filter { $0.action == .queued } }
 
-    /// 0 all done; 1 a failure (each listed); 3 done locally, uploads waiting for S3.
-    public var exitCode: Int32 { tags.contains(where: \.failed) ? 1 : queued.isEmpty ? 0 : IngestSummary.uploadPending }
+    /// 0 all done; 1 a failure (each listed); 4 (--qc-strict) a tag recorded badly; 3 done
+    /// locally, uploads waiting for S3.
+    public var exitCode: Int32 {
+        if tags.contains(where: \.failed) { return 1 }
+        if qcStrict && tags.contains(where: { $0.qc?.verdict == .bad }) { return IngestSummary.qcBad }
+        return queued.isEmpty ? 0 : IngestSummary.uploadPending
+    }
 
     /// The exit status of a run that did everything it could without S3 (README "Exit status").
     public static let uploadPending: Int32 = 3
+    /// With --qc-strict: a tag's QC verdict is `bad` (and nothing failed).
+    public static let qcBad: Int32 = 4
+
+    /// "; QC: wt-1 bad, wt-2 warn, 3 ok" (each tag not ok named).
+    var qcLine: String {
+        let judged = tags.compactMap { t in t.qc.map { (t.tag, $0.verdict) } }
+        guard !judged.isEmpty else { return "" }
+        let named = judged.filter { $0.1 != .ok }.sorted { ($0.1, $1.0) > ($1.1, $0.0) }.map { "\($0.0) \($0.1.rawValue)" }
+        let ok = judged.count - named.count
+        return "; QC: " + (named + (ok > 0 ? ["\(ok) ok"] : [])).joined(separator: ", ")
+    }
 
     public var line: String {
         let pulled = tags.flatMap(\.pulled)
@@ -81,6 +108,7 @@ public struct IngestSummary: Sendable, Codable, RunSummary {
             + (cleaned > 0 ? ", \(cleaned) deleted on the tags" : "")
             + "; \(ByteSize.format(bytesPulled)) pulled, \(ByteSize.format(bytesSent)) sent in \(String(format: "%.1f", seconds)) s"
             + (failedTags > 0 ? "; \(failedTags) tag(s) with failures" : "")
+            + qcLine
             + (queued.isEmpty
                 ? ""
                 : "; \(queued.count) file(s) (\(ByteSize.format(queued.reduce(0) { $0 + ($1.queuedBytes ?? $1.size) }))) "

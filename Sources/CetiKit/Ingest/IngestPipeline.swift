@@ -29,6 +29,9 @@ final class IngestPipeline: Sendable {
     /// for it, so that one sender at a time owns the multipart upload, and takes the parts'
     /// hashes from it when every part went.
     private let streams = Locked<[String: Task<FileHashes?, Never>]>([:])
+    /// Recording QC of the firmware FLACs measured as they were pulled, by local path, until their
+    /// file step takes it (also in the ledger, for a rerun).
+    private let pulledQC = Locked<[String: FileQC]>([:])
     let budget: StagingBudget
     let uplink: Uplink
     /// Input bytes compressed in this run, as they go (the progress line).
@@ -68,7 +71,8 @@ final class IngestPipeline: Sendable {
             options: options.compress, ledger: ledger, gzipThreads: max(1, cores), partSize: options.upload.partSize, clock: clock,
             progress: { n in encoded.update { $0 += n } })
         manifests = ManifestWriter(
-            ledger: ledger, store: store, bucket: options.upload.bucket, prefix: options.upload.prefix, console: console)
+            ledger: ledger, store: store, bucket: options.upload.bucket, prefix: options.upload.prefix, console: console,
+            judge: QCJudge(thresholds: options.compress.qc ?? .init()))
         tagSlots = AsyncLimiter(max(1, options.pull.jobs))
         compressSlots = AsyncLimiter(max(1, options.compress.jobs))
         uploads = TransferWindow(jobs: options.upload.jobs, partSize: options.upload.partSize)
@@ -151,6 +155,13 @@ final class IngestPipeline: Sendable {
             return report
         }
         PullReporter.report(pulled, console: console, results: false)
+        // The tag's verdict, before anything on it is deleted: the operator decides whether it
+        // goes back into the sea as it is (the verdict never changes what is deleted).
+        let measured = outcomes.compactMap(\.qc)
+        if !measured.isEmpty {
+            report.qc = manifests.judge.device(report.tag, files: measured, listFiles: false)
+            QCJudge.say(report.qc!, console: console)
+        }
 
         await closing(&report) { report in
             report.manifest = try await completeIfDone(device: report.tag, host: target.address, files: report.files, failed: report.failed)
@@ -283,10 +294,20 @@ final class IngestPipeline: Sendable {
             if let e = fatal.value { throw PullError.stopped(reason: "\(e)") }
             budget.reserve(file.size)
             let landed = stream(file, device: tag.name, checker: checker)
+            // A FLAC the firmware wrote is measured as it arrives: QC costs no second read.
+            let analyzer = options.compress.qc.flatMap { qc in
+                file.name.lowercased().hasSuffix(".flac") && file.size > 0 ? FLACAnalyzer(name: file.name, thresholds: qc.audio) : nil
+            }
             do {
                 // Confirmed by the tag while the next file arrives, then handed on.
-                let download = try puller.download(file, from: tag, landed: landed.map { mark in { mark.advance(to: $0) } })
-                try checker.confirm(download) { [budget] _, copy in
+                let download = try puller.download(
+                    file, from: tag, landed: landed.map { mark in { mark.advance(to: $0) } }, observe: analyzer.map { a in { a.feed($0) } })
+                let measured = analyzer?.finish()
+                try checker.confirm(download) { [budget, ledger, pulledQC] _, copy in
+                    if let copy, let measured {
+                        try? ledger.recordQC(path: copy.localPath, sha256: copy.sha256, measured)
+                        pulledQC.update { $0[copy.localPath] = measured }
+                    }
                     if let copy { continuation.yield((copy, true)) } else { budget.release(file.size) }
                     if copy == nil { landed?.abandon() }
                 }
@@ -404,6 +425,7 @@ final class IngestPipeline: Sendable {
                 path = derived!.record.outputPath
                 o.derivative = (path as NSString).lastPathComponent
             }
+            o.qc = await measure(copy, derived: derived, note: note, name: name)
             let expected = derived?.record.outputSHA256 ?? copy.sha256
             guard let fingerprint = FileWalker.fingerprint(path: path) else { throw IngestError.missing(path: path) }
             // 2. A second local copy, verified: done with or without the uplink.
@@ -455,7 +477,7 @@ final class IngestPipeline: Sendable {
                         sha256: d.outputSHA256, codec: d.codec, parameters: d.parameters, flacMd5: d.flacMD5, layout: layout)
                 },
                 object: Manifest.Object(key: object.key, size: object.size, sha256: sha, etag: etag),
-                note: note)
+                note: note, qc: o.qc)
             o.message = note
             if !(try manifests.list(entry, run: run, device: copy.device, host: host)) {
                 console.info(
@@ -529,6 +551,24 @@ final class IngestPipeline: Sendable {
             throw IngestError.notDerived(output: Compressor.outputPath(copy.localPath, kind), input: copy.localPath)
         }
         return d
+    }
+
+    /// The file's recording QC, judged: measured while it was encoded or pulled (or recorded by
+    /// the run that did), else, for a FLAC the tag wrote, by decoding the local copy now (pulled
+    /// by an earlier run). Nil with QC off, or for a file QC does not read.
+    private func measure(_ copy: CopyRecord, derived: Compressor.Derived?, note: String?, name: String) async -> FileQC? {
+        guard let thresholds = options.compress.qc, copy.size > 0, note == nil else { return nil }
+        if let derived { return derived.qc.map(manifests.judge.judge) }
+        guard name.lowercased().hasSuffix(".flac") else { return nil }
+        if let pulled = pulledQC.update({ $0.removeValue(forKey: copy.localPath) }) { return manifests.judge.judge(pulled) }
+        if let recorded = try? ledger.qc(path: copy.localPath, sha256: copy.sha256) { return manifests.judge.judge(recorded) }
+        console.verbose("\(copy.device)/\(name.printable): QC reads the local copy (not measured as it was pulled)")
+        let measured = try? await pool.run { [ledger] in
+            let qc = try FLACAnalyzer.analyze(path: copy.localPath, name: name, thresholds: thresholds.audio)
+            try ledger.recordQC(path: copy.localPath, sha256: copy.sha256, qc)
+            return qc
+        }
+        return measured.map(manifests.judge.judge)
     }
 
     /// Why a file compress would take is uploaded as it is instead, or nil.

@@ -147,7 +147,7 @@ public enum IngestRun {
             runId: run.id, resumed: run.resumed, bucket: options.upload.bucket, dryRun: false,
             tags: reports.sorted { $0.tag < $1.tag }, seconds: pullMeter.elapsed,
             bytesPulled: reports.flatMap(\.pulled).reduce(0) { $0 + $1.bytesReceived },
-            bytesSent: uploadMeter.bytesSent)
+            bytesSent: uploadMeter.bytesSent, qcStrict: options.qcStrict)
     }
 
     /// On a terminal, one line twice a second: what has been pulled, and what has been sent.

@@ -20,6 +20,9 @@ public struct Manifest: Codable, Sendable, Equatable {
     public var host: String
     public var bucket: String
     public var files: [Entry]
+    /// Recording QC of the device over the files listed (issue #16): its verdict, problems and
+    /// recordings' timeline; absent when no file was measured.
+    public var qc: DeviceQC? = nil
 
     public struct Entry: Codable, Sendable, Equatable {
         /// The name on the device, its size, modification time (the device's clock) and SHA-256.
@@ -37,8 +40,11 @@ public struct Manifest: Codable, Sendable, Equatable {
         public var object: Object
         /// Why a file that is usually encoded was uploaded as it is (a `.raw` cut off mid-frame).
         public var note: String? = nil
+        /// What recording QC measured in the file, and the problems found; absent when it was not
+        /// measured (QC off, a file of another kind, or an empty one).
+        public var qc: FileQC? = nil
 
-        enum CodingKeys: String, CodingKey { case name, remotePath, size, mtime, sha256, derivative, object, note }
+        enum CodingKeys: String, CodingKey { case name, remotePath, size, mtime, sha256, derivative, object, note, qc }
 
         /// `derivative` always written (null when none), `note` only when there is one.
         public func encode(to encoder: Encoder) throws {
@@ -51,6 +57,7 @@ public struct Manifest: Codable, Sendable, Equatable {
             try c.encode(derivative, forKey: .derivative)
             try c.encode(object, forKey: .object)
             try c.encodeIfPresent(note, forKey: .note)
+            try c.encodeIfPresent(qc, forKey: .qc)
         }
     }
 

@@ -9,6 +9,8 @@ struct ManifestWriter: Sendable {
     let bucket: String
     let prefix: String
     let console: Console
+    /// The device's QC verdict over the files listed.
+    var judge = QCJudge()
 
     /// Lists one file (its manifest entry) for the device's manifest of `run`. False when that
     /// manifest is already complete: the file then waits for the next run.
@@ -52,9 +54,11 @@ struct ManifestWriter: Sendable {
             }
         }
         entries.sort { $0.remotePath < $1.remotePath }
+        let measured = entries.compactMap(\.qc)
         let manifest = Manifest(
             schemaVersion: Manifest.currentSchema, runId: run.id, runStartedAt: run.startedAt,
-            device: device, host: state.host, bucket: bucket, files: entries)
+            device: device, host: state.host, bucket: bucket, files: entries,
+            qc: measured.isEmpty ? nil : judge.device(device, files: measured, listFiles: false))
         // Create-only: two writers of one run's manifest (two laptops resuming copies of one ledger)
         // never overwrite each other; what is there decides.
         let body = try manifest.encoded()
@@ -71,7 +75,8 @@ struct ManifestWriter: Sendable {
                 // Anything else in it (host, start, bucket), or no file at all, is another writer's.
                 let written = try? Manifest.decode(existing.body)
                 var ours = manifest
-                ours.files = written?.files ?? []
+                // Its QC verdict is over the files it lists.
+                (ours.files, ours.qc) = (written?.files ?? [], written?.qc)
                 guard let written, written == ours, !written.files.isEmpty, written.files.allSatisfy(entries.contains)
                 else { throw IngestError.manifestTaken(key: "s3://\(bucket)/\(manifestKey)") }
                 try ledger.release(run: run.id, device: device, keeping: Set(written.files.map(\.remotePath)))

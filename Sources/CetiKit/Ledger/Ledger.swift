@@ -7,7 +7,7 @@ public final class Ledger: @unchecked Sendable {
     let db: SQLiteDatabase
     // Recursive, so a batch of reads can run inside one `reading` transaction.
     private let lock = NSRecursiveLock()
-    static let schemaVersion: Int64 = 7
+    static let schemaVersion: Int64 = 8
 
     /// `--ledger`, else `$CETI_LEDGER`, else `ledger:` in the config file, else
     /// `$XDG_DATA_HOME/ceti/ledger.sqlite` (`~/.local/share/ceti/ledger.sqlite`).
@@ -135,6 +135,9 @@ public final class Ledger: @unchecked Sendable {
             last_error TEXT, manifest TEXT, done_fingerprint TEXT, PRIMARY KEY (root, name));
         CREATE TABLE IF NOT EXISTS backups (
             path TEXT PRIMARY KEY, sha256 TEXT NOT NULL, size INTEGER NOT NULL, verified_at TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS qc_results (
+            path TEXT NOT NULL, sha256 TEXT NOT NULL, result TEXT NOT NULL, measured_at TEXT NOT NULL,
+            PRIMARY KEY (path, sha256));
         """
 
     /// Statements this ledger has run (for the tests that bound them per file).

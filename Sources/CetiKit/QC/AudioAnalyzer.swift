@@ -1,62 +1,5 @@
 import Foundation
 
-/// One channel's quality figures (issue #16). Levels are relative to full scale, 2^(bits-1).
-public struct ChannelQC: Sendable, Codable, Equatable {
-    /// 0-based.
-    public var channel: Int
-    /// nil for digital silence (every sample 0).
-    public var rmsDBFS: Double?
-    public var peakDBFS: Double?
-    /// Samples at or within 1 LSB of either end of the range.
-    public var clippedSamples: Int64
-    public var clippedShare: Double
-    /// The mean as a signed fraction of full scale.
-    public var dcOffset: Double
-    public var dead: Bool
-    public var deadReason: String?
-    /// The longest run of identical consecutive samples.
-    public var longestStuckRun: Int64
-    /// Runs of identical samples at least `AudioQCThresholds.stuckRunMinimum` long.
-    public var stuckRuns: Int64
-    /// RMS dBFS of each of about `envelopePoints` equal blocks, in order; -120 is silence (and the floor).
-    public var envelope: [Float]
-}
-
-public struct AudioQC: Sendable, Codable, Equatable {
-    public var sampleRate: Int
-    public var bitsPerSample: Int
-    /// Per channel.
-    public var frames: Int64
-    public var durationSeconds: Double
-    public var channels: [ChannelQC]
-}
-
-public struct AudioQCThresholds: Sendable, Equatable {
-    /// -90 dBFS is 1 LSB RMS of a 16-bit recording (-90.3): a channel quieter than that, with its
-    /// DC removed, holds less than the converter's own resolution, while a live hydrophone's
-    /// self-noise and the sea's ambient noise should sit well above it at any usable gain (to be
-    /// confirmed on field recordings).
-    public var deadFloorDBFS: Double
-    /// 0.1 s: audio that passes through a hydrophone and its preamp is never flat that long (it
-    /// would take a signal below 10 Hz with no noise on it), while a dropout, a repeated buffer or
-    /// an ADC that stops converting is; 9,600 samples at 96 kHz.
-    public var stuckRunSeconds: Double
-    /// 200: one point per ~1.5 s of a 5-minute file, enough for a level-over-time plot, and about
-    /// 1 KiB of JSON per channel.
-    public var envelopePoints: Int
-
-    public init(deadFloorDBFS: Double = -90, stuckRunSeconds: Double = 0.1, envelopePoints: Int = 200) {
-        self.deadFloorDBFS = deadFloorDBFS
-        self.stuckRunSeconds = stuckRunSeconds
-        self.envelopePoints = envelopePoints
-    }
-
-    /// In samples at `sampleRate`; at least 2, as a single sample is no run.
-    public func stuckRunMinimum(sampleRate: Int) -> Int64 {
-        max(2, Int64((stuckRunSeconds * Double(sampleRate)).rounded()))
-    }
-}
-
 /// A streaming accumulator of `AudioQC`, fed the signed samples the FLAC encoder or decoder already
 /// holds, so that QC costs no second read of the file. Not thread-safe: one file, one thread;
 /// `finish` once, at the end.
@@ -148,6 +91,11 @@ final class AudioAnalyzer {
         for bits in 0..<256 { (runPatterns + bits).initialize(to: RunPattern(bits, stuckMinimum: stuckMinimum)) }
         let points = Int64(max(1, thresholds.envelopePoints))
         blockFrames = expectedFrames.map { Int(max(1, ($0 + points - 1) / points)) } ?? 1
+    }
+
+    /// The layouts the analyzer reads: 8, 16 and 24 bits, any channels and rate.
+    static func supports(_ format: RawFormat) -> Bool {
+        [8, 16, 24].contains(format.bitsPerSample) && format.channels > 0 && format.sampleRate > 0
     }
 
     deinit {

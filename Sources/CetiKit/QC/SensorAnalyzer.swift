@@ -1,144 +1,5 @@
 import Foundation
 
-/// One sensor CSV's quality figures (issue #16). Every row number is a line number in the file,
-/// the header being line 1, so that an editor's "go to line" lands on it. When the file has no
-/// header, its columns are called "column 1", "column 2", … (and `header` is empty).
-public struct SensorQC: Sendable, Codable, Equatable {
-    public struct Gap: Sendable, Codable, Equatable {
-        /// The line of the row the timestamp jumps to.
-        public var row: Int64
-        /// The timestamps either side, in epoch seconds (in the column's own units when
-        /// `timestampUnit` is nil, as is `seconds`).
-        public var from: Double
-        public var to: Double
-        public var seconds: Double
-    }
-
-    public struct RangeProblem: Sendable, Codable, Equatable {
-        public var column: String
-        /// Values outside the plausible range.
-        public var count: Int64
-        /// The lowest and highest of those values, in the column's own unit, as is the range.
-        public var min: Double
-        public var max: Double
-        public var plausibleMin: Double
-        public var plausibleMax: Double
-        public var unit: String
-    }
-
-    public var name: String
-    public var header: [String]
-    public var headerPresent: Bool
-    /// Data rows, bad ones included; blank lines are not rows.
-    public var rows: Int64
-    /// Rows with the wrong number of fields, a non-numeric value in a numeric column, or that
-    /// cannot be read at all (longer than 64 KiB, or a quote never closed). They take no part in
-    /// any other check.
-    public var badRows: Int64
-    /// The first 5.
-    public var firstBadRows: [Int64]
-    public var timestampColumn: String?
-    /// "s", "ms" or "us".
-    public var timestampUnit: String?
-    /// Rows whose timestamp is lower than the previous row's (equal ones are not counted).
-    public var nonMonotonic: Int64
-    public var firstNonMonotonicRow: Int64?
-    public var medianIntervalSeconds: Double?
-    /// The first 20 of `gapCount`: steps forward longer than `gapFactor` × the median interval.
-    public var gaps: [Gap]
-    public var gapCount: Int64
-    public var outOfRange: [RangeProblem]
-    public var frozenColumns: [String]
-    /// One sentence per defect, for the operator; empty for a clean file.
-    public var problems: [String]
-}
-
-public struct SensorQCThresholds: Sendable, Equatable {
-    /// What a column's values can plausibly be: applied to the columns whose header both names the
-    /// quantity and states its unit, in brackets ("Pressure [bar]") or parentheses. The unit is
-    /// required because the same words name columns that are no measurement of it: the system
-    /// monitor's "PressureTemp CPU" is the CPU core the pressure thread runs on.
-    public struct PlausibleRange: Sendable, Equatable {
-        public var quantity: String
-        /// A case-insensitive regular expression on the header's name without its unit, lowercased,
-        /// with each run of other characters than letters and digits made one space: "Battery V1
-        /// [V]" is matched as "battery v1", "Quat_accuracy" as "quat accuracy".
-        public var namePattern: String
-        /// The units accepted, as written in the header (lowercased, without spaces and '°'), each
-        /// with how many of it make one `unit` (1000 mbar to the bar).
-        public var units: [String: Double]
-        public var unit: String
-        public var min: Double
-        public var max: Double
-
-        public init(quantity: String, namePattern: String, units: [String: Double], unit: String, min: Double, max: Double) {
-            self.quantity = quantity
-            self.namePattern = namePattern
-            self.units = units
-            self.unit = unit
-            self.min = min
-            self.max = max
-        }
-
-        /// The tag's sensors, as Project CETI's firmware names them (utils/logging.c and
-        /// sensors/*.c in whale-tag-embedded). The first range that matches a column applies.
-        public static let tag: [PlausibleRange] = [
-            // The tag's depth sensor is a Keller 4LD of 200 bar full scale, zeroed at the surface
-            // (pressure_temperature.h): more than 200 bar is past its full scale (and ~2,000 m,
-            // about the deepest a sperm whale dives), less than -1 bar is less than a vacuum. The
-            // firmware's reading with no sensor connected, -228.63 bar, falls outside.
-            PlausibleRange(
-                quantity: "pressure", namePattern: #"\bpressure\b"#,
-                units: ["bar": 1, "mbar": 1000, "hpa": 1000, "dbar": 10, "kpa": 100, "pa": 100_000],
-                unit: "bar", min: -1, max: 200),
-            // The water temperature only ("Water Temperature [C]", or "Temperature [C]" beside the
-            // pressure): seawater freezes near -2 °C and the warmest surface water is near 35 °C,
-            // with a margin for a tag warming on deck. Board and battery temperatures run hotter by
-            // design and are named otherwise. With no sensor the firmware reads -117.10 °C.
-            PlausibleRange(
-                quantity: "water temperature", namePattern: #"^(water )?temp(erature)?$"#,
-                units: ["c": 1, "degc": 1, "celsius": 1], unit: "C", min: -5, max: 45),
-            // One Li-ion cell ("Battery V1 [V]", "Battery V2 [V]": the MAX17320 reports each cell
-            // of the tag's pack): charged to 4.2 V, cut off by the BMS near 3 V; below 2.5 V or
-            // above 4.5 V the cell is dead or the reading is not a cell voltage.
-            PlausibleRange(
-                quantity: "battery cell voltage", namePattern: #"\bbattery\b.*\b(v ?\d+|cells?)\b"#,
-                units: ["v": 1, "mv": 1000], unit: "V", min: 2.5, max: 4.5),
-            // A whole pack, cells unknown: only a negative voltage or more than a small pack's is
-            // implausible.
-            PlausibleRange(
-                quantity: "battery voltage", namePattern: #"\bbattery\b"#,
-                units: ["v": 1, "mv": 1000], unit: "V", min: 0, max: 20),
-        ]
-    }
-
-    /// A timestamp step longer than gapFactor × the median interval is a gap: 10 lets a sensor
-    /// miss several samples in a row (a busy I2C bus, a slow SD card write) unreported, while any
-    /// stop of the logger, however short, is reported.
-    public var gapFactor: Double
-    /// A numeric column with the same value in every row is frozen only over at least this many
-    /// rows: fewer, and a slow sensor (battery state of charge, 1 Hz) may well not have changed.
-    public var minRowsForFrozen: Int64
-    public var ranges: [PlausibleRange]
-    /// Columns constant by nature, never reported frozen (matched as `PlausibleRange.namePattern`).
-    /// From the tag's own headers: the system monitor's per-thread CPU assignments ("Audio SPI
-    /// CPU"), the battery's "Status" and "Protection Alerts", the IMU's "Quat_accuracy" and
-    /// "Accel_status", the ECG's "Leads-Off-P"; and ids, serial numbers, versions, units.
-    /// Besides, a column that is -1 throughout is never frozen: -1 is the firmware's "not
-    /// available" (the "RTC Count" of a tag without an RTC, the CPU of a thread not started).
-    public var constantByNature: String
-
-    public init(
-        gapFactor: Double = 10, minRowsForFrozen: Int64 = 100, ranges: [PlausibleRange] = PlausibleRange.tag,
-        constantByNature: String = #"\b(id|serial|version|units?|cpu|status|alerts?|accuracy|flags?)\b|\bleads off\b"#
-    ) {
-        self.gapFactor = gapFactor
-        self.minRowsForFrozen = minRowsForFrozen
-        self.ranges = ranges
-        self.constantByNature = constantByNature
-    }
-}
-
 /// A streaming accumulator of `SensorQC`, fed a CSV's bytes in chunks cut anywhere (inside a
 /// UTF-8 character, a CRLF or a quoted field), so that QC can run in the pass that gzips the file.
 /// Memory is bounded whatever the file's size: one row (at most 64 KiB), the first 100 rows, the
@@ -164,19 +25,9 @@ public final class SensorAnalyzer {
 
     /// Streams a file on disk through an analyzer, 1 MiB at a time.
     public static func analyze(path: String, name: String, thresholds: SensorQCThresholds = .init()) throws -> SensorQC {
-        let fd = open(fsPath(path), O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw FileIOError.read(path: path, message: String(cString: strerror(errno))) }
-        defer { close(fd) }
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: GzipWriter.blockSize, alignment: 16)
-        defer { buffer.deallocate() }
         let analyzer = SensorAnalyzer(name: name, thresholds: thresholds)
-        var offset: Int64 = 0
-        while true {
-            let got = try FileIO.readFully(fd, path, buffer, buffer.count, at: offset)
-            analyzer.feed(UnsafeRawBufferPointer(rebasing: buffer[0..<got]))
-            offset += Int64(got)
-            if got < buffer.count { return analyzer.finish() }
-        }
+        try FileIO.stream(path) { analyzer.feed($0) }
+        return analyzer.finish()
     }
 
     private static let powersOfTen: [Double] = (1...22).reduce(into: [1]) { p, _ in p.append(p.last! * 10) }
@@ -320,6 +171,56 @@ extension SensorAnalyzer {
         let unreadable: Bool
     }
 
+    /// The plotted columns' means over runs of `rows` good rows: as the audio envelope, runs start
+    /// 1 row long and neighbours merge in pairs whenever 2 × points are finished, so that a file of
+    /// any length ends with points to 2 × points equal runs (and a shorter last one).
+    private struct Plot {
+        var columns: [Int] = []
+        var sums: [[Double]] = []
+        var counts: [[Int32]] = []
+        var sum: [Double] = []
+        var count: [Int32] = []
+        var rows = 1
+        var fill = 0
+
+        mutating func start(count n: Int) {
+            (sums, counts, sum, count) = (
+                Array(repeating: [], count: n), Array(repeating: [], count: n), Array(repeating: 0, count: n), Array(repeating: 0, count: n)
+            )
+        }
+
+        mutating func add(_ values: [Double], _ present: [Bool], points: Int) {
+            guard !columns.isEmpty else { return }
+            for (k, c) in columns.enumerated() where present[c] {
+                sum[k] += values[c]
+                count[k] += 1
+            }
+            fill += 1
+            guard fill == rows else { return }
+            close()
+            guard sums[0].count >= 2 * max(1, points) else { return }
+            for k in columns.indices {
+                sums[k] = Swift.stride(from: 0, to: sums[k].count - 1, by: 2).map { sums[k][$0] + sums[k][$0 + 1] }
+                counts[k] = Swift.stride(from: 0, to: counts[k].count - 1, by: 2).map { counts[k][$0] + counts[k][$0 + 1] }
+            }
+            rows *= 2
+        }
+
+        mutating func close() {
+            for k in columns.indices {
+                sums[k].append(sum[k])
+                counts[k].append(count[k])
+                (sum[k], count[k]) = (0, 0)
+            }
+            fill = 0
+        }
+
+        mutating func points(_ points: Int) -> [[Float?]] {
+            if fill > 0 { close() }
+            return columns.indices.map { k in zip(sums[k], counts[k]).map { $1 > 0 ? Float($0 / Double($1)) : nil } }
+        }
+    }
+
     private struct Engine {
         /// The first rows vote on each column's type (numeric or text), so that a torn first row
         /// (a power cut mid-write) cannot make a numeric column text and hide every later defect.
@@ -378,6 +279,7 @@ extension SensorAnalyzer {
         var median: Double?
         var gaps: [SensorQC.Gap] = []
         var gapCount: Int64 = 0
+        var plot = Plot()
 
         init(name: String, thresholds: SensorQCThresholds) {
             self.name = name
@@ -559,6 +461,10 @@ extension SensorAnalyzer {
                 columns[c].kind = numeric[c] > text[c] ? .numeric : .text
             }
             chooseTimestamp(firstValue: firstValue.first ?? nil)
+            plot.columns = Array(
+                columns.indices.filter { columns[$0].kind == .numeric && $0 != timestamp && !columns[$0].exempt }
+                    .prefix(thresholds.plottedColumns))
+            plot.start(count: plot.columns.count)
             for row in heldRows {
                 row.bytes.withUnsafeBufferPointer { check($0, row.ends, line: row.line, unreadable: row.unreadable) }
             }
@@ -607,6 +513,7 @@ extension SensorAnalyzer {
                 }
             }
             if let t = timestamp, present[t] { checkTime(values[t], line: line) }
+            plot.add(values, present, points: thresholds.plotPoints)
             for c in columns.indices where present[c] && c != timestamp {
                 let v = values[c]
                 columns[c].values += 1
@@ -695,19 +602,23 @@ extension SensorAnalyzer {
                 firstBadRows: firstBadRows, timestampColumn: timestamp.map { columns[$0].name }, timestampUnit: unit,
                 nonMonotonic: nonMonotonic, firstNonMonotonicRow: firstNonMonotonic,
                 medianIntervalSeconds: median.map { $0 * scale }, gaps: gaps, gapCount: gapCount, outOfRange: outOfRange,
-                frozenColumns: frozen.map { columns[$0].name }, problems: [])
+                frozenColumns: frozen.map { columns[$0].name },
+                series: zip(plot.columns, plot.points(thresholds.plotPoints)).map { SensorQC.Series(column: columns[$0].name, points: $1) },
+                problems: [])
             qc.problems = problems(qc, frozen: frozen)
             return qc
         }
 
-        func problems(_ qc: SensorQC, frozen: [Int]) -> [String] {
-            var out: [String] = []
-            func say(_ s: String) { out.append("\(name): \(s)") }
+        func problems(_ qc: SensorQC, frozen: [Int]) -> [QCProblem] {
+            var out: [QCProblem] = []
+            func say(_ kind: QCProblem.Kind, column: String? = nil, _ s: String) {
+                out.append(QCProblem(.warn, kind, file: name, column: column, message: "\(name): \(s)"))
+            }
             if header == nil {
-                say("empty file, not even a header")
+                say(.empty, "empty file, not even a header")
                 return out
             }
-            if !qc.headerPresent { say("no header line; the first line is data") }
+            if !qc.headerPresent { say(.noHeader, "no header line; the first line is data") }
             if qc.badRows > 0 {
                 let why = zip(BadReason.allCases, badByReason).filter { $0.1 > 0 }.map { reason, n in
                     switch reason {
@@ -718,27 +629,35 @@ extension SensorAnalyzer {
                 }
                 let lines = qc.firstBadRows.map(String.init).joined(separator: ", ")
                 say(
+                    .badRows,
                     "\(Self.count(qc.badRows, "bad row")) (\(why.joined(separator: ", "))), first at "
                         + "\(qc.firstBadRows.count > 1 ? "lines" : "line") \(lines)")
             }
-            if qc.timestampColumn == nil && qc.rows > qc.badRows { say("no timestamp column; time checks skipped") }
+            if qc.timestampColumn == nil && qc.rows > qc.badRows { say(.noTimestamp, "no timestamp column; time checks skipped") }
             if let first = qc.firstNonMonotonicRow {
-                say("timestamp goes backwards \(Self.count(qc.nonMonotonic, "time")), first at line \(first)")
+                say(
+                    .timestampBackwards, column: qc.timestampColumn,
+                    "timestamp goes backwards \(Self.count(qc.nonMonotonic, "time")), first at line \(first)")
             }
             let s = qc.timestampUnit == nil ? "" : " s"
             let median = SensorAnalyzer.format(qc.medianIntervalSeconds ?? 0)
             for gap in qc.gaps {
-                say("timestamp jumps \(SensorAnalyzer.format(gap.seconds))\(s) at line \(gap.row) (median interval \(median)\(s))")
+                say(
+                    .timestampGap, column: qc.timestampColumn,
+                    "timestamp jumps \(SensorAnalyzer.format(gap.seconds))\(s) at line \(gap.row) (median interval \(median)\(s))")
             }
-            if qc.gapCount > Int64(qc.gaps.count) { say("and \(Self.count(qc.gapCount - Int64(qc.gaps.count), "more gap"))") }
+            if qc.gapCount > Int64(qc.gaps.count) {
+                say(.timestampGap, column: qc.timestampColumn, "and \(Self.count(qc.gapCount - Int64(qc.gaps.count), "more gap"))")
+            }
             for r in qc.outOfRange {
                 let range = "\(SensorAnalyzer.format(r.plausibleMin)) to \(SensorAnalyzer.format(r.plausibleMax)) \(r.unit)"
                 say(
+                    .outOfRange, column: r.column,
                     "column '\(r.column)' has \(Self.count(r.count, "value")) outside \(range) "
                         + "(from \(SensorAnalyzer.format(r.min)) to \(SensorAnalyzer.format(r.max)))")
             }
             for c in frozen {
-                say("column '\(columns[c].name)' never changes (\(columns[c].values) rows)")
+                say(.frozenColumn, column: columns[c].name, "column '\(columns[c].name)' never changes (\(columns[c].values) rows)")
             }
             return out
         }

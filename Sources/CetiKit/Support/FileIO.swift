@@ -37,6 +37,23 @@ enum FileIO {
         return got
     }
 
+    /// Every byte of the file at `path`, in order, `chunk` bytes at a time (QC's analyzers).
+    static func stream(_ path: String, chunk: Int = 1 << 20, _ consume: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let fd = open(fsPath(path), O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw FileIOError.read(path: path, message: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 16)
+        defer { buffer.deallocate() }
+        var offset: Int64 = 0
+        while true {
+            let got = try readFully(fd, path, buffer, chunk, at: offset)
+            if got > 0 { try consume(UnsafeRawBufferPointer(rebasing: buffer[0..<got])) }
+            offset += Int64(got)
+            if got < chunk { return }
+        }
+    }
+
     /// Writes all of `bytes` at the file position, or at `offset` when given.
     static func writeAll(_ fd: Int32, _ path: String, _ bytes: UnsafeRawBufferPointer, at offset: Int64? = nil) throws {
         var done = 0

@@ -152,7 +152,11 @@ final class TagPuller: Sendable {
     /// ceti's own, so a 255-byte name fits and a tag's own `x.part` is never mistaken for one),
     /// continuing an earlier partial download (whose bytes are re-hashed, not re-sent). `landed`
     /// hears how many bytes of the file are on disk so far (a streamed upload follows them).
-    func download(_ file: RemoteFile, from tag: any TagConnection, landed: ((Int64) -> Void)? = nil) throws -> Download {
+    /// `observe` sees every byte of the file once, in order (recording QC of a FLAC as it arrives).
+    func download(
+        _ file: RemoteFile, from tag: any TagConnection, landed: ((Int64) -> Void)? = nil,
+        observe: ((UnsafeRawBufferPointer) -> Void)? = nil
+    ) throws -> Download {
         let localDir = localDirectory(device: tag.name)
         let part = localDir + "/" + NameCodec.partialName(for: file.name)
         // A partial left as `<name>.part` by an earlier ceti: taken over, resumed and checked like
@@ -174,7 +178,12 @@ final class TagPuller: Sendable {
             have = 0
         }
         var sha = Digest(.sha256)
-        if have > 0 { try FileHashes.hash(&sha, fd: fd, path: part, offset: 0, length: have) }
+        if have > 0 {
+            try FileHashes.read(fd: fd, path: part, offset: 0, length: have) { bytes in
+                sha.update(bytes)
+                observe?(bytes)
+            }
+        }
         landed?(have)
         var offset = have
         let bytes = try tag.read(remoteDirectory + "/" + file.name, from: have) { chunk in
@@ -182,6 +191,7 @@ final class TagPuller: Sendable {
             offset += Int64(chunk.count)
             landed?(offset)
             sha.update(chunk)
+            observe?(chunk)
             meter.sent(Int64(chunk.count))
             // SIGINT/SIGTERM: stop between chunks; the bytes so far stay in the .part.
             try Interrupt.check()

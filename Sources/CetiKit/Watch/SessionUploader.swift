@@ -103,7 +103,8 @@ struct SessionUploader: Sendable {
             // Compressed by an earlier attempt: listed under its original's name and content
             // (the output carries the original's mtime).
             item.name = file.sibling(made.inputPath).relativePath
-            item.derivative = Compressor.Derived(record: made, hashed: nil)
+            item.derivative = Compressor.Derived(
+                record: made, hashed: nil, qc: try ledger.qc(path: made.inputPath, sha256: made.inputSHA256))
             item.original.fingerprint.size = made.inputSize
             item.sha256 = made.inputSHA256
             return item
@@ -144,6 +145,6 @@ struct SessionUploader: Sendable {
                         ?? (d.codec == "flac" && !d.inputPath.lowercased().hasSuffix(".wav")
                             ? RawFormat(flacFlags: d.parameters).map { Manifest.Layout($0, from: nil) } : nil))
             },
-            object: object, note: item.note)
+            object: object, note: item.note, qc: item.derivative?.qc.map(manifests.judge.judge))
     }
 }

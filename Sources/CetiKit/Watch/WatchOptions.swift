@@ -18,6 +18,8 @@ public struct WatchOptions: Sendable {
     public var raw = RawFormat.tag
     public var flacLevel = 5
     public var gzipLevel = 6
+    /// Recording QC of what a `compress: true` profile encodes (the config's `qc:` section).
+    public var qc = QCThresholds()
 
     public init(config: WatchConfig, ledgerPath: String) {
         self.config = config

@@ -173,12 +173,16 @@ final class Watcher: Sendable {
                 options: upload, s3: store, ledger: ledger, console: console, meter: meter, pool: pool,
                 remote: try await RemoteIndex.build(s3: store, bucket: bucket, keys: []))
             var compress = CompressOptions(directories: [], ledgerPath: ledger.path, jobs: 1)
-            (compress.raw, compress.flacLevel, compress.gzipLevel) = (options.raw, options.flacLevel, options.gzipLevel)
+            (compress.raw, compress.flacLevel, compress.gzipLevel, compress.qc) = (
+                options.raw, options.flacLevel, options.gzipLevel, options.qc
+            )
             var compressor = Compressor(options: compress, ledger: ledger, gzipThreads: ProcessInfo.processInfo.activeProcessorCount)
             compressor.partSize = options.partSize
             let done = try await SessionUploader(
                 ledger: ledger, uploader: uploader,
-                manifests: ManifestWriter(ledger: ledger, store: store, bucket: bucket, prefix: upload.prefix, console: console),
+                manifests: ManifestWriter(
+                    ledger: ledger, store: store, bucket: bucket, prefix: upload.prefix, console: console,
+                    judge: QCJudge(thresholds: options.qc)),
                 compressor: profile.compress ? compressor : nil, pool: pool, host: host, jobs: options.jobs, console: console
             ).upload(session, run: run)
             try ledger.finishRun(run.id)
