@@ -57,7 +57,7 @@ def median(ms: list, attr: str) -> float:
 
 # ---- 1. ingest with QC on and off ---------------------------------------------------------
 def ingest_runs(args, ceti: str, aws: str, endpoint: str, bucket: str, sets: list[list[Path]], work: Path,
-                launcher: list[str]) -> dict[str, list]:
+                launcher: list[str], label: str = "raw") -> dict[str, list]:
     files_per_run = sum(map(len, sets))
     base = tagsim.workdir("qc-bench")
     results: dict[str, list] = {mode: [] for mode in MODES}
@@ -79,12 +79,13 @@ def ingest_runs(args, ceti: str, aws: str, endpoint: str, bucket: str, sets: lis
                 with open(p, "rb") as f:
                     while f.read(8 << 20):
                         pass
-        env = {**os.environ, "CETI_TAG_PASSWORD": "ceticeti", "XDG_CONFIG_HOME": str(work / "config")}
+        # A config folder per set of tags: each set's sshd has new host keys, which ceti pins.
+        env = {**os.environ, "CETI_TAG_PASSWORD": "ceticeti", "XDG_CONFIG_HOME": str(work / f"config-{label}")}
         for rep in range(args.reps):
             # Alternate which mode goes first, so that a drift of the machine favours neither.
             for mode in (MODES if rep % 2 == 0 else MODES[::-1]):
                 tag = "on" if mode == "QC on" else "off"
-                prefix = f"qc-bench-{stamp}-{rep}-{tag}"
+                prefix = f"qc-bench-{stamp}-{label}-{rep}-{tag}"
                 out = work / f"ingest-{rep}-{tag}"
                 shutil.rmtree(out, ignore_errors=True)
                 out.mkdir()
@@ -97,7 +98,7 @@ def ingest_runs(args, ceti: str, aws: str, endpoint: str, bucket: str, sets: lis
                     sys.exit(f"bench: ceti ingest ({mode}) failed ({m.rc}): {m.stderr[-3000:]}")
                 check_manifests(aws, endpoint, bucket, prefix, files_per_run, qc=(tag == "on"), scratch=out)
                 results[mode].append(m)
-                log(f"ingest {mode} rep {rep + 1}: wall {m.wall:.1f} s, CPU {m.cpu:.1f} s, "
+                log(f"ingest ({label}) {mode} rep {rep + 1}: wall {m.wall:.1f} s, CPU {m.cpu:.1f} s, "
                     f"peak RSS {m.maxrss_kib / 1024:.0f} MiB")
                 shutil.rmtree(out, ignore_errors=True)
     finally:
@@ -252,6 +253,17 @@ def main() -> int:
     qc_raw_bytes = sum(p.stat().st_size for p in raws)
     qcres, verdict = qc_runs(args, ceti, qc_root, mapping, work, launcher)
 
+    # Tags with current firmware write FLAC themselves: QC then decodes each as it is pulled.
+    fw_roots = [qc_root] + [REPO / ".tmp" / "bench-data" / (f"qc-flac-tag{i}" + ("-quick" if args.quick else ""))
+                            for i in range(1, len(sets))]
+    fw_sets = []
+    for i, s in enumerate(sets):
+        firmware_flacs([p for p in s if p.suffix == ".raw"], fw_roots[i])
+        fw_sets.append(sorted((fw_roots[i] / QC_DEVICE).iterdir()) + [p for p in s if p.suffix == ".csv"])
+    fw_flac_bytes = sum(p.stat().st_size for s in fw_sets for p in s if p.suffix == ".flac")
+    fw_all_bytes = sum(p.stat().st_size for s in fw_sets for p in s)
+    ingest_fw = ingest_runs(args, ceti, aws, endpoint, bucket, fw_sets, work, launcher, label="firmware-flac")
+
     # ---- tables
     gb_audio, gb_all = raw_bytes / 1e9, all_bytes / 1e9
     off_cpu, off_wall = median(ingest["QC off"], "cpu"), median(ingest["QC off"], "wall")
@@ -263,6 +275,16 @@ def main() -> int:
         t1.append(f"| {mode if mode == 'QC on' else 'QC off (`--no-qc`)'} | {w:.1f} | {c:.1f} | {c / gb_audio:.2f} | "
                   f"{c / gb_all:.2f} | {max(m.maxrss_kib for m in ms) / 1024:.0f} | {w / off_wall:.2f}× | {c / off_cpu:.3f}× |")
     cpu_ratio = median(ingest["QC on"], "cpu") / off_cpu
+    fw_off_cpu, fw_off_wall = median(ingest_fw["QC off"], "cpu"), median(ingest_fw["QC off"], "wall")
+    t1.append("| **tags writing FLAC (firmware ≥ 2.1-6)** | | | | | | | |")
+    for mode in MODES:
+        ms = ingest_fw[mode]
+        w, c = median(ms, "wall"), median(ms, "cpu")
+        t1.append(f"| {mode if mode == 'QC on' else 'QC off (`--no-qc`)'} | {w:.1f} | {c:.1f} | {c / gb_audio:.2f} | "
+                  f"{c / (fw_all_bytes / 1e9):.2f} | {max(m.maxrss_kib for m in ms) / 1024:.0f} | {w / fw_off_wall:.2f}× | "
+                  f"{c / fw_off_cpu:.3f}× |")
+    fw_ratio = median(ingest_fw["QC on"], "cpu") / fw_off_cpu
+    fw_extra = (median(ingest_fw["QC on"], "cpu") - fw_off_cpu) / gb_audio
     ref_wall, ref_cpu = median(qcres[QC_TOOLS[0]], "wall"), median(qcres[QC_TOOLS[0]], "cpu")
     t2 = ["| tool | wall s | CPU s | CPU s per GB audio | peak RSS MiB | wall vs flac -d | CPU vs flac -d |",
           "|---|--:|--:|--:|--:|--:|--:|"]
@@ -276,6 +298,8 @@ def main() -> int:
     floor2 = median(qcres[QC_TOOLS[1]], "wall")
     verdicts = [
         f"ingest CPU with QC on vs off {cpu_ratio:.3f}× (target ≤ 1.10×): {'met' if cpu_ratio <= 1.10 else 'missed'}",
+        f"tags writing FLAC: ingest CPU with QC on vs off {fw_ratio:.3f}× ({'met' if fw_ratio <= 1.10 else 'missed'}: "
+        f"QC must decode what the tag encoded, {fw_extra:.2f} CPU s more per GB of audio)",
         f"`ceti qc -j 1` wall vs `flac -d` to files {qc_ratio:.2f}× (target ≤ 1.3×): {'met' if qc_ratio <= 1.3 else 'missed'}; "
         f"{qc_wall / floor2:.2f}× `flac -d -c > /dev/null`",
     ]
@@ -299,7 +323,9 @@ def main() -> int:
   defaults, and with `--no-qc`; each run with a fresh staging folder, ledger and key prefix. CPU = user+sys of ceti and its
   children (wait4, {launcher_desc}); the tags' sshd and the S3 server are not counted. Every run's objects counted; every
   manifest of a QC-on run has the device's `qc` and one per file (the recordings' frames as their sizes give), a QC-off
-  run's none.
+  run's none. Then the same with each tag's recordings as `flac -5` files named `<epoch_ms>.flac` as current
+  firmware writes them ({fw_flac_bytes / 1e6:.0f} MB of FLAC for the same {gb_audio:.2f} GB of audio; per GB of audio
+  counts the decoded audio), uploaded as they are: QC decodes each as it is pulled.
 - `ceti qc`: tag 1's {len(mapping)} raw files ({qc_raw_bytes / 1e6:.0f} MB) as `flac -5` files named `<epoch_ms>.flac`
   ({flac_bytes / 1e6:.0f} MB) in one device folder, in the page cache. `flac -d -s -f -o X.wav` of each in turn into a
   scratch folder (emptied between runs), and `flac -d -s -c > /dev/null` of each; `ceti qc DIR -j 1 --json > /dev/null`
