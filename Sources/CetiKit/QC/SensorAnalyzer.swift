@@ -148,19 +148,100 @@ extension SensorAnalyzer {
     private enum State { case fieldStart, unquoted, quoted, quoteInQuoted }
     private enum BadReason: Int, CaseIterable { case fieldCount, nonNumeric, unreadable }
 
+    /// What the result needs of a column besides its figures.
     private struct Column {
         let name: String
-        var kind = Kind.undecided
-        /// Frozen unless `changed`.
-        var values: Int64 = 0
-        var first = 0.0
-        var changed = false
         let exempt: Bool
         /// The plausible range, in the column's unit.
         let range: (min: Double, max: Double, unit: String)?
+    }
+
+    /// A column's figures, updated on every row.
+    private struct Figures {
+        /// The row being checked: its value, when present (a number), and what its field tells
+        /// an undecided column (numeric, text, or nothing when blank).
+        var value = 0.0
+        var present = false
+        var vote = Kind.undecided
+        var kind = Kind.undecided
+        var plotted = false
+        /// Frozen unless `changed`.
+        var changed = false
+        var values: Int64 = 0
+        var first = 0.0
+        /// The plausible range, when `ranged`.
+        var ranged = false
+        var low = 0.0
+        var high = 0.0
         var outside: Int64 = 0
         var lowest = Double.infinity
         var highest = -Double.infinity
+        /// The plot's unfinished run.
+        var plotSum = 0.0
+        var plotCount: Int32 = 0
+
+        /// A good row's value, in `value`.
+        mutating func add() {
+            let v = value
+            if values == 0 {
+                first = v
+            } else if v != first {
+                changed = true
+            }
+            values += 1
+            if plotted {
+                plotSum += v
+                plotCount += 1
+            }
+            if ranged && (v < low || v > high) {
+                outside += 1
+                lowest = min(lowest, v)
+                highest = max(highest, v)
+            }
+        }
+    }
+
+    /// The figures in memory of their own, allocated once the header is read: the per-row loops
+    /// reach them through a pointer, without an array's uniqueness and bounds checks on each access.
+    private final class Table {
+        let count: Int
+        let figures: UnsafeMutablePointer<Figures>
+        /// `SensorAnalyzer.powersOfTen`, out of reach of a global's lazy initialization check.
+        let powers: UnsafeMutablePointer<Double>
+
+        init(_ figures: [Figures]) {
+            count = figures.count
+            self.figures = .allocate(capacity: max(1, count))
+            self.figures.initialize(from: figures, count: count)
+            powers = .allocate(capacity: SensorAnalyzer.powersOfTen.count)
+            powers.initialize(from: SensorAnalyzer.powersOfTen, count: SensorAnalyzer.powersOfTen.count)
+        }
+
+        deinit {
+            figures.deinitialize(count: count)
+            figures.deallocate()
+            powers.deinitialize(count: SensorAnalyzer.powersOfTen.count)
+            powers.deallocate()
+        }
+    }
+
+    /// The thresholds' patterns, compiled. Boxed: a `Regex` comes from a resilient module, its size
+    /// known only at run time, and held in the engine it would make each access to the engine's
+    /// fields look up their offsets in its type metadata.
+    private final class Patterns {
+        let constantByNature: Regex<AnyRegexOutput>
+        let ranges: [(range: SensorQCThresholds.PlausibleRange, pattern: Regex<AnyRegexOutput>)]
+
+        init(_ thresholds: SensorQCThresholds) {
+            constantByNature = Self.compile(thresholds.constantByNature)
+            ranges = thresholds.ranges.map { ($0, Self.compile($0.namePattern)) }
+        }
+
+        /// The patterns are constants of the code, not read from any file: a malformed one is a bug.
+        static func compile(_ pattern: String) -> Regex<AnyRegexOutput> {
+            guard let regex = try? Regex(pattern) else { preconditionFailure("SensorQCThresholds: bad pattern \(pattern)") }
+            return regex.ignoresCase()
+        }
     }
 
     /// One of the first rows, held until the columns are typed.
@@ -173,31 +254,25 @@ extension SensorAnalyzer {
 
     /// The plotted columns' means over runs of `rows` good rows: as the audio envelope, runs start
     /// 1 row long and neighbours merge in pairs whenever 2 × points are finished, so that a file of
-    /// any length ends with points to 2 × points equal runs (and a shorter last one).
+    /// any length ends with points to 2 × points equal runs (and a shorter last one). The
+    /// unfinished run's sums are the columns' own (`Figures.plotSum`).
     private struct Plot {
         var columns: [Int] = []
         var sums: [[Double]] = []
         var counts: [[Int32]] = []
-        var sum: [Double] = []
-        var count: [Int32] = []
         var rows = 1
         var fill = 0
 
         mutating func start(count n: Int) {
-            (sums, counts, sum, count) = (
-                Array(repeating: [], count: n), Array(repeating: [], count: n), Array(repeating: 0, count: n), Array(repeating: 0, count: n)
-            )
+            (sums, counts) = (Array(repeating: [], count: n), Array(repeating: [], count: n))
         }
 
-        mutating func add(_ values: [Double], _ present: [Bool], points: Int) {
+        /// After a good row's values are summed.
+        mutating func row(_ f: UnsafeMutablePointer<Figures>, points: Int) {
             guard !columns.isEmpty else { return }
-            for (k, c) in columns.enumerated() where present[c] {
-                sum[k] += values[c]
-                count[k] += 1
-            }
             fill += 1
             guard fill == rows else { return }
-            close()
+            close(f)
             guard sums[0].count >= 2 * max(1, points) else { return }
             for k in columns.indices {
                 sums[k] = Swift.stride(from: 0, to: sums[k].count - 1, by: 2).map { sums[k][$0] + sums[k][$0 + 1] }
@@ -206,17 +281,17 @@ extension SensorAnalyzer {
             rows *= 2
         }
 
-        mutating func close() {
-            for k in columns.indices {
-                sums[k].append(sum[k])
-                counts[k].append(count[k])
-                (sum[k], count[k]) = (0, 0)
+        mutating func close(_ f: UnsafeMutablePointer<Figures>) {
+            for (k, c) in columns.enumerated() {
+                sums[k].append(f[c].plotSum)
+                counts[k].append(f[c].plotCount)
+                (f[c].plotSum, f[c].plotCount) = (0, 0)
             }
             fill = 0
         }
 
-        mutating func points(_ points: Int) -> [[Float?]] {
-            if fill > 0 { close() }
+        mutating func points(_ f: UnsafeMutablePointer<Figures>) -> [[Float?]] {
+            if fill > 0 { close(f) }
             return columns.indices.map { k in zip(sums[k], counts[k]).map { $1 > 0 ? Float($0 / Double($1)) : nil } }
         }
     }
@@ -237,11 +312,11 @@ extension SensorAnalyzer {
         static let keptGaps = 20
         static let comma = UInt8(ascii: ","), newline = UInt8(ascii: "\n"), carriageReturn = UInt8(ascii: "\r")
         static let quote = UInt8(ascii: "\""), space = UInt8(ascii: " "), tab = UInt8(ascii: "\t")
+        static let minus = UInt8(ascii: "-"), dot = UInt8(ascii: "."), zero = UInt8(ascii: "0")
 
         let name: String
         let thresholds: SensorQCThresholds
-        let constantByNature: Regex<AnyRegexOutput>
-        let ranges: [(range: SensorQCThresholds.PlausibleRange, pattern: Regex<AnyRegexOutput>)]
+        let patterns: Patterns
 
         // The tokenizer.
         var head: [UInt8] = []
@@ -253,13 +328,14 @@ extension SensorAnalyzer {
         var line: Int64 = 1
         var recordLine: Int64 = 1
 
-        // The columns and the row being checked.
+        // The columns.
         var header: [String]?
         var headerPresent = false
         var columns: [Column] = []
+        var table = Table([])
+        /// Columns still undecided (numeric or text) once typed.
+        var undecided = 0
         var held: [HeldRow]? = []
-        var values: [Double] = []
-        var present: [Bool] = []
 
         var rows: Int64 = 0
         var badRows: Int64 = 0
@@ -284,14 +360,7 @@ extension SensorAnalyzer {
         init(name: String, thresholds: SensorQCThresholds) {
             self.name = name
             self.thresholds = thresholds
-            constantByNature = Self.compile(thresholds.constantByNature)
-            ranges = thresholds.ranges.map { ($0, Self.compile($0.namePattern)) }
-        }
-
-        /// The patterns are constants of the code, not read from any file: a malformed one is a bug.
-        static func compile(_ pattern: String) -> Regex<AnyRegexOutput> {
-            guard let regex = try? Regex(pattern) else { preconditionFailure("SensorQCThresholds: bad pattern \(pattern)") }
-            return regex.ignoresCase()
+            patterns = Patterns(thresholds)
         }
 
         // MARK: Tokenizing
@@ -316,21 +385,36 @@ extension SensorAnalyzer {
             }
         }
 
-        /// Runs of ordinary bytes are appended at once: only separators, quotes and line ends are
-        /// looked at one by one.
+        /// Once the columns are typed, the rows that lie whole in the chunk are read in place
+        /// (`readRows`); the tokenizer takes the others, one record at a time.
         mutating func consume(_ p: UnsafeBufferPointer<UInt8>) {
-            let (comma, newline, carriageReturn, quote) = (Self.comma, Self.newline, Self.carriageReturn, Self.quote)
+            guard let base = p.baseAddress else { return }
             var i = 0
             while i < p.count {
+                if held == nil && state == .fieldStart && rowBytes.isEmpty && fieldEnds.isEmpty && !unreadable {
+                    i = readRows(base, from: i, count: p.count)
+                    if i == p.count { return }
+                }
+                i = tokenize(base, from: i, count: p.count)
+            }
+        }
+
+        /// Copies a record's fields into `rowBytes` until it ends (returns the index past its
+        /// newline) or the chunk does. Runs of ordinary bytes are appended at once: only
+        /// separators, quotes and line ends are looked at one by one.
+        mutating func tokenize(_ p: UnsafePointer<UInt8>, from start: Int, count: Int) -> Int {
+            let (comma, newline, carriageReturn, quote) = (Self.comma, Self.newline, Self.carriageReturn, Self.quote)
+            var i = start
+            while i < count {
                 var j = i
                 switch state {
                 case .quoted:
-                    while j < p.count && p[j] != quote {
+                    while j < count && p[j] != quote {
                         if p[j] == newline { line += 1 }
                         j += 1
                     }
                     append(p, i..<j)
-                    if j < p.count {
+                    if j < count {
                         state = .quoteInQuoted
                         j += 1
                     }
@@ -341,18 +425,21 @@ extension SensorAnalyzer {
                     j += 1
                 case .quoteInQuoted, .fieldStart, .unquoted:
                     if state == .quoteInQuoted { state = .unquoted }
-                    while j < p.count, case let b = p[j], b != comma && b != newline && b != carriageReturn && b != quote { j += 1 }
+                    while j < count, case let b = p[j], b != comma && b != newline && b != carriageReturn && b != quote { j += 1 }
                     if j > i {
                         append(p, i..<j)
                         state = .unquoted
                     }
-                    if j < p.count {
-                        separator(p[j])
+                    if j < count {
+                        let b = p[j]
+                        separator(b)
                         j += 1
+                        if b == newline { return j }
                     }
                 }
                 i = j
             }
+            return i
         }
 
         /// A separator, quote or CR outside quotes. The CR is dropped, whichever chunk its LF
@@ -371,10 +458,10 @@ extension SensorAnalyzer {
             }
         }
 
-        mutating func append(_ p: UnsafeBufferPointer<UInt8>, _ span: Range<Int>) {
+        mutating func append(_ p: UnsafePointer<UInt8>, _ span: Range<Int>) {
             let room = Self.maxRowBytes - rowBytes.count
             if span.count > room { unreadable = true }
-            rowBytes.append(contentsOf: UnsafeBufferPointer(rebasing: p[span.prefix(max(0, room))]))
+            rowBytes.append(contentsOf: UnsafeBufferPointer(start: p + span.lowerBound, count: min(span.count, max(0, room))))
         }
 
         mutating func append(_ byte: UInt8) {
@@ -405,6 +492,123 @@ extension SensorAnalyzer {
             bytes.withUnsafeBufferPointer { check($0, ends, line: recordLine, unreadable: unreadable) }
         }
 
+        // MARK: Reading rows in place
+
+        /// Checks the rows from `start` to the chunk's last newline without copying them, as long
+        /// as they are plain: no quote, no CR but before the LF, the header's number of fields, no
+        /// bad value and not over `maxRowBytes`, which `tokenize` and `check` would take exactly
+        /// so. Nearly every row of a tag's file is. Returns where it stopped: at the first row left
+        /// to the tokenizer, or past the last newline.
+        mutating func readRows(_ p: UnsafePointer<UInt8>, from start: Int, count: Int) -> Int {
+            // Every scan in `read` stops at a newline: the last one spares them the chunk's end.
+            var last = count - 1
+            while last >= start && p[last] != Self.newline { last -= 1 }
+            let (f, n, powers) = (table.figures, table.count, table.powers)
+            let end = p + last + 1
+            var row = p + start
+            while row < end {
+                guard let fieldsEnd = Self.read(row, f, n, powers), fieldsEnd - row <= Self.maxRowBytes else { break }
+                if undecided > 0 {
+                    for c in 0..<n where f[c].kind == .undecided && f[c].vote != .undecided {
+                        f[c].kind = f[c].vote
+                        undecided -= 1
+                    }
+                }
+                rows += 1
+                commit(line: recordLine)
+                line += 1
+                recordLine = line
+                row = fieldsEnd + (fieldsEnd.pointee == Self.carriageReturn ? 2 : 1)
+            }
+            return row - p
+        }
+
+        /// Reads a row's `n` fields into the figures' `value`, `present` and (of the undecided
+        /// columns) `vote`; returns where its fields end (at its CR or LF), or nil when the row is
+        /// no plain row: then nothing else is changed. Numbers of 1 to 18 digits, of the form
+        /// -ddd.ddd amid spaces, are read here as `number` reads them (the digits divided by an
+        /// exact power of ten); any other field is handed to `number`.
+        static func read(
+            _ row: UnsafePointer<UInt8>, _ f: UnsafeMutablePointer<Figures>, _ n: Int, _ powers: UnsafePointer<Double>
+        ) -> UnsafePointer<UInt8>? {
+            let (comma, newline, carriageReturn, space, tab) = (Self.comma, Self.newline, Self.carriageReturn, Self.space, Self.tab)
+            var q = row
+            for c in 0..<n {
+                let column = f + c
+                let kind = column.pointee.kind
+                if kind == .text {
+                    q = fieldEnd(q)
+                    column.pointee.present = false
+                } else {
+                    let start = q
+                    var b = q.pointee
+                    while b == space || b == tab { (q, b) = (q + 1, q[1]) }
+                    let negative = b == Self.minus
+                    if negative { (q, b) = (q + 1, q[1]) }
+                    var mantissa: UInt64 = 0
+                    let digitsStart = q
+                    while case let d = b &- Self.zero, d < 10 {
+                        mantissa = mantissa &* 10 &+ UInt64(d)
+                        (q, b) = (q + 1, q[1])
+                    }
+                    var digits = q - digitsStart
+                    var fraction = 0
+                    if b == Self.dot {
+                        (q, b) = (q + 1, q[1])
+                        let fractionStart = q
+                        while case let d = b &- Self.zero, d < 10 {
+                            mantissa = mantissa &* 10 &+ UInt64(d)
+                            (q, b) = (q + 1, q[1])
+                        }
+                        fraction = q - fractionStart
+                        digits += fraction
+                    }
+                    while b == space || b == tab { (q, b) = (q + 1, q[1]) }
+                    var vote = Kind.numeric
+                    if digits > 0 && digits <= 18 && (b == comma || b == newline || b == carriageReturn) {
+                        // Below 10^18, `number`'s mantissa takes every digit and its exponent is
+                        // -fraction. Converted as signed (one instruction), the same below 2^63.
+                        let m = Double(Int64(bitPattern: mantissa))
+                        let v = fraction > 0 ? m / powers[fraction] : m
+                        column.pointee.value = negative ? -v : v
+                        column.pointee.present = true
+                    } else {
+                        q = fieldEnd(start)
+                        let field = UnsafeBufferPointer(start: start, count: q - start)
+                        if let v = SensorAnalyzer.number(field, 0..<field.count) {
+                            column.pointee.value = v
+                            column.pointee.present = true
+                        } else {
+                            column.pointee.present = false
+                            if isBlank(field, 0..<field.count) {
+                                vote = .undecided
+                            } else if kind == .undecided {
+                                vote = .text
+                            } else {
+                                return nil  // A bad row: the tokenizer's, to count.
+                            }
+                        }
+                    }
+                    if kind == .undecided { column.pointee.vote = vote }
+                }
+                switch q.pointee {
+                case comma where c < n - 1: q += 1
+                case newline where c == n - 1: break
+                case carriageReturn where c == n - 1 && q[1] == newline: break
+                default: return nil
+                }
+            }
+            // A lone field that is no number may be a blank line, which is no row.
+            return n > 1 || (n == 1 && f.pointee.present) ? q : nil
+        }
+
+        /// The first comma, CR, LF or quote from `q`.
+        static func fieldEnd(_ q: UnsafePointer<UInt8>) -> UnsafePointer<UInt8> {
+            var q = q
+            while case let b = q.pointee, b != comma && b != newline && b != carriageReturn && b != quote { q += 1 }
+            return q
+        }
+
         // MARK: Columns
 
         /// Takes the first line as the header, unless every field in it is a number: then the
@@ -424,16 +628,18 @@ extension SensorAnalyzer {
             header = headerPresent ? names : []
             columns = names.map { name in
                 let (normalized, unit) = SensorAnalyzer.split(header: name)
-                let range = ranges.lazy.compactMap { r -> (Double, Double, String)? in
+                let range = patterns.ranges.lazy.compactMap { r -> (Double, Double, String)? in
                     guard let u = unit, let perUnit = r.range.units[SensorAnalyzer.unitKey(u)], normalized.contains(r.pattern) else {
                         return nil
                     }
                     return (r.range.min * perUnit, r.range.max * perUnit, u)
                 }.first
-                return Column(name: name, exempt: normalized.contains(constantByNature), range: range)
+                return Column(name: name, exempt: normalized.contains(patterns.constantByNature), range: range)
             }
-            values = Array(repeating: 0, count: names.count)
-            present = Array(repeating: false, count: names.count)
+            table = Table(
+                columns.map { column in
+                    Figures(ranged: column.range != nil, low: column.range?.min ?? 0, high: column.range?.max ?? 0)
+                })
             return !headerPresent
         }
 
@@ -442,6 +648,7 @@ extension SensorAnalyzer {
         mutating func typeColumns() {
             guard let heldRows = held else { return }
             held = nil
+            let f = table.figures
             var numeric = [Int](repeating: 0, count: columns.count)
             var text = numeric
             var firstValue = [Double?](repeating: nil, count: columns.count)
@@ -458,12 +665,14 @@ extension SensorAnalyzer {
                 }
             }
             for c in columns.indices where numeric[c] + text[c] > 0 {
-                columns[c].kind = numeric[c] > text[c] ? .numeric : .text
+                f[c].kind = numeric[c] > text[c] ? .numeric : .text
             }
+            undecided = columns.indices.filter { f[$0].kind == .undecided }.count
             chooseTimestamp(firstValue: firstValue.first ?? nil)
             plot.columns = Array(
-                columns.indices.filter { columns[$0].kind == .numeric && $0 != timestamp && !columns[$0].exempt }
+                columns.indices.filter { f[$0].kind == .numeric && $0 != timestamp && !columns[$0].exempt }
                     .prefix(thresholds.plottedColumns))
+            for c in plot.columns { f[c].plotted = true }
             plot.start(count: plot.columns.count)
             for row in heldRows {
                 row.bytes.withUnsafeBufferPointer { check($0, row.ends, line: row.line, unreadable: row.unreadable) }
@@ -473,10 +682,11 @@ extension SensorAnalyzer {
         /// The first column named "timestamp", else "time" or "epoch" (not text); else, the first
         /// column when its values are epoch times.
         mutating func chooseTimestamp(firstValue: Double?) {
+            let f = table.figures
             let words = columns.map { SensorAnalyzer.split(header: $0.name) }
             for wanted in [["timestamp"], ["time", "epoch"]] {
                 let found = columns.indices.first { c in
-                    columns[c].kind != .text && words[c].name.split(separator: " ").contains { wanted.contains(String($0)) }
+                    f[c].kind != .text && words[c].name.split(separator: " ").contains { wanted.contains(String($0)) }
                 }
                 if let found {
                     timestamp = found
@@ -486,7 +696,7 @@ extension SensorAnalyzer {
                     return
                 }
             }
-            if let firstValue, columns.first?.kind == .numeric, SensorAnalyzer.epochUnit(firstValue) != nil { timestamp = 0 }
+            if let firstValue, !columns.isEmpty, f[0].kind == .numeric, SensorAnalyzer.epochUnit(firstValue) != nil { timestamp = 0 }
         }
 
         // MARK: Checking a row
@@ -494,40 +704,39 @@ extension SensorAnalyzer {
         mutating func check(_ p: UnsafeBufferPointer<UInt8>, _ ends: [Int], line: Int64, unreadable: Bool) {
             guard !unreadable else { return bad(line, .unreadable) }
             guard ends.count == columns.count else { return bad(line, .fieldCount) }
+            let f = table.figures
             var start = 0
             for c in ends.indices {
                 let span = start..<ends[c]
                 start = ends[c]
-                present[c] = false
-                if columns[c].kind == .text { continue }
+                f[c].present = false
+                if f[c].kind == .text { continue }
                 if let v = SensorAnalyzer.number(p, span) {
-                    values[c] = v
-                    present[c] = true
-                    if columns[c].kind == .undecided { columns[c].kind = .numeric }
+                    f[c].value = v
+                    f[c].present = true
+                    if f[c].kind == .undecided {
+                        f[c].kind = .numeric
+                        undecided -= 1
+                    }
                 } else if Self.isBlank(p, span) {
                     continue  // A missing value (a GPS without a fix), not a wrong one.
-                } else if columns[c].kind == .undecided {
-                    columns[c].kind = .text
+                } else if f[c].kind == .undecided {
+                    f[c].kind = .text
+                    undecided -= 1
                 } else {
                     return bad(line, .nonNumeric)
                 }
             }
-            if let t = timestamp, present[t] { checkTime(values[t], line: line) }
-            plot.add(values, present, points: thresholds.plotPoints)
-            for c in columns.indices where present[c] && c != timestamp {
-                let v = values[c]
-                columns[c].values += 1
-                if columns[c].values == 1 {
-                    columns[c].first = v
-                } else if v != columns[c].first {
-                    columns[c].changed = true
-                }
-                if let range = columns[c].range, v < range.min || v > range.max {
-                    columns[c].outside += 1
-                    columns[c].lowest = min(columns[c].lowest, v)
-                    columns[c].highest = max(columns[c].highest, v)
-                }
-            }
+            commit(line: line)
+        }
+
+        /// The checks of a good row, whose values are in the figures.
+        mutating func commit(line: Int64) {
+            let f = table.figures
+            let t = timestamp ?? -1
+            if t >= 0 && f[t].present { checkTime(f[t].value, line: line) }
+            for c in 0..<table.count where f[c].present && c != t { f[c].add() }
+            plot.row(f, points: thresholds.plotPoints)
         }
 
         mutating func bad(_ line: Int64, _ reason: BadReason) {
@@ -587,15 +796,15 @@ extension SensorAnalyzer {
             typeColumns()
             settleMedian()
             if !unitDecided { unit = unitHint }
+            let f = table.figures
             let frozen = columns.indices.filter { c in
-                let col = columns[c]
-                return c != timestamp && col.kind == .numeric && !col.exempt && !col.changed && col.first != -1
-                    && col.values >= thresholds.minRowsForFrozen
+                c != timestamp && f[c].kind == .numeric && !columns[c].exempt && !f[c].changed && f[c].first != -1
+                    && f[c].values >= thresholds.minRowsForFrozen
             }
-            let outOfRange = columns.filter { $0.outside > 0 }.map { col in
+            let outOfRange = columns.indices.filter { f[$0].outside > 0 }.map { c in
                 SensorQC.RangeProblem(
-                    column: col.name, count: col.outside, min: col.lowest, max: col.highest, plausibleMin: col.range!.min,
-                    plausibleMax: col.range!.max, unit: col.range!.unit)
+                    column: columns[c].name, count: f[c].outside, min: f[c].lowest, max: f[c].highest,
+                    plausibleMin: columns[c].range!.min, plausibleMax: columns[c].range!.max, unit: columns[c].range!.unit)
             }
             var qc = SensorQC(
                 name: name, header: header ?? [], headerPresent: headerPresent, rows: rows, badRows: badRows,
@@ -603,12 +812,11 @@ extension SensorAnalyzer {
                 nonMonotonic: nonMonotonic, firstNonMonotonicRow: firstNonMonotonic,
                 medianIntervalSeconds: median.map { $0 * scale }, gaps: gaps, gapCount: gapCount, outOfRange: outOfRange,
                 frozenColumns: frozen.map { columns[$0].name },
-                series: zip(plot.columns, plot.points(thresholds.plotPoints)).map { SensorQC.Series(column: columns[$0].name, points: $1) },
+                series: zip(plot.columns, plot.points(f)).map { SensorQC.Series(column: columns[$0].name, points: $1) },
                 problems: [])
             qc.problems = problems(qc, frozen: frozen)
             return qc
         }
-
         func problems(_ qc: SensorQC, frozen: [Int]) -> [QCProblem] {
             var out: [QCProblem] = []
             func say(_ kind: QCProblem.Kind, column: String? = nil, _ s: String) {
@@ -657,7 +865,7 @@ extension SensorAnalyzer {
                         + "(from \(SensorAnalyzer.format(r.min)) to \(SensorAnalyzer.format(r.max)))")
             }
             for c in frozen {
-                say(.frozenColumn, column: columns[c].name, "column '\(columns[c].name)' never changes (\(columns[c].values) rows)")
+                say(.frozenColumn, column: columns[c].name, "column '\(columns[c].name)' never changes (\(table.figures[c].values) rows)")
             }
             return out
         }
