@@ -24,7 +24,10 @@ struct QC: AsyncParsableCommand {
 
                 Each device gets a verdict: bad (a dead channel, clipping above the bad threshold, a damaged \
                 file, or no recording for longer than gap_bad_seconds), warn (anything else found) or ok. The \
-                thresholds are the config file's qc: section (see the man page). --html writes one \
+                thresholds are the config file's qc: section, each optional: dead_floor_dbfs (default -90), \
+                stuck_run_seconds (0.1), clipping_warn_percent (0.01), clipping_bad_percent (1), \
+                dc_offset_warn_percent (1), gap_warn_seconds (1), gap_bad_seconds (60), sensor_gap_factor \
+                (10). --html writes one \
                 self-contained page (no script, no network) with a row per device, the timeline with its gaps, \
                 each recording's level over time per channel and small sensor plots.
 
