@@ -25,7 +25,7 @@ public enum QCRun {
         var summary: QCSummary
         switch options.source {
         case .directory(let dir):
-            summary = try measure(dir, options: options, console: console)
+            summary = try await measure(dir, options: options, console: console)
         case .device(let device):
             let ledger = try Ledger(readOnlyPath: options.ledgerPath)
             guard let run = try ledger.latestRun(device: device) else { throw QCError.unknownDevice(device) }
@@ -67,7 +67,7 @@ public enum QCRun {
     }
 
     /// Every file QC reads below `dir`, measured on `options.jobs` threads.
-    static func measure(_ dir: String, options: QCOptions, console: Console) throws -> QCSummary {
+    static func measure(_ dir: String, options: QCOptions, console: Console) async throws -> QCSummary {
         var walker = FileWalker(excludedPaths: [options.ledgerPath])
         let found = try walker.walk(dir)
         let rootName = (FileWalker.absolute(dir) as NSString).lastPathComponent
@@ -85,42 +85,47 @@ public enum QCRun {
         }
         for failure in walker.failures { console.error(failure.description) }
         guard !files.isEmpty || !walker.failures.isEmpty else { throw QCError.noFiles(dir) }
-        let results = Locked([FileQC?](repeating: nil, count: files.count))
-        let unreadable = Locked<[String]>(walker.failures.map(\.path))
-        let next = Locked(0)
+        // libFLAC and the file reads block: on a pool of our own, `jobs` files at a time.
+        let pool = BlockingPool(threads: max(1, min(options.jobs, files.count)), name: "ceti-qc")
+        defer { pool.shutdown() }
         let done = Locked(0)
-        let workers = max(1, min(options.jobs, files.count))
-        DispatchQueue.concurrentPerform(iterations: workers) { _ in
-            while true {
-                let i = next.update { n in
-                    defer { n += 1 }
-                    return n
+        var results = [FileQC?](repeating: nil, count: files.count)
+        var unreadable = walker.failures.map(\.path)
+        await withTaskGroup(of: (Int, FileQC?, Bool).self) { group in
+            for (i, f) in files.enumerated() {
+                group.addTask {
+                    defer {
+                        let n = done.update { d in
+                            d += 1
+                            return d
+                        }
+                        console.status("qc: \(n)/\(files.count) files measured")
+                    }
+                    do {
+                        let qc = try await pool.run {
+                            try QCFileReader.analyze(path: f.path, name: f.relativePath, raw: options.raw, thresholds: options.thresholds)
+                        }
+                        return (i, qc, true)
+                    } catch {
+                        console.error("\(error)")
+                        return (i, nil, false)
+                    }
                 }
-                guard i < files.count else { return }
-                let f = files[i]
-                do {
-                    let qc = try QCFileReader.analyze(path: f.path, name: f.relativePath, raw: options.raw, thresholds: options.thresholds)
-                    results.update { $0[i] = qc }
-                } catch {
-                    console.error("\(error)")
-                    unreadable.update { $0.append(f.path) }
-                }
-                let n = done.update { d in
-                    d += 1
-                    return d
-                }
-                console.status("qc: \(n)/\(files.count) files measured")
+            }
+            for await (i, qc, read) in group {
+                results[i] = qc
+                if !read { unreadable.append(files[i].path) }
             }
         }
         console.status(nil)
         let judge = QCJudge(thresholds: options.thresholds)
         var byDevice: [String: [FileQC]] = [:]
-        for (f, qc) in zip(files, results.value) {
+        for (f, qc) in zip(files, results) {
             guard let qc else { continue }
             byDevice[f.device == FileWalker.unknownDevice ? rootName : f.device, default: []].append(qc)
         }
         return QCSummary(
             source: dir, runId: nil, devices: byDevice.keys.sorted().map { judge.device($0, files: byDevice[$0]!) },
-            unreadable: unreadable.value.sorted())
+            unreadable: unreadable.sorted())
     }
 }
