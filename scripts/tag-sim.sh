@@ -475,8 +475,9 @@ rc=0
 for unit in "$@"; do
     case "$op" in
         start)
-            echo active >"$ST/$unit.state"
-            log "start $unit${CETI_FAKE_TIMER:+ by timer $CETI_FAKE_TIMER}" ;;
+            # Logged first: a test that sees the unit active then finds its start in the log.
+            log "start $unit${CETI_FAKE_TIMER:+ by timer $CETI_FAKE_TIMER}"
+            echo active >"$ST/$unit.state" ;;
         stop)
             if [[ "$unit" == *.timer ]]; then
                 name="${unit%.timer}"
@@ -488,8 +489,8 @@ for unit in "$@"; do
                 kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
                 log "cancel $name"
             else
-                echo inactive >"$ST/$unit.state"
                 log "stop $unit"
+                echo inactive >"$ST/$unit.state"
             fi ;;
         is-active)
             state="$(cat "$ST/$unit.state" 2>/dev/null || echo inactive)"
