@@ -88,19 +88,7 @@ import Testing
     /// Encodes `samples` with ceti's FLACEncoder (level 5: 4096-sample blocks).
     func recording(_ format: RawFormat, _ samples: [Int32]) throws -> Recording {
         try inTemporaryDirectory { dir in
-            let raw = bytes(samples, format)
-            let (rawPath, flacPath) = (dir + "/in.raw", dir + "/in.flac")
-            try write(raw, rawPath)
-            let input = open(rawPath, O_RDONLY)
-            let output = open(flacPath, O_RDWR | O_CREAT | O_TRUNC, 0o644)
-            try #require(input >= 0 && output >= 0)
-            defer {
-                close(input)
-                close(output)
-            }
-            _ = try FLACEncoder.encode(
-                inputFD: input, inputPath: rawPath, inputSize: Int64(raw.count), pcmOffset: 0, pcmLength: Int64(raw.count),
-                format: format, level: 5, outputFD: output, outputPath: flacPath)
+            let flacPath = try TestFLAC.encode(bytes(samples, format), format: format, in: dir)
             return Recording(format: format, samples: samples, flac: read(flacPath))
         }
     }
@@ -227,21 +215,7 @@ import Testing
     /// Compresses a WAV as `ceti compress` does: its chunks other than the audio go into
     /// APPLICATION blocks "riff".
     func encodeWAV(_ wav: [UInt8], in dir: String) throws -> [UInt8] {
-        let (wavPath, flacPath) = (dir + "/in.wav", dir + "/in.flac")
-        try write(wav, wavPath)
-        let input = open(wavPath, O_RDONLY)
-        let output = open(flacPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        try #require(input >= 0 && output >= 0)
-        defer {
-            close(input)
-            close(output)
-        }
-        let header = try WAVHeader.parse(fd: input, path: wavPath, fileSize: Int64(wav.count))
-        _ = try FLACEncoder.encode(
-            inputFD: input, inputPath: wavPath, inputSize: Int64(wav.count), pcmOffset: header.dataOffset,
-            pcmLength: header.dataLength, format: header.format, level: 5, outputFD: output, outputPath: flacPath,
-            foreign: header.foreign)
-        return read(flacPath)
+        read(try TestFLAC.encode(wav, format: nil, in: dir))
     }
 
     @Test func bigMetadataBlocksAreWaitedFor() throws {

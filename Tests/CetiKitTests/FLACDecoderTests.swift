@@ -53,20 +53,7 @@ import Testing
 
     /// Encodes `raw` with ceti's FLACEncoder; returns the FLAC's path.
     func encode(_ raw: [UInt8], _ format: RawFormat, in dir: String) throws -> String {
-        let rawPath = dir + "/in.raw"
-        let flacPath = dir + "/in.flac"
-        try write(raw, rawPath)
-        let input = open(rawPath, O_RDONLY)
-        let output = open(flacPath, O_RDWR | O_CREAT | O_TRUNC, 0o644)
-        try #require(input >= 0 && output >= 0)
-        defer {
-            close(input)
-            close(output)
-        }
-        _ = try FLACEncoder.encode(
-            inputFD: input, inputPath: rawPath, inputSize: Int64(raw.count), pcmOffset: 0, pcmLength: Int64(raw.count),
-            format: format, level: 5, outputFD: output, outputPath: flacPath)
-        return flacPath
+        try TestFLAC.encode(raw, format: format, in: dir)
     }
 
     /// Decodes `flacPath` with ceti into `outPath`.
